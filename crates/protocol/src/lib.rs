@@ -1,0 +1,12 @@
+//! The wire contract of the Agentic Provisioning Protocol (APP 0.1d), as provisio speaks it.
+//!
+//! Pure data and pure functions, no I/O: the server and the orchestrator kit both build on it, so the
+//! two sides of every test agree on one definition of each body, envelope and signature.
+
+pub mod envelope;
+pub mod signature;
+pub mod types;
+pub mod version;
+
+pub use envelope::{FlatError, OAuthError, StatusError, TypedError};
+pub use version::{API_VERSION, API_VERSION_HEADER};
