@@ -1,1 +1,76 @@
-fn main() {}
+//! The `provisio` binary: argument parsing only; the work lives in the library crates.
+
+mod orchestrator;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use provisio_server::{
+    clock::Clock,
+    config::{LogFormat, ServeArgs},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "provisio",
+    version,
+    about = "An Agentic Provisioning Protocol (APP 0.1d) provider, and the tools to prove one"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the provider.
+    Serve(ServeArgs),
+    /// Play the orchestrator (Stripe): sign and send one protocol call, print the JSON.
+    Orchestrator(orchestrator::OrchestratorArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Orchestrator(args) => orchestrator::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(args.log_format);
+    let startup = provisio_server::prepare(&args, Clock::system()).await?;
+    provisio_server::run(&args, startup).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,1 +1,6 @@
-//! placeholder
+//! Plays the orchestrator (Stripe) against any APP 0.1d provider: a signed client that the CLI, the
+//! conformance suite and the load generator share.
+
+pub mod client;
+
+pub use client::{Client, ClientConfig, ClientError, Reply};

@@ -1,1 +1,16 @@
-//! placeholder
+//! The provisio provider: an APP 0.1d provider a SaaS deploys instead of writing its own.
+//!
+//! `config` reads settings, `store` persists, `http` speaks the protocol; `serve` wires them up.
+
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod orchestrators;
+pub mod serve;
+pub mod state;
+pub mod store;
+
+pub use serve::{Startup, prepare, run};
+pub use state::AppState;

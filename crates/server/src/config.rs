@@ -1,0 +1,197 @@
+//! Configuration: flags and `PROVISIO_*` environment variables for the process, an optional TOML file
+//! for what an operator curates (orchestrators, catalog, limits). Flags win over the file.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+use crate::catalog::{Catalog, CatalogError, ServiceSpec};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default database: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://provisio.db";
+
+/// `provisio serve` settings; each is a flag and an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PROVISIO_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Database URL: `sqlite://path` (created if missing) or `postgres://…`.
+    #[arg(long, env = "PROVISIO_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Orchestrator signing secret(s), comma-separated while rotating. Without one (and none in the
+    /// config file) provisio generates a secret on first start and keeps it in the database.
+    #[arg(
+        long,
+        env = "PROVISIO_SIGNING_SECRET",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub signing_secret: Option<Vec<String>>,
+    /// Public base URL of this provider, used in `host` and in deep links.
+    #[arg(long, env = "PROVISIO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// TOML file with orchestrators, the catalog and limits.
+    #[arg(long, env = "PROVISIO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "PROVISIO_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The TOML file. Every section is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub orchestrators: Vec<OrchestratorSpec>,
+    /// When present, replaces the built-in catalog wholesale.
+    pub services: Option<Vec<ServiceSpec>>,
+}
+
+/// Protocol limits (spec 3.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// How far a signature timestamp may be from now, either way.
+    pub signature_tolerance_secs: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// A request still running after this long is answered 503 flat `timeout`.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            signature_tolerance_secs: provisio_protocol::signature::DEFAULT_TOLERANCE_SECS,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl Limits {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// One orchestrator allowed to call this provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestratorSpec {
+    /// Short stable name, e.g. `stripe`.
+    pub name: String,
+    /// Human label, used in default organization names; defaults to the name.
+    pub label: Option<String>,
+    /// Signing secrets; several while rotating.
+    #[serde(default)]
+    pub signing_secrets: Vec<String>,
+    /// Name of an environment variable holding comma-separated secrets, so the file holds none.
+    pub signing_secrets_env: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("orchestrator {name:?}: {message}")]
+    Orchestrator { name: String, message: String },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+impl FileConfig {
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.into(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The catalog this file asks for: its own services, or the built-in default.
+    pub fn catalog(&self) -> Result<Catalog, ConfigError> {
+        Ok(match &self.services {
+            Some(specs) => Catalog::from_specs(specs)?,
+            None => Catalog::default_catalog(),
+        })
+    }
+}
+
+impl OrchestratorSpec {
+    /// The secrets of this orchestrator, from the file and from its environment variable.
+    pub fn resolve_secrets(&self) -> Result<Vec<String>, ConfigError> {
+        let mut secrets: Vec<String> = self.signing_secrets.clone();
+        if let Some(var) = &self.signing_secrets_env {
+            let value = std::env::var(var).map_err(|_| ConfigError::Orchestrator {
+                name: self.name.clone(),
+                message: format!("signing_secrets_env: environment variable {var} is not set"),
+            })?;
+            secrets.extend(split_secrets(&value));
+        }
+        Ok(secrets)
+    }
+}
+
+/// Splits a comma-separated secret list, dropping blanks.
+pub fn split_secrets(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let cfg = FileConfig::parse("").unwrap();
+        assert_eq!(cfg.limits.signature_tolerance_secs, 300);
+        assert_eq!(cfg.limits.max_body_bytes, 1 << 20);
+        assert!(cfg.orchestrators.is_empty());
+        assert_eq!(cfg.catalog().unwrap().services().len(), 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = FileConfig::parse("[limits]\nsignature_tolerance = 5\n").unwrap_err();
+        assert!(err.contains("signature_tolerance"), "{err}");
+    }
+
+    #[test]
+    fn orchestrator_secrets_from_file_and_env() {
+        let cfg = FileConfig::parse(
+            "[[orchestrators]]\nname = \"stripe\"\nsigning_secrets = [\"a\"]\nsigning_secrets_env = \"PROVISIO_TEST_SECRETS_XYZ\"\n",
+        )
+        .unwrap();
+        let err = cfg.orchestrators[0].resolve_secrets().unwrap_err();
+        assert!(err.to_string().contains("PROVISIO_TEST_SECRETS_XYZ"));
+    }
+}

@@ -1,0 +1,44 @@
+//! Random tokens and their at-rest form. Tokens are `<prefix>_<base64url of 32 random bytes>`; only
+//! their SHA-256 is ever stored.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random number generator failed: {0}")]
+pub struct RandomError(String);
+
+/// 32 random bytes, base64url without padding (43 characters).
+pub fn random_secret() -> Result<String, RandomError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| RandomError(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A prefixed random token, e.g. `whsec_…`.
+pub fn random_token(prefix: &str) -> Result<String, RandomError> {
+    Ok(format!("{prefix}_{}", random_secret()?))
+}
+
+/// The at-rest form of a token: lowercase hex SHA-256.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_prefixed_random_and_hash_stably() {
+        let a = random_token("at").unwrap();
+        let b = random_token("at").unwrap();
+        assert!(a.starts_with("at_") && a.len() == 3 + 43);
+        assert_ne!(a, b);
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

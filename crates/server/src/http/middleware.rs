@@ -1,0 +1,72 @@
+//! The layers every request passes through, outermost first: request id, header redaction, tracing,
+//! panic catching, timeout, body-size limit. Every failure they produce is a flat JSON error.
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{HeaderName, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use provisio_protocol::{FlatError, envelope::FlatCode};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+use super::reply::ApiError;
+use crate::config::Limits;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn apply(router: Router, limits: &Limits) -> Router {
+    let timeout = limits.request_timeout();
+    let sensitive = [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::SET_COOKIE,
+        HeaderName::from_static("stripe-signature"),
+    ];
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request| {
+                        let id = req
+                            .extensions()
+                            .get::<RequestId>()
+                            .and_then(|id| id.header_value().to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    })
+                    .on_request(())
+                    .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(CatchPanicLayer::custom(|_| ApiError::server_error().into_response()))
+            .layer(axum::middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
+            .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+    )
+}
+
+async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?timeout, "request timed out");
+            ApiError::from(FlatError::new(
+                FlatCode::Timeout,
+                "The request took too long",
+            ))
+            .into_response()
+        }
+    }
+}

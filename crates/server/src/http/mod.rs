@@ -1,0 +1,38 @@
+//! The HTTP surface: the route table and its middleware. Handlers are thin: they check the request
+//! in the spec's order, call the domain and answer in the endpoint's envelope.
+
+mod middleware;
+mod ops;
+mod protocol;
+pub mod reply;
+pub mod request;
+
+use axum::{Router, response::IntoResponse, routing::get};
+use provisio_protocol::{FlatError, envelope::FlatCode};
+
+use crate::state::AppState;
+use reply::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    let routes = Router::new()
+        .route("/provisioning/health", get(protocol::health))
+        .route("/provisioning/services", get(protocol::services))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    middleware::apply(routes, &limits)
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::from(FlatError::new(FlatCode::NotFound, "No such endpoint"))
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::from(FlatError::new(
+        FlatCode::MethodNotAllowed,
+        "Method not allowed on this endpoint",
+    ))
+}

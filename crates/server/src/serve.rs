@@ -1,0 +1,193 @@
+//! `provisio serve`: resolve configuration, open the store, bind, answer until SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::{
+    catalog::CatalogError,
+    clock::Clock,
+    config::{ConfigError, FileConfig, ServeArgs, split_secrets},
+    crypto,
+    orchestrators::{Orchestrator, Orchestrators},
+    state::AppState,
+    store::{Store, StoreError},
+};
+
+/// The orchestrator the `--signing-secret` flag configures.
+pub const DEFAULT_ORCHESTRATOR: &str = "stripe";
+const DEFAULT_ORCHESTRATOR_LABEL: &str = "Stripe";
+const GENERATED_SECRET_KEY: &str = "generated_signing_secret";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Random(#[from] crypto::RandomError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<CatalogError> for ServeError {
+    fn from(e: CatalogError) -> Self {
+        Self::Config(e.into())
+    }
+}
+
+/// Everything resolved before the socket opens.
+pub struct Startup {
+    pub state: AppState,
+    /// Set when no secret was configured and the one kept in the database is in use; shown once at
+    /// start so a newcomer can sign calls.
+    pub generated_secret: Option<String>,
+}
+
+/// Resolves configuration and opens the store; refuses to start on any invalid setting.
+pub async fn prepare(args: &ServeArgs, clock: Clock) -> Result<Startup, ServeError> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let catalog = file.catalog()?;
+    let store = Store::open(&args.database_url).await?;
+    let (orchestrators, generated_secret) =
+        resolve_orchestrators(args, &file, &store, &clock).await?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    let state = AppState::new(
+        store,
+        orchestrators,
+        catalog,
+        file.limits,
+        &public_url,
+        clock,
+    );
+    Ok(Startup {
+        state,
+        generated_secret,
+    })
+}
+
+/// Flag secrets configure the `stripe` orchestrator (overriding the file's secrets for it); the file
+/// configures the rest; with neither, a secret is generated once and kept in the database.
+async fn resolve_orchestrators(
+    args: &ServeArgs,
+    file: &FileConfig,
+    store: &Store,
+    clock: &Clock,
+) -> Result<(Orchestrators, Option<String>), ServeError> {
+    let mut list = Vec::new();
+    for spec in &file.orchestrators {
+        list.push(Orchestrator::new(
+            &spec.name,
+            spec.label.clone(),
+            &spec.resolve_secrets()?,
+        ));
+    }
+    if let Some(flag) = &args.signing_secret {
+        let secrets: Vec<String> = flag.iter().flat_map(|s| split_secrets(s)).collect();
+        let label = file
+            .orchestrators
+            .iter()
+            .find(|o| o.name == DEFAULT_ORCHESTRATOR)
+            .and_then(|o| o.label.clone())
+            .unwrap_or_else(|| DEFAULT_ORCHESTRATOR_LABEL.into());
+        list.retain(|o| o.name != DEFAULT_ORCHESTRATOR);
+        list.insert(
+            0,
+            Orchestrator::new(DEFAULT_ORCHESTRATOR, Some(label), &secrets),
+        );
+        return Ok((Orchestrators::new(list), None));
+    }
+    if !list.is_empty() {
+        return Ok((Orchestrators::new(list), None));
+    }
+    let candidate = crypto::random_token("whsec")?;
+    let secret = store
+        .setting_or_insert(GENERATED_SECRET_KEY, &candidate, clock.now())
+        .await?;
+    let orchestrator = Orchestrator::new(
+        DEFAULT_ORCHESTRATOR,
+        Some(DEFAULT_ORCHESTRATOR_LABEL.into()),
+        std::slice::from_ref(&secret),
+    );
+    Ok((Orchestrators::new(vec![orchestrator]), Some(secret)))
+}
+
+/// Binds and serves until SIGTERM or SIGINT, then drains in-flight requests.
+pub async fn run(args: &ServeArgs, startup: Startup) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    print_banner(addr, &startup);
+    let store = startup.state.store.clone();
+    axum::serve(listener, crate::http::router(startup.state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_banner(addr: SocketAddr, startup: &Startup) {
+    let base = format!("http://{addr}");
+    tracing::info!(%addr, public_url = %startup.state.public_url, "provisio listening");
+    println!("provisio is serving the APP 0.1d provider at {base}");
+    println!("  public URL: {}", startup.state.public_url);
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "provisio".into());
+    match &startup.generated_secret {
+        Some(secret) => {
+            println!("  signing secret (generated on first start, kept in the database): {secret}");
+            println!(
+                "  try it:  {exe} orchestrator health --base-url {base} --signing-secret {secret}"
+            );
+        }
+        None => {
+            println!("  signing secret: configured (not shown)");
+            println!(
+                "  try it:  {exe} orchestrator health --base-url {base} --signing-secret \"$PROVISIO_SIGNING_SECRET\""
+            );
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}
