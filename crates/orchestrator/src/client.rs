@@ -71,6 +71,8 @@ pub struct Auth {
     /// Sign the request (default for protocol calls).
     pub unsigned: bool,
     pub bearer: Option<String>,
+    /// Headers sent as given, after the defaults (a hand-made `Stripe-Signature`, say).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +148,9 @@ impl Client {
         }
         if let Some(token) = &auth.bearer {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in &auth.extra_headers {
+            request = request.header(name, value);
         }
         if let Some(ct) = content_type {
             request = request.header(reqwest::header::CONTENT_TYPE, ct);

@@ -3,4 +3,5 @@
 
 pub mod client;
 
-pub use client::{Client, ClientConfig, ClientError, Reply};
+pub use client::{Auth, Client, ClientConfig, ClientError, Reply};
+pub use reqwest::Method;

@@ -1,0 +1,98 @@
+//! The provider over a real socket: Python-signed requests, rotation, tampering, the zero-config
+//! secret surviving a restart, graceful shutdown, the orchestrator CLI.
+
+use std::process::Command;
+
+use provisio_orchestrator::{Client, ClientConfig, client::Auth};
+use provisio_orchestrator::Method;
+use serde_json::{Value, json};
+
+use crate::server::Server;
+
+/// Signs `"<t>." + body` with Python's `hmac`, an implementation independent of ours.
+fn python_sign(secret: &str, t: i64, body: &[u8]) -> Option<String> {
+    let script = "import hmac,hashlib,sys; s,t=sys.argv[1],sys.argv[2]; b=sys.stdin.buffer.read(); print(hmac.new(s.encode(), t.encode()+b'.'+b, hashlib.sha256).hexdigest())";
+    let mut child = Command::new("python3")
+        .args(["-c", script, secret, &t.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    use std::io::Write;
+    child.stdin.take()?.write_all(body).ok()?;
+    let out = child.wait_with_output().ok()?;
+    Some(String::from_utf8(out.stdout).ok()?.trim().to_string())
+}
+
+fn now() -> i64 {
+    provisio_orchestrator::client::unix_now()
+}
+
+async fn get(server: &Server, path: &str, signature: &str, body: &[u8]) -> (u16, Value) {
+    let client = Client::new(ClientConfig::new(&server.base_url, vec![])).unwrap();
+    let auth = Auth {
+        unsigned: true,
+        extra_headers: vec![("Stripe-Signature".into(), signature.into())],
+        ..Auth::default()
+    };
+    let reply = client.send(Method::GET, &client.url(path), body.to_vec(), None, &auth).await.unwrap();
+    (reply.status, reply.json.unwrap())
+}
+
+#[tokio::test]
+async fn python_signed_requests_rotation_and_tampering_over_a_real_socket() {
+    let server = Server::start(&["--signing-secret", "whsec_old,whsec_new"]);
+    let t = now();
+    let body = br#"{"any":"bytes","even":"\u00e9"}"#;
+    let Some(sig_new) = python_sign("whsec_new", t, body) else {
+        eprintln!("SKIPPED: python3 is not available to sign independently");
+        return;
+    };
+    let sig_old = python_sign("whsec_old", t, body).unwrap();
+    let sig_retired = python_sign("whsec_retired", t, body).unwrap();
+
+    let ok = json!({"status":"ok","supported_versions":["0.1d"]});
+    assert_eq!(get(&server, "/provisioning/health", &format!("t={t},v1={sig_new}"), body).await, (200, ok.clone()));
+    // Double-signed as during rotation: one retired, one current.
+    let rotated = format!("t={t},v1={sig_retired},v1={sig_new}");
+    assert_eq!(get(&server, "/provisioning/health", &rotated, body).await, (200, ok.clone()));
+    assert_eq!(get(&server, "/provisioning/health", &format!("t={t},v1={sig_old}"), body).await, (200, ok));
+
+    let refused = json!({"error":{"code":"invalid_signature","message":"Signature verification failed"}});
+    let mut tampered = body.to_vec();
+    tampered[3] ^= 1;
+    assert_eq!(get(&server, "/provisioning/health", &format!("t={t},v1={sig_new}"), &tampered).await, (401, refused.clone()));
+    assert_eq!(get(&server, "/provisioning/services", &format!("t={t},v1={sig_retired}"), body).await, (401, refused));
+}
+
+#[tokio::test]
+async fn zero_config_secret_survives_a_restart_and_the_cli_uses_it() {
+    let first = Server::start(&[]);
+    let secret = first
+        .banner
+        .iter()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("whsec_")))
+        .expect("banner shows the generated secret")
+        .to_string();
+    assert!(first.banner.iter().any(|l| l.contains("orchestrator health --base-url")));
+    let (status, dir) = first.terminate();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+
+    let second = Server::start_in(dir, &[]);
+    assert!(second.banner.iter().any(|l| l.contains(&secret)), "same secret after restart");
+    let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .args(["orchestrator", "health", "--json", "--base-url", &second.base_url, "--signing-secret", &secret])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, json!({"status":"ok","supported_versions":["0.1d"]}));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .args(["orchestrator", "services", "--json", "--base-url", &second.base_url, "--signing-secret", "wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a refused call exits non-zero");
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["error"]["code"], "invalid_signature");
+}

@@ -1,0 +1,5 @@
+//! Server integration tests, one binary (links are slow on two cores).
+
+mod protocol_endpoints;
+mod startup;
+mod support;

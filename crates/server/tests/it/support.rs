@@ -1,0 +1,151 @@
+//! A provider in-process on a fresh SQLite file per test, and signed requests against it.
+
+use axum::{
+    Router,
+    body::{Body, to_bytes},
+    http::{Request, Response},
+};
+use provisio_protocol::signature;
+use provisio_server::{
+    AppState,
+    catalog::Catalog,
+    clock::Clock,
+    config::Limits,
+    orchestrators::{Orchestrator, Orchestrators},
+    store::Store,
+};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "whsec_test_secret";
+pub const NOW: i64 = 1_767_225_600;
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_secrets(&[SECRET]).await
+    }
+
+    pub async fn with_secrets(secrets: &[&str]) -> Self {
+        Self::build(secrets, Limits::default()).await
+    }
+
+    pub async fn build(secrets: &[&str], limits: Limits) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
+        let orchestrators =
+            Orchestrators::new(vec![Orchestrator::new("stripe", Some("Stripe".into()), &secrets)]);
+        let state = AppState::new(
+            store,
+            orchestrators,
+            Catalog::default_catalog(),
+            limits,
+            "https://provider.example",
+            Clock::manual(NOW),
+        );
+        let router = provisio_server::http::router(state.clone());
+        Self { state, router, _dir: dir }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        Reply::read(response).await
+    }
+}
+
+/// A request builder with the protocol's headers.
+pub struct Req {
+    method: &'static str,
+    path: String,
+    body: Vec<u8>,
+    signature: Option<String>,
+    api_version: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl Req {
+    pub fn get(path: &str) -> Self {
+        Self::new("GET", path, Vec::new())
+    }
+
+    pub fn post(path: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self::new("POST", path, body.into())
+    }
+
+    fn new(method: &'static str, path: &str, body: Vec<u8>) -> Self {
+        let signature = Some(signature::header_value(&[SECRET], NOW, &body));
+        Self { method, path: path.into(), body, signature, api_version: Some("0.1d".into()), headers: vec![] }
+    }
+
+    /// Signs with these secrets at this time instead.
+    pub fn signed_with(mut self, secrets: &[&str], at: i64) -> Self {
+        self.signature = Some(signature::header_value(secrets, at, &self.body));
+        self
+    }
+
+    pub fn signature(mut self, value: Option<&str>) -> Self {
+        self.signature = value.map(String::from);
+        self
+    }
+
+    pub fn api_version(mut self, value: Option<&str>) -> Self {
+        self.api_version = value.map(String::from);
+        self
+    }
+
+    /// Replaces the body after signing, as a tampering proxy would.
+    pub fn tamper(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn build(self) -> Request<Body> {
+        let mut builder = Request::builder().method(self.method).uri(self.path);
+        if let Some(sig) = self.signature {
+            builder = builder.header("Stripe-Signature", sig);
+        }
+        if let Some(v) = self.api_version {
+            builder = builder.header("API-Version", v);
+        }
+        for (k, v) in self.headers {
+            builder = builder.header(k, v);
+        }
+        builder.body(Body::from(self.body)).unwrap()
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub json: Value,
+}
+
+impl Reply {
+    async fn read(response: Response<Body>) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
+        Self { status, headers, json }
+    }
+
+    /// Asserts status and the whole body.
+    #[track_caller]
+    pub fn assert(&self, status: u16, body: Value) {
+        assert_eq!((self.status, &self.json), (status, &body));
+    }
+}
