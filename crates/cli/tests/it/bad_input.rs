@@ -28,10 +28,15 @@ fn still_alive(server: &Server) {
 fn garbage_headers_invalid_utf8_huge_bodies_and_no_host() {
     let server = Server::start(&["--signing-secret", "s"]);
 
-    let garbage_sig = b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=\xff\xfe,v1=\x00zz\r\nAPI-Version: \xc3\x28\r\nConnection: close\r\n\r\n";
+    let garbage_sig = b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=\xff\xfe,v1=zz\xc3\r\nAPI-Version: \xc3\x28\r\nConnection: close\r\n\r\n";
     let answer = raw(&server, garbage_sig);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains(r#"{"error":{"code":"invalid_signature","message":"Signature verification failed"}}"#));
+    still_alive(&server);
+
+    // Bytes the HTTP parser itself refuses (a NUL in a header) get its bare 400 before the app runs.
+    let nul = raw(&server, b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nStripe-Signature: \x00\r\n\r\n");
+    assert!(nul.starts_with("HTTP/1.1 400"), "{nul}");
     still_alive(&server);
 
     let utf8 = b"GET /provisioning/services HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\xff\xfe\xfd\xfc";
