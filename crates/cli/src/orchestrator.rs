@@ -80,9 +80,5 @@ fn print(reply: &Reply, json_only: bool) -> ExitCode {
         println!("HTTP {}", reply.status);
         println!("{}", reply.pretty());
     }
-    if reply.is_success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if reply.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -99,12 +99,7 @@ impl Client {
 
     /// URL of a protocol path such as `/provisioning/health`.
     pub fn url(&self, path: &str) -> String {
-        format!(
-            "{}{}{}",
-            self.config.base_url.trim_end_matches('/'),
-            self.config.path_prefix,
-            path
-        )
+        format!("{}{}{}", self.config.base_url.trim_end_matches('/'), self.config.path_prefix, path)
     }
 
     pub async fn health(&self) -> Result<Reply, ClientError> {
@@ -158,21 +153,13 @@ impl Client {
         if !body.is_empty() {
             request = request.body(body);
         }
-        let transport = |source| ClientError::Transport {
-            url: url.to_string(),
-            source,
-        };
+        let transport = |source| ClientError::Transport { url: url.to_string(), source };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let raw = response.bytes().await.map_err(transport)?.to_vec();
         let json = serde_json::from_slice(&raw).ok();
-        Ok(Reply {
-            status,
-            headers,
-            raw,
-            json,
-        })
+        Ok(Reply { status, headers, raw, json })
     }
 }
 

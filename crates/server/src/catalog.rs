@@ -71,48 +71,32 @@ impl Catalog {
     /// Validates the operator's services.
     pub fn from_specs(specs: &[ServiceSpec]) -> Result<Self, CatalogError> {
         if specs.is_empty() {
-            return Err(err(
-                "",
-                "services",
-                "the catalog needs at least one service",
-            ));
+            return Err(err("", "services", "the catalog needs at least one service"));
         }
         let mut seen = HashSet::new();
         for spec in specs {
             if spec.id.trim().is_empty() || spec.id.trim() != spec.id {
-                return Err(err(
-                    &spec.id,
-                    "id",
-                    "must be non-empty without surrounding spaces",
-                ));
+                return Err(err(&spec.id, "id", "must be non-empty without surrounding spaces"));
             }
             if !seen.insert(spec.id.as_str()) {
                 return Err(err(&spec.id, "id", "appears twice in the catalog"));
             }
         }
-        let services = specs
-            .iter()
-            .map(|spec| service_from_spec(spec, &seen))
-            .collect::<Result<_, _>>()?;
+        let services =
+            specs.iter().map(|spec| service_from_spec(spec, &seen)).collect::<Result<_, _>>()?;
         Ok(Self { services })
     }
 
     /// The three-service catalog of spec 5.2, used when the operator configures none.
     pub fn default_catalog() -> Self {
-        let categories = vec![
-            Category::Analytics,
-            Category::FeatureFlags,
-            Category::Observability,
-        ];
+        let categories = vec![Category::Analytics, Category::FeatureFlags, Category::Observability];
         let usage = || {
             PaidPricing::One(PaidPrice::Freeform {
                 freeform: "Usage-based pricing, $0 base; billed monthly for what you use".into(),
             })
         };
-        let update = |service: &str, direction| AllowedUpdate {
-            service: service.into(),
-            direction,
-        };
+        let update =
+            |service: &str, direction| AllowedUpdate { service: service.into(), direction };
         let service = |id: &str, description: &str, kind, pricing, allowed_updates| Service {
             id: id.into(),
             description: description.into(),
@@ -133,9 +117,7 @@ impl Catalog {
             Pricing::Component {
                 component: provisio_protocol::types::ComponentPricing {
                     options: vec![
-                        ComponentOption::Free {
-                            parent_service_ids: vec!["free".into()],
-                        },
+                        ComponentOption::Free { parent_service_ids: vec!["free".into()] },
                         ComponentOption::Paid {
                             paid: usage(),
                             parent_service_ids: vec!["pay_as_you_go".into()],
@@ -177,11 +159,7 @@ impl Catalog {
 }
 
 fn err(service: &str, field: &str, message: impl Into<String>) -> CatalogError {
-    CatalogError {
-        service: service.into(),
-        field: field.into(),
-        message: message.into(),
-    }
+    CatalogError { service: service.into(), field: field.into(), message: message.into() }
 }
 
 fn service_from_spec(spec: &ServiceSpec, ids: &HashSet<&str>) -> Result<Service, CatalogError> {
@@ -237,26 +215,16 @@ fn service_from_spec(spec: &ServiceSpec, ids: &HashSet<&str>) -> Result<Service,
                 ));
             }
             if u.service == id {
-                return Err(err(
-                    id,
-                    "allowed_updates",
-                    "a service cannot update to itself",
-                ));
+                return Err(err(id, "allowed_updates", "a service cannot update to itself"));
             }
             let direction = UpdateDirection::from_wire(&u.direction).ok_or_else(|| {
                 err(
                     id,
                     "allowed_updates",
-                    format!(
-                        "unknown direction {:?} (expected any, up or down)",
-                        u.direction
-                    ),
+                    format!("unknown direction {:?} (expected any, up or down)", u.direction),
                 )
             })?;
-            Ok(AllowedUpdate {
-                service: u.service.clone(),
-                direction,
-            })
+            Ok(AllowedUpdate { service: u.service.clone(), direction })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let kyc = typed::<Kyc>(id, "kyc", spec.kyc.as_ref())?;
@@ -297,10 +265,7 @@ fn parse_enum<T: Copy>(
                 err(
                     id,
                     field,
-                    format!(
-                        "unknown value {v:?} (expected one of: {})",
-                        names(all, &name)
-                    ),
+                    format!("unknown value {v:?} (expected one of: {})", names(all, &name)),
                 )
             })
         })
@@ -322,13 +287,8 @@ fn pricing_from_spec(
     value: &Value,
     ids: &HashSet<&str>,
 ) -> Result<Pricing, CatalogError> {
-    let pricing: Pricing = serde_json::from_value(value.clone()).map_err(|e| {
-        err(
-            id,
-            "pricing",
-            format!("{e} (expected type free, paid or component)"),
-        )
-    })?;
+    let pricing: Pricing = serde_json::from_value(value.clone())
+        .map_err(|e| err(id, "pricing", format!("{e} (expected type free, paid or component)")))?;
     let check_paid = |paid: &PaidPricing| -> Result<(), CatalogError> {
         let prices = match paid {
             PaidPricing::One(p) => std::slice::from_ref(p),
@@ -359,11 +319,7 @@ fn pricing_from_spec(
         Pricing::Paid { paid } => check_paid(paid)?,
         Pricing::Component { component } => {
             if component.options.is_empty() {
-                return Err(err(
-                    id,
-                    "pricing.component.options",
-                    "needs at least one option",
-                ));
+                return Err(err(id, "pricing.component.options", "needs at least one option"));
             }
             for option in &component.options {
                 if let ComponentOption::Paid { paid, .. } = option {
@@ -387,11 +343,7 @@ fn pricing_from_spec(
 fn check_configuration_schema(id: &str, schema: &Value) -> Result<(), CatalogError> {
     let field = "configuration_schema";
     if schema.get("type") != Some(&Value::String("object".into())) {
-        return Err(err(
-            id,
-            field,
-            "must be a JSON Schema with \"type\": \"object\"",
-        ));
+        return Err(err(id, field, "must be a JSON Schema with \"type\": \"object\""));
     }
     match schema.get("properties") {
         None | Some(Value::Object(_)) => Ok(()),
@@ -444,19 +396,13 @@ pricing = { type = "paid", paid = { type = "stripe_price", stripe_price = "price
             json!([{"service":"pay_as_you_go","direction":"up"}])
         );
         assert_eq!(json[1]["pricing"]["type"], "paid");
-        assert_eq!(
-            json[1]["allowed_updates"],
-            json!([{"service":"free","direction":"down"}])
-        );
+        assert_eq!(json[1]["allowed_updates"], json!([{"service":"free","direction":"down"}]));
         assert_eq!(json[2]["kind"], "deployable");
         assert_eq!(
             json[2]["pricing"]["component"]["options"][0],
             json!({"type":"free","parent_service_ids":["free"]})
         );
-        assert_eq!(
-            json[2]["configuration_schema"]["properties"]["project_name"]["type"],
-            "string"
-        );
+        assert_eq!(json[2]["configuration_schema"]["properties"]["project_name"]["type"], "string");
         for s in c.services() {
             assert_eq!(
                 serde_json::to_value(&s.categories).unwrap(),
@@ -481,11 +427,7 @@ pricing = { type = "paid", paid = { type = "stripe_price", stripe_price = "price
     #[test]
     fn bad_entries_name_service_and_field() {
         let cases = [
-            (
-                GOOD.replace("\"cache\"", "\"caching\""),
-                "pro",
-                "categories",
-            ),
+            (GOOD.replace("\"cache\"", "\"caching\""), "pro", "categories"),
             (
                 GOOD.replace("service = \"pro\"", "service = \"enterprise\""),
                 "basic",
@@ -496,43 +438,16 @@ pricing = { type = "paid", paid = { type = "stripe_price", stripe_price = "price
                 "basic",
                 "allowed_updates",
             ),
-            (
-                GOOD.replace("price_123", "123"),
-                "pro",
-                "pricing.paid.stripe_price",
-            ),
-            (
-                GOOD.replace("type = \"free\"", "type = \"gratis\""),
-                "basic",
-                "pricing",
-            ),
-            (
-                GOOD.replace("kind = \"deployable\"", "kind = \"vm\""),
-                "basic",
-                "kind",
-            ),
-            (
-                GOOD.replace("categories = [\"database\"]", "categories = []"),
-                "basic",
-                "categories",
-            ),
-            (
-                GOOD.replace("id = \"pro\"", "id = \"basic\""),
-                "basic",
-                "id",
-            ),
+            (GOOD.replace("price_123", "123"), "pro", "pricing.paid.stripe_price"),
+            (GOOD.replace("type = \"free\"", "type = \"gratis\""), "basic", "pricing"),
+            (GOOD.replace("kind = \"deployable\"", "kind = \"vm\""), "basic", "kind"),
+            (GOOD.replace("categories = [\"database\"]", "categories = []"), "basic", "categories"),
+            (GOOD.replace("id = \"pro\"", "id = \"basic\""), "basic", "id"),
         ];
         for (toml, service, field) in cases {
             let e = load(&toml).unwrap_err();
-            assert_eq!(
-                (e.service.as_str(), e.field.as_str()),
-                (service, field),
-                "{e}"
-            );
-            assert!(
-                e.to_string()
-                    .contains(&format!("service {service:?}, field `{field}`"))
-            );
+            assert_eq!((e.service.as_str(), e.field.as_str()), (service, field), "{e}");
+            assert!(e.to_string().contains(&format!("service {service:?}, field `{field}`")));
         }
     }
 }

@@ -18,9 +18,7 @@ impl Clock {
 
     /// A clock that stands at `now` until moved with [`Clock::advance`].
     pub fn manual(now: i64) -> Self {
-        Self {
-            manual: Some(Arc::new(AtomicI64::new(now))),
-        }
+        Self { manual: Some(Arc::new(AtomicI64::new(now))) }
     }
 
     pub fn now(&self) -> i64 {

@@ -23,12 +23,7 @@ pub struct ServeArgs {
     pub database_url: String,
     /// Orchestrator signing secret(s), comma-separated while rotating. Without one (and none in the
     /// config file) provisio generates a secret on first start and keeps it in the database.
-    #[arg(
-        long,
-        env = "PROVISIO_SIGNING_SECRET",
-        hide_env_values = true,
-        value_delimiter = ','
-    )]
+    #[arg(long, env = "PROVISIO_SIGNING_SECRET", hide_env_values = true, value_delimiter = ',')]
     pub signing_secret: Option<Vec<String>>,
     /// Public base URL of this provider, used in `host` and in deep links.
     #[arg(long, env = "PROVISIO_PUBLIC_URL")]
@@ -105,10 +100,7 @@ pub struct OrchestratorSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("orchestrator {name:?}: {message}")]
@@ -119,14 +111,9 @@ pub enum ConfigError {
 
 impl FileConfig {
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
-            path: path.into(),
-            message,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.into(), message })
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -159,11 +146,7 @@ impl OrchestratorSpec {
 
 /// Splits a comma-separated secret list, dropping blanks.
 pub fn split_secrets(value: &str) -> impl Iterator<Item = String> + '_ {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from)
 }
 
 #[cfg(test)]

@@ -13,11 +13,7 @@ pub struct Orchestrator {
 impl Orchestrator {
     pub fn new(name: impl Into<String>, label: Option<String>, secrets: &[String]) -> Self {
         let name = name.into();
-        Self {
-            label: label.unwrap_or_else(|| name.clone()),
-            name,
-            keys: SigningKeys::new(secrets),
-        }
+        Self { label: label.unwrap_or_else(|| name.clone()), name, keys: SigningKeys::new(secrets) }
     }
 }
 

@@ -28,10 +28,7 @@ pub enum ServeError {
     #[error(transparent)]
     Random(#[from] crypto::RandomError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -60,22 +57,9 @@ pub async fn prepare(args: &ServeArgs, clock: Clock) -> Result<Startup, ServeErr
     let store = Store::open(&args.database_url).await?;
     let (orchestrators, generated_secret) =
         resolve_orchestrators(args, &file, &store, &clock).await?;
-    let public_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", args.listen));
-    let state = AppState::new(
-        store,
-        orchestrators,
-        catalog,
-        file.limits,
-        &public_url,
-        clock,
-    );
-    Ok(Startup {
-        state,
-        generated_secret,
-    })
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let state = AppState::new(store, orchestrators, catalog, file.limits, &public_url, clock);
+    Ok(Startup { state, generated_secret })
 }
 
 /// Flag secrets configure the `stripe` orchestrator (overriding the file's secrets for it); the file
@@ -88,11 +72,7 @@ async fn resolve_orchestrators(
 ) -> Result<(Orchestrators, Option<String>), ServeError> {
     let mut list = Vec::new();
     for spec in &file.orchestrators {
-        list.push(Orchestrator::new(
-            &spec.name,
-            spec.label.clone(),
-            &spec.resolve_secrets()?,
-        ));
+        list.push(Orchestrator::new(&spec.name, spec.label.clone(), &spec.resolve_secrets()?));
     }
     if let Some(flag) = &args.signing_secret {
         let secrets: Vec<String> = flag.iter().flat_map(|s| split_secrets(s)).collect();
@@ -103,19 +83,14 @@ async fn resolve_orchestrators(
             .and_then(|o| o.label.clone())
             .unwrap_or_else(|| DEFAULT_ORCHESTRATOR_LABEL.into());
         list.retain(|o| o.name != DEFAULT_ORCHESTRATOR);
-        list.insert(
-            0,
-            Orchestrator::new(DEFAULT_ORCHESTRATOR, Some(label), &secrets),
-        );
+        list.insert(0, Orchestrator::new(DEFAULT_ORCHESTRATOR, Some(label), &secrets));
         return Ok((Orchestrators::new(list), None));
     }
     if !list.is_empty() {
         return Ok((Orchestrators::new(list), None));
     }
     let candidate = crypto::random_token("whsec")?;
-    let secret = store
-        .setting_or_insert(GENERATED_SECRET_KEY, &candidate, clock.now())
-        .await?;
+    let secret = store.setting_or_insert(GENERATED_SECRET_KEY, &candidate, clock.now()).await?;
     let orchestrator = Orchestrator::new(
         DEFAULT_ORCHESTRATOR,
         Some(DEFAULT_ORCHESTRATOR_LABEL.into()),
@@ -128,10 +103,7 @@ async fn resolve_orchestrators(
 pub async fn run(args: &ServeArgs, startup: Startup) -> Result<(), ServeError> {
     let listener = TcpListener::bind(args.listen)
         .await
-        .map_err(|source| ServeError::Bind {
-            addr: args.listen,
-            source,
-        })?;
+        .map_err(|source| ServeError::Bind { addr: args.listen, source })?;
     let addr = listener.local_addr()?;
     print_banner(addr, &startup);
     let store = startup.state.store.clone();

@@ -41,9 +41,7 @@ impl AppState {
         public_url: &str,
         clock: Clock,
     ) -> Self {
-        let services = ServicesResponse {
-            data: catalog.services().to_vec(),
-        };
+        let services = ServicesResponse { data: catalog.services().to_vec() };
         let services_body = Bytes::from(serde_json::to_vec(&services).unwrap_or_default());
         Self(Arc::new(Inner {
             store,

@@ -31,25 +31,34 @@ fn garbage_headers_invalid_utf8_huge_bodies_and_no_host() {
     let garbage_sig = b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=\xff\xfe,v1=zz\xc3\r\nAPI-Version: \xc3\x28\r\nConnection: close\r\n\r\n";
     let answer = raw(&server, garbage_sig);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    assert!(answer.contains(r#"{"error":{"code":"invalid_signature","message":"Signature verification failed"}}"#));
+    assert!(answer.contains(
+        r#"{"error":{"code":"invalid_signature","message":"Signature verification failed"}}"#
+    ));
     still_alive(&server);
 
     // Bytes the HTTP parser itself refuses (a NUL in a header) get its bare 400 before the app runs.
-    let nul = raw(&server, b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nStripe-Signature: \x00\r\n\r\n");
+    let nul = raw(
+        &server,
+        b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nStripe-Signature: \x00\r\n\r\n",
+    );
     assert!(nul.starts_with("HTTP/1.1 400"), "{nul}");
     still_alive(&server);
 
     let utf8 = b"GET /provisioning/services HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\xff\xfe\xfd\xfc";
     let answer = raw(&server, utf8);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    assert!(answer.contains(r#"{"error":{"code":"invalid_signature","message":"Signature verification failed"}}"#));
+    assert!(answer.contains(
+        r#"{"error":{"code":"invalid_signature","message":"Signature verification failed"}}"#
+    ));
     still_alive(&server);
 
     let mut huge = b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\nConnection: close\r\n\r\n".to_vec();
     huge.extend(std::iter::repeat_n(b'a', 10 * 1024 * 1024));
     let answer = raw(&server, &huge);
     assert!(answer.starts_with("HTTP/1.1 413"), "{}", &answer[..answer.len().min(200)]);
-    assert!(answer.contains(r#"{"error":{"code":"request_too_large","message":"Request body is too large"}}"#));
+    assert!(answer.contains(
+        r#"{"error":{"code":"request_too_large","message":"Request body is too large"}}"#
+    ));
     still_alive(&server);
 
     let chunked_huge = {
@@ -70,7 +79,12 @@ fn garbage_headers_invalid_utf8_huge_bodies_and_no_host() {
     assert!(no_host.starts_with("HTTP/1.1 "), "an answer, not a crash: {no_host}");
     still_alive(&server);
 
-    for junk in [&b"\x00\x01\x02\r\n\r\n"[..], b"GET / HTTP/9.9\r\n\r\n", b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", b"POST /provisioning/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab"] {
+    for junk in [
+        &b"\x00\x01\x02\r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET /provisioning/health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /provisioning/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+    ] {
         let _ = raw(&server, junk);
         still_alive(&server);
     }

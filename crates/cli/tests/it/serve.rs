@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use provisio_orchestrator::{Client, ClientConfig, client::Auth};
 use provisio_orchestrator::Method;
+use provisio_orchestrator::{Client, ClientConfig, client::Auth};
 use serde_json::{Value, json};
 
 use crate::server::Server;
@@ -35,7 +35,8 @@ async fn get(server: &Server, path: &str, signature: &str, body: &[u8]) -> (u16,
         extra_headers: vec![("Stripe-Signature".into(), signature.into())],
         ..Auth::default()
     };
-    let reply = client.send(Method::GET, &client.url(path), body.to_vec(), None, &auth).await.unwrap();
+    let reply =
+        client.send(Method::GET, &client.url(path), body.to_vec(), None, &auth).await.unwrap();
     (reply.status, reply.json.unwrap())
 }
 
@@ -52,17 +53,30 @@ async fn python_signed_requests_rotation_and_tampering_over_a_real_socket() {
     let sig_retired = python_sign("whsec_retired", t, body).unwrap();
 
     let ok = json!({"status":"ok","supported_versions":["0.1d"]});
-    assert_eq!(get(&server, "/provisioning/health", &format!("t={t},v1={sig_new}"), body).await, (200, ok.clone()));
+    assert_eq!(
+        get(&server, "/provisioning/health", &format!("t={t},v1={sig_new}"), body).await,
+        (200, ok.clone())
+    );
     // Double-signed as during rotation: one retired, one current.
     let rotated = format!("t={t},v1={sig_retired},v1={sig_new}");
     assert_eq!(get(&server, "/provisioning/health", &rotated, body).await, (200, ok.clone()));
-    assert_eq!(get(&server, "/provisioning/health", &format!("t={t},v1={sig_old}"), body).await, (200, ok));
+    assert_eq!(
+        get(&server, "/provisioning/health", &format!("t={t},v1={sig_old}"), body).await,
+        (200, ok)
+    );
 
-    let refused = json!({"error":{"code":"invalid_signature","message":"Signature verification failed"}});
+    let refused =
+        json!({"error":{"code":"invalid_signature","message":"Signature verification failed"}});
     let mut tampered = body.to_vec();
     tampered[3] ^= 1;
-    assert_eq!(get(&server, "/provisioning/health", &format!("t={t},v1={sig_new}"), &tampered).await, (401, refused.clone()));
-    assert_eq!(get(&server, "/provisioning/services", &format!("t={t},v1={sig_retired}"), body).await, (401, refused));
+    assert_eq!(
+        get(&server, "/provisioning/health", &format!("t={t},v1={sig_new}"), &tampered).await,
+        (401, refused.clone())
+    );
+    assert_eq!(
+        get(&server, "/provisioning/services", &format!("t={t},v1={sig_retired}"), body).await,
+        (401, refused)
+    );
 }
 
 #[tokio::test]
@@ -81,7 +95,15 @@ async fn zero_config_secret_survives_a_restart_and_the_cli_uses_it() {
     let second = Server::start_in(dir, &[]);
     assert!(second.banner.iter().any(|l| l.contains(&secret)), "same secret after restart");
     let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
-        .args(["orchestrator", "health", "--json", "--base-url", &second.base_url, "--signing-secret", &secret])
+        .args([
+            "orchestrator",
+            "health",
+            "--json",
+            "--base-url",
+            &second.base_url,
+            "--signing-secret",
+            &secret,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -89,7 +111,15 @@ async fn zero_config_secret_survives_a_restart_and_the_cli_uses_it() {
     assert_eq!(printed, json!({"status":"ok","supported_versions":["0.1d"]}));
 
     let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
-        .args(["orchestrator", "services", "--json", "--base-url", &second.base_url, "--signing-secret", "wrong"])
+        .args([
+            "orchestrator",
+            "services",
+            "--json",
+            "--base-url",
+            &second.base_url,
+            "--signing-secret",
+            "wrong",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "a refused call exits non-zero");

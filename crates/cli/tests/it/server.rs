@@ -50,7 +50,12 @@ impl Server {
             }
             banner.push(line);
         }
-        Self { child, base_url: base_url.expect("banner names the address"), banner, dir: Some(dir) }
+        Self {
+            child,
+            base_url: base_url.expect("banner names the address"),
+            banner,
+            dir: Some(dir),
+        }
     }
 
     pub fn addr(&self) -> String {

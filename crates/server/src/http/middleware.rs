@@ -62,11 +62,8 @@ async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(?timeout, "request timed out");
-            ApiError::from(FlatError::new(
-                FlatCode::Timeout,
-                "The request took too long",
-            ))
-            .into_response()
+            ApiError::from(FlatError::new(FlatCode::Timeout, "The request took too long"))
+                .into_response()
         }
     }
 }

@@ -17,10 +17,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => reply::json(200, &json!({"status": "ok", "database": "ok"})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            reply::json(
-                503,
-                &json!({"status": "unavailable", "database": "unreachable"}),
-            )
+            reply::json(503, &json!({"status": "unavailable", "database": "unreachable"}))
         }
     }
 }

@@ -31,12 +31,7 @@ macro_rules! from_envelope {
         }
     )+};
 }
-from_envelope!(
-    Flat(FlatError),
-    Typed(TypedError),
-    Status(StatusError),
-    OAuth(OAuthError)
-);
+from_envelope!(Flat(FlatError), Typed(TypedError), Status(StatusError), OAuth(OAuthError));
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -67,10 +62,9 @@ pub fn json_bytes(status: u16, bytes: Bytes) -> Response {
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -18,17 +18,13 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    FlatError::new(FlatCode::RequestTooLarge, "Request body is too large").into()
-                } else {
-                    FlatError::new(FlatCode::InvalidRequest, "Could not read the request body")
-                        .into()
-                }
-            })
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                FlatError::new(FlatCode::RequestTooLarge, "Request body is too large").into()
+            } else {
+                FlatError::new(FlatCode::InvalidRequest, "Could not read the request body").into()
+            }
+        })
     }
 }
 
@@ -42,19 +38,12 @@ pub fn verify_signature<'s>(
 ) -> Result<&'s Orchestrator, ApiError> {
     if !state.orchestrators.has_secrets() {
         tracing::error!("signed request refused: no signing secret is configured");
-        return Err(
-            FlatError::new(FlatCode::ServerError, "No signing secret is configured").into(),
-        );
+        return Err(FlatError::new(FlatCode::ServerError, "No signing secret is configured").into());
     }
     let header = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     state
         .orchestrators
-        .verify(
-            header,
-            body,
-            state.clock.now(),
-            state.limits.signature_tolerance_secs,
-        )
+        .verify(header, body, state.clock.now(), state.limits.signature_tolerance_secs)
         .map_err(|reason| {
             tracing::debug!(reason = reason.reason(), "signature refused");
             FlatError::invalid_signature().into()
@@ -63,8 +52,6 @@ pub fn verify_signature<'s>(
 
 /// The `API-Version` check (spec 3.3).
 pub fn check_api_version(headers: &HeaderMap) -> Result<(), ApiError> {
-    let value = headers
-        .get(provisio_protocol::API_VERSION_HEADER)
-        .map(|v| v.as_bytes());
+    let value = headers.get(provisio_protocol::API_VERSION_HEADER).map(|v| v.as_bytes());
     provisio_protocol::version::check(value).map_err(ApiError::from)
 }

@@ -2,9 +2,7 @@
 //! `schema_migrations`; a database that records a version this binary does not know is refused, so an
 //! old binary never writes into a newer schema.
 
-use sqlx::SqlitePool;
-
-use super::StoreError;
+use super::{Store, StoreError};
 
 pub struct Migration {
     pub version: i64,
@@ -19,8 +17,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("../../migrations/sqlite/0001_settings.sql"),
 }];
 
-pub(super) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
     )
@@ -30,29 +28,22 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
         sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
             .fetch_one(&mut *tx)
             .await?;
+    let now = crate::clock::Clock::system().now();
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if current > known {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
-        });
+        return Err(StoreError::SchemaTooNew { found: current, known });
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql)).execute(&mut *tx).await?;
         sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, unixepoch())",
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
         )
         .bind(migration.version)
         .bind(migration.name)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "applied migration"
-        );
+        tracing::info!(version = migration.version, name = migration.name, "applied migration");
     }
     tx.commit().await?;
     Ok(())

@@ -6,14 +6,17 @@
 
 mod migrate;
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
 use sqlx::{
-    Sqlite, SqlitePool, Transaction,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Any, AnyPool, Executor, Transaction,
+    any::{AnyPoolOptions, install_default_drivers},
 };
 
 pub use migrate::{MIGRATIONS, Migration};
+
+/// A write transaction.
+pub type Tx = Transaction<'static, Any>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,10 +30,11 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
 }
 
-/// A handle on the database; cheap to clone.
+/// A handle on the database; cheap to clone. SQL is written once with `$N` placeholders and runs
+/// through sqlx's `Any` driver, so one statement serves every backend.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 impl Store {
@@ -46,22 +50,28 @@ impl Store {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.into()));
         }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
             .min_connections(1)
-            .connect_with(options)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(&sqlite_url_creating(url))
             .await?;
         Ok(Self { pool })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate::run(&self.pool).await
+        migrate::run(self).await
     }
 
     /// Readiness: the database answers a query.
@@ -70,12 +80,13 @@ impl Store {
         Ok(())
     }
 
-    /// A write transaction; `BEGIN IMMEDIATE` takes the write lock up front.
-    pub async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    /// A write transaction; on SQLite `BEGIN IMMEDIATE` takes the write lock up front, so two
+    /// writers queue on the busy timeout instead of deadlocking on a lock upgrade.
+    pub async fn write(&self) -> Result<Tx, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -87,13 +98,13 @@ impl Store {
         candidate: &str,
         now: i64,
     ) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO settings (key, value, created_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING")
+        sqlx::query("INSERT INTO settings (key, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(candidate)
             .bind(now)
             .execute(&self.pool)
             .await?;
-        let value: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+        let value: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)
             .await?;
@@ -102,5 +113,16 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// SQLite opens read-write and creates the file unless the URL says otherwise.
+fn sqlite_url_creating(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
     }
 }

@@ -30,7 +30,8 @@ async fn services_answers_the_default_catalog_without_next_cursor() {
     let reply = app.send(Req::get("/provisioning/services").build()).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json.as_object().unwrap().keys().collect::<Vec<_>>(), ["data"]);
-    let ids: Vec<_> = reply.json["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let ids: Vec<_> =
+        reply.json["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["free", "pay_as_you_go", "analytics"]);
     assert_eq!(reply.json["data"][1]["pricing"]["paid"]["type"], "freeform");
     assert_eq!(
@@ -52,7 +53,10 @@ async fn signature_failures_are_401_flat() {
             ("wrong secret", Req::get(path).signed_with(&["whsec_other"], NOW)),
             ("stale", Req::get(path).signed_with(&[SECRET], NOW - 301)),
             ("future", Req::get(path).signed_with(&[SECRET], NOW + 301)),
-            ("timestamp swapped", Req::get(path).signature(Some(&format!("t={},v1={good}", NOW + 1)))),
+            (
+                "timestamp swapped",
+                Req::get(path).signature(Some(&format!("t={},v1={good}", NOW + 1))),
+            ),
             ("tampered body", Req::get(path).tamper("x")),
         ];
         for (name, req) in cases {
@@ -66,10 +70,14 @@ async fn signature_failures_are_401_flat() {
 async fn signatures_within_tolerance_and_uppercase_hex_pass() {
     let app = TestApp::new().await;
     for at in [NOW - 300, NOW + 300] {
-        let reply = app.send(Req::get("/provisioning/health").signed_with(&[SECRET], at).build()).await;
+        let reply =
+            app.send(Req::get("/provisioning/health").signed_with(&[SECRET], at).build()).await;
         assert_eq!(reply.status, 200, "offset {}", at - NOW);
     }
-    let upper = format!("t={NOW},v1={}", provisio_protocol::signature::sign(SECRET.as_bytes(), NOW, b"").to_uppercase());
+    let upper = format!(
+        "t={NOW},v1={}",
+        provisio_protocol::signature::sign(SECRET.as_bytes(), NOW, b"").to_uppercase()
+    );
     let reply = app.send(Req::get("/provisioning/health").signature(Some(&upper)).build()).await;
     assert_eq!(reply.status, 200);
 }
@@ -77,11 +85,19 @@ async fn signatures_within_tolerance_and_uppercase_hex_pass() {
 #[tokio::test]
 async fn rotation_accepts_double_signatures_and_either_secret() {
     let app = TestApp::with_secrets(&["whsec_old", "whsec_new"]).await;
-    for secrets in [&["whsec_old"][..], &["whsec_new"], &["whsec_retired", "whsec_new"], &["whsec_old", "whsec_unknown"]] {
-        let reply = app.send(Req::get("/provisioning/health").signed_with(secrets, NOW).build()).await;
+    for secrets in [
+        &["whsec_old"][..],
+        &["whsec_new"],
+        &["whsec_retired", "whsec_new"],
+        &["whsec_old", "whsec_unknown"],
+    ] {
+        let reply =
+            app.send(Req::get("/provisioning/health").signed_with(secrets, NOW).build()).await;
         assert_eq!(reply.status, 200, "{secrets:?}");
     }
-    let reply = app.send(Req::get("/provisioning/health").signed_with(&["whsec_retired"], NOW).build()).await;
+    let reply = app
+        .send(Req::get("/provisioning/health").signed_with(&["whsec_retired"], NOW).build())
+        .await;
     reply.assert(401, invalid_signature());
 }
 
@@ -91,7 +107,11 @@ async fn api_version_missing_or_wrong_is_400_flat() {
     for path in PATHS {
         for version in [None, Some("0.1c"), Some(""), Some("0.1D")] {
             let reply = app.send(Req::get(path).api_version(version).build()).await;
-            assert_eq!((reply.status, &reply.json), (400, &invalid_api_version()), "{path} {version:?}");
+            assert_eq!(
+                (reply.status, &reply.json),
+                (400, &invalid_api_version()),
+                "{path} {version:?}"
+            );
         }
     }
 }
@@ -102,7 +122,9 @@ async fn signature_is_checked_before_api_version() {
     for path in PATHS {
         let reply = app.send(Req::get(path).signature(None).api_version(None).build()).await;
         reply.assert(401, invalid_signature());
-        let reply = app.send(Req::get(path).signed_with(&["wrong"], NOW).api_version(Some("9")).build()).await;
+        let reply = app
+            .send(Req::get(path).signed_with(&["wrong"], NOW).api_version(Some("9")).build())
+            .await;
         reply.assert(401, invalid_signature());
     }
 }
@@ -113,7 +135,9 @@ async fn no_signing_secret_is_500_server_error_before_anything_else() {
     let body = json!({"error":{"code":"server_error","message":"No signing secret is configured"}});
     for path in PATHS {
         app.send(Req::get(path).build()).await.assert(500, body.clone());
-        app.send(Req::get(path).signature(None).api_version(None).build()).await.assert(500, body.clone());
+        app.send(Req::get(path).signature(None).api_version(None).build())
+            .await
+            .assert(500, body.clone());
     }
 }
 
@@ -137,15 +161,21 @@ async fn oversized_body_is_413_flat() {
 #[tokio::test]
 async fn operational_endpoints_need_no_signature() {
     let app = TestApp::new().await;
-    app.send(Req::get("/healthz").signature(None).api_version(None).build()).await.assert(200, json!({"status":"ok"}));
-    app.send(Req::get("/readyz").signature(None).build()).await.assert(200, json!({"status":"ok","database":"ok"}));
+    app.send(Req::get("/healthz").signature(None).api_version(None).build())
+        .await
+        .assert(200, json!({"status":"ok"}));
+    app.send(Req::get("/readyz").signature(None).build())
+        .await
+        .assert(200, json!({"status":"ok","database":"ok"}));
 }
 
 #[tokio::test]
 async fn readyz_reports_an_unreachable_database() {
     let app = TestApp::new().await;
     app.state.store.close().await;
-    app.send(Req::get("/readyz").build()).await.assert(503, json!({"status":"unavailable","database":"unreachable"}));
+    app.send(Req::get("/readyz").build())
+        .await
+        .assert(503, json!({"status":"unavailable","database":"unreachable"}));
 }
 
 #[tokio::test]
@@ -162,6 +192,7 @@ async fn unknown_routes_and_methods_answer_flat_json() {
 #[tokio::test]
 async fn a_client_request_id_is_echoed() {
     let app = TestApp::new().await;
-    let reply = app.send(Req::get("/provisioning/health").header("x-request-id", "req-abc").build()).await;
+    let reply =
+        app.send(Req::get("/provisioning/health").header("x-request-id", "req-abc").build()).await;
     assert_eq!(reply.headers["x-request-id"], "req-abc");
 }

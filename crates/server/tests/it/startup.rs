@@ -34,9 +34,12 @@ async fn zero_configuration_generates_a_secret_and_keeps_it() {
 #[tokio::test]
 async fn a_configured_secret_wins_and_is_not_shown() {
     let dir = tempfile::tempdir().unwrap();
-    let startup = prepare(&args(&dir, &["--signing-secret", "a,b", "--public-url", "https://p.example/"]), Clock::system())
-        .await
-        .unwrap();
+    let startup = prepare(
+        &args(&dir, &["--signing-secret", "a,b", "--public-url", "https://p.example/"]),
+        Clock::system(),
+    )
+    .await
+    .unwrap();
     assert!(startup.generated_secret.is_none());
     assert!(startup.state.orchestrators.has_secrets());
     assert_eq!(startup.state.public_url, "https://p.example");
@@ -60,15 +63,24 @@ async fn a_bad_catalog_refuses_to_start_naming_service_and_field() {
         "[[services]]\nid = \"db\"\ndescription = \"A database\"\ncategories = [\"databases\"]\npricing = {{ type = \"free\" }}"
     )
     .unwrap();
-    let err = prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system()).await.err().unwrap();
+    let err = prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system())
+        .await
+        .err()
+        .unwrap();
     let message = err.to_string();
-    assert!(message.contains("service \"db\", field `categories`: unknown category \"databases\""), "{message}");
+    assert!(
+        message.contains("service \"db\", field `categories`: unknown category \"databases\""),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn an_unreadable_config_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let err = prepare(&args(&dir, &["--config", "/nonexistent/provisio.toml"]), Clock::system()).await.err().unwrap();
+    let err = prepare(&args(&dir, &["--config", "/nonexistent/provisio.toml"]), Clock::system())
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("/nonexistent/provisio.toml"));
 }
 
@@ -77,7 +89,8 @@ async fn orchestrators_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("provisio.toml");
     std::fs::write(&path, "[limits]\nsignature_tolerance_secs = 60\n\n[[orchestrators]]\nname = \"acme\"\nlabel = \"Acme\"\nsigning_secrets = [\"s1\"]\n").unwrap();
-    let startup = prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system()).await.unwrap();
+    let startup =
+        prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system()).await.unwrap();
     assert!(startup.generated_secret.is_none());
     assert_eq!(startup.state.limits.signature_tolerance_secs, 60);
     assert_eq!(startup.state.orchestrators.all()[0].label, "Acme");

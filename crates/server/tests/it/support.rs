@@ -81,7 +81,14 @@ impl Req {
 
     fn new(method: &'static str, path: &str, body: Vec<u8>) -> Self {
         let signature = Some(signature::header_value(&[SECRET], NOW, &body));
-        Self { method, path: path.into(), body, signature, api_version: Some("0.1d".into()), headers: vec![] }
+        Self {
+            method,
+            path: path.into(),
+            body,
+            signature,
+            api_version: Some("0.1d".into()),
+            headers: vec![],
+        }
     }
 
     /// Signs with these secrets at this time instead.
@@ -138,8 +145,9 @@ impl Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
+        let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!("status {status}: body is not JSON: {:?}", String::from_utf8_lossy(&bytes))
+        });
         Self { status, headers, json }
     }
 
