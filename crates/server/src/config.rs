@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
-use crate::catalog::{Catalog, CatalogError, ServiceSpec};
+use crate::{
+    catalog::{Catalog, CatalogError, ServiceSpec},
+    orchestrators::{LinkingPolicy, Orchestrator, ResponseMode, TokenSettings},
+};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -95,6 +98,14 @@ pub struct OrchestratorSpec {
     pub signing_secrets: Vec<String>,
     /// Name of an environment variable holding comma-separated secrets, so the file holds none.
     pub signing_secrets_env: Option<String>,
+    /// `link` (default) or `consent`.
+    #[serde(default)]
+    pub linking: LinkingPolicy,
+    /// `oauth` (default) or `credentials`.
+    #[serde(default)]
+    pub response: ResponseMode,
+    #[serde(default)]
+    pub tokens: TokenSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +152,34 @@ impl OrchestratorSpec {
             secrets.extend(split_secrets(&value));
         }
         Ok(secrets)
+    }
+
+    /// The orchestrator this entry configures.
+    pub fn build(&self) -> Result<Orchestrator, ConfigError> {
+        let tokens = &self.tokens;
+        for (field, prefix) in [
+            ("access_token_prefix", &tokens.access_token_prefix),
+            ("refresh_token_prefix", &tokens.refresh_token_prefix),
+        ] {
+            if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(ConfigError::Orchestrator {
+                    name: self.name.clone(),
+                    message: format!("tokens.{field} must be non-empty ASCII letters and digits"),
+                });
+            }
+        }
+        if tokens.access_token_ttl_secs == 0 {
+            return Err(ConfigError::Orchestrator {
+                name: self.name.clone(),
+                message: "tokens.access_token_ttl_secs must be positive".into(),
+            });
+        }
+        let mut orchestrator =
+            Orchestrator::new(&self.name, self.label.clone(), &self.resolve_secrets()?);
+        orchestrator.linking = self.linking;
+        orchestrator.response = self.response;
+        orchestrator.tokens = self.tokens.clone();
+        Ok(orchestrator)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 pub mod http;
 pub mod orchestrators;
 pub mod serve;

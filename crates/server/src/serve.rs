@@ -70,20 +70,21 @@ async fn resolve_orchestrators(
     store: &Store,
     clock: &Clock,
 ) -> Result<(Orchestrators, Option<String>), ServeError> {
-    let mut list = Vec::new();
-    for spec in &file.orchestrators {
-        list.push(Orchestrator::new(&spec.name, spec.label.clone(), &spec.resolve_secrets()?));
-    }
+    let mut list =
+        file.orchestrators.iter().map(|spec| spec.build()).collect::<Result<Vec<_>, _>>()?;
     if let Some(flag) = &args.signing_secret {
         let secrets: Vec<String> = flag.iter().flat_map(|s| split_secrets(s)).collect();
-        let label = file
-            .orchestrators
-            .iter()
-            .find(|o| o.name == DEFAULT_ORCHESTRATOR)
-            .and_then(|o| o.label.clone())
-            .unwrap_or_else(|| DEFAULT_ORCHESTRATOR_LABEL.into());
-        list.retain(|o| o.name != DEFAULT_ORCHESTRATOR);
-        list.insert(0, Orchestrator::new(DEFAULT_ORCHESTRATOR, Some(label), &secrets));
+        match list.iter_mut().find(|o| o.name == DEFAULT_ORCHESTRATOR) {
+            Some(stripe) => *stripe = stripe.clone().with_secrets(&secrets),
+            None => list.insert(
+                0,
+                Orchestrator::new(
+                    DEFAULT_ORCHESTRATOR,
+                    Some(DEFAULT_ORCHESTRATOR_LABEL.into()),
+                    &secrets,
+                ),
+            ),
+        }
         return Ok((Orchestrators::new(list), None));
     }
     if !list.is_empty() {

@@ -4,7 +4,9 @@
 //! writers queue instead of failing, and write transactions opened with `BEGIN IMMEDIATE` so two
 //! writers never deadlock upgrading a read lock.
 
+pub mod accounts;
 mod migrate;
+pub mod oauth;
 
 use std::time::Duration;
 

@@ -1,0 +1,135 @@
+//! The token endpoint's grants (spec 5.4): redeeming an authorization code and rotating a refresh
+//! token. Both run in one write transaction and consume their single-use input atomically.
+
+use sqlx::AnyConnection;
+use subtle::ConstantTimeEq;
+
+use super::{
+    Internal,
+    tokens::{IssuedTokens, issue_family, issue_pair},
+};
+use crate::{
+    crypto::{pkce_s256, token_hash},
+    orchestrators::{Orchestrator, Orchestrators},
+    store::{
+        Store,
+        accounts::{self as accounts_sql, Team},
+        oauth::{self as sql},
+    },
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// 400 `invalid_grant`.
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    /// 401 `invalid_request`: the code needs a credential the request lacks.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error(transparent)]
+    Internal(#[from] Internal),
+}
+
+impl From<sqlx::Error> for GrantError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// Tokens from a redeemed code, with the account they reach.
+#[derive(Debug, Clone)]
+pub struct CodeTokens {
+    pub tokens: IssuedTokens,
+    pub organization_id: String,
+    pub available_teams: Vec<Team>,
+}
+
+/// Redeems an authorization code. `signed_by` is the orchestrator whose valid signature the request
+/// carried, if any. A failed check leaves the code unconsumed; a second redemption revokes every
+/// token the first one issued.
+pub async fn redeem_code(
+    store: &Store,
+    orchestrators: &Orchestrators,
+    code: &str,
+    code_verifier: Option<&str>,
+    signed_by: Option<&Orchestrator>,
+    now: i64,
+) -> Result<CodeTokens, GrantError> {
+    const INVALID: GrantError = GrantError::InvalidGrant("Invalid authorization code");
+    let code_hash = token_hash(code);
+    let mut tx = store.write().await.map_err(Internal::from)?;
+    let conn: &mut AnyConnection = &mut tx;
+    let Some(stored) = sql::find_code(conn, &code_hash).await? else {
+        return Err(INVALID);
+    };
+    match (&stored.code_challenge, code_verifier) {
+        (Some(_), None) => {
+            return Err(GrantError::Unauthenticated("code_verifier is required for PKCE"));
+        }
+        (Some(challenge), Some(verifier)) => {
+            if !bool::from(pkce_s256(verifier).as_bytes().ct_eq(challenge.as_bytes())) {
+                return Err(GrantError::InvalidGrant(
+                    "code_verifier does not match the code_challenge",
+                ));
+            }
+        }
+        (None, _) if signed_by.is_none() => {
+            return Err(GrantError::Unauthenticated("Authentication required"));
+        }
+        (None, _) => {}
+    }
+    if signed_by.is_some_and(|o| o.name != stored.grant.orchestrator) {
+        return Err(INVALID);
+    }
+    if stored.consumed {
+        for family in sql::families_of_code(conn, &code_hash).await? {
+            sql::revoke_family(conn, &family, "code_reuse", now).await?;
+        }
+        tx.commit().await?;
+        tracing::warn!(orchestrator = %stored.grant.orchestrator, "authorization code redeemed twice; its tokens are revoked");
+        return Err(GrantError::InvalidGrant("Authorization code has already been used"));
+    }
+    if !sql::consume_code(conn, &code_hash, now).await? {
+        return Err(GrantError::InvalidGrant("Authorization code has expired"));
+    }
+    let Some(orchestrator) = orchestrators.get(&stored.grant.orchestrator) else {
+        return Err(INVALID);
+    };
+    let tokens =
+        issue_family(conn, &stored.grant, Some(&code_hash), &orchestrator.tokens, now).await?;
+    let available_teams = accounts_sql::available_teams(conn, &stored.grant.user_id).await?;
+    tx.commit().await?;
+    Ok(CodeTokens { tokens, organization_id: stored.grant.organization_id, available_teams })
+}
+
+/// Rotates a refresh token: the old access token dies at once; presenting an already-rotated
+/// refresh token revokes its whole family (OAuth 2.0 Security BCP 4.14).
+pub async fn refresh(
+    store: &Store,
+    orchestrators: &Orchestrators,
+    refresh_token: &str,
+    now: i64,
+) -> Result<IssuedTokens, GrantError> {
+    const INVALID: GrantError = GrantError::InvalidGrant("Invalid refresh token");
+    let hash = token_hash(refresh_token);
+    let mut tx = store.write().await.map_err(Internal::from)?;
+    let conn: &mut AnyConnection = &mut tx;
+    let Some(family_id) = sql::rotate_refresh_token(conn, &hash, now).await? else {
+        if let Some(family) = sql::rotated_refresh_family(conn, &hash).await? {
+            sql::revoke_family(conn, &family, "refresh_reuse", now).await?;
+            tx.commit().await?;
+            tracing::warn!(family = %family, "rotated refresh token presented again; its family is revoked");
+        }
+        return Err(INVALID);
+    };
+    let Some(grant) = sql::live_family(conn, &family_id).await? else {
+        return Err(INVALID);
+    };
+    let Some(orchestrator) = orchestrators.get(&grant.orchestrator) else {
+        return Err(INVALID);
+    };
+    sql::revoke_access_tokens(conn, &family_id, now).await?;
+    let tokens = issue_pair(conn, family_id, &orchestrator.tokens, now).await?;
+    tx.commit().await?;
+    Ok(tokens)
+}
