@@ -130,12 +130,7 @@ pub struct FlatError {
 
 impl FlatError {
     pub fn new(code: FlatCode, message: impl Into<String>) -> Self {
-        Self {
-            error: ErrorBody {
-                code,
-                message: message.into(),
-            },
-        }
+        Self { error: ErrorBody { code, message: message.into() } }
     }
 
     /// Every signature failure answers the same words, whatever the reason (spec 3.4).
@@ -178,14 +173,7 @@ pub struct TypedError {
 impl TypedError {
     /// An error raised before the request is authenticated: no `id`.
     pub fn anonymous(code: TypedCode, message: impl Into<String>) -> Self {
-        Self {
-            id: None,
-            tag: ErrorTag::Error,
-            error: ErrorBody {
-                code,
-                message: message.into(),
-            },
-        }
+        Self { id: None, tag: ErrorTag::Error, error: ErrorBody { code, message: message.into() } }
     }
 
     /// An error raised once the request is authenticated: carries the request's `id`.
@@ -193,10 +181,7 @@ impl TypedError {
         Self {
             id: Some(id.into()),
             tag: ErrorTag::Error,
-            error: ErrorBody {
-                code,
-                message: message.into(),
-            },
+            error: ErrorBody { code, message: message.into() },
         }
     }
 
@@ -239,10 +224,7 @@ impl StatusError {
         Self {
             status: StatusTag::Error,
             id: id.into(),
-            error: ErrorBody {
-                code,
-                message: message.into(),
-            },
+            error: ErrorBody { code, message: message.into() },
         }
     }
 
@@ -274,11 +256,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: OAuthCode, description: impl Into<String>) -> Self {
-        Self {
-            error: code,
-            error_description: description.into(),
-            unauthenticated: false,
-        }
+        Self { error: code, error_description: description.into(), unauthenticated: false }
     }
 
     /// 401 `invalid_request`: the request lacks the credential the grant needs (spec 5.4).
@@ -299,11 +277,7 @@ impl OAuthError {
     }
 
     pub fn status(&self) -> u16 {
-        if self.unauthenticated {
-            401
-        } else {
-            self.error.status()
-        }
+        if self.unauthenticated { 401 } else { self.error.status() }
     }
 }
 
@@ -358,10 +332,7 @@ mod tests {
             json!({"error":"unsupported_grant_type","error_description":"Unsupported grant_type: x"})
         );
         assert_eq!(e.status(), 400);
-        assert_eq!(
-            OAuthError::unauthenticated("Authentication required").status(),
-            401
-        );
+        assert_eq!(OAuthError::unauthenticated("Authentication required").status(), 401);
     }
 
     #[test]

@@ -63,11 +63,10 @@ impl SignatureHeader {
             };
             let (key, val) = (&item[..eq], &item[eq + 1..]);
             match key {
-                b"t" => {
-                    if timestamp.replace(parse_timestamp(val)?).is_some() {
-                        return Err(SignatureError::Malformed);
-                    }
+                b"t" if timestamp.replace(parse_timestamp(val)?).is_some() => {
+                    return Err(SignatureError::Malformed);
                 }
+                b"t" => {}
                 b"v1" => {
                     let mut digest = [0u8; DIGEST_LEN];
                     hex::decode_to_slice(val, &mut digest)
@@ -78,10 +77,7 @@ impl SignatureHeader {
             }
         }
         match timestamp {
-            Some(timestamp) if !signatures.is_empty() => Ok(Self {
-                timestamp,
-                signatures,
-            }),
+            Some(timestamp) if !signatures.is_empty() => Ok(Self { timestamp, signatures }),
             _ => Err(SignatureError::Malformed),
         }
     }
@@ -91,9 +87,7 @@ fn parse_timestamp(digits: &[u8]) -> Result<i64, SignatureError> {
     if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
         return Err(SignatureError::Malformed);
     }
-    Ok(digits
-        .iter()
-        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+    Ok(digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
 }
 
 /// The signing secrets of one orchestrator, each pre-keyed once so that a verification costs one
@@ -112,9 +106,7 @@ impl std::fmt::Debug for SigningKeys {
 impl SigningKeys {
     /// Keys for the given secrets. An empty list is allowed and verifies nothing.
     pub fn new<S: AsRef<[u8]>>(secrets: &[S]) -> Self {
-        Self {
-            keys: secrets.iter().map(|s| keyed(s.as_ref())).collect(),
-        }
+        Self { keys: secrets.iter().map(|s| keyed(s.as_ref())).collect() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -140,11 +132,7 @@ impl SigningKeys {
                 matched |= expected.ct_eq(candidate);
             }
         }
-        if bool::from(matched) {
-            Ok(())
-        } else {
-            Err(SignatureError::Mismatch)
-        }
+        if bool::from(matched) { Ok(()) } else { Err(SignatureError::Mismatch) }
     }
 }
 
@@ -198,37 +186,17 @@ mod tests {
     #[test]
     fn verifies_own_signature_and_uppercase_hex() {
         let header = header_value(&["s1"], NOW, b"body");
-        assert!(
-            keys(&["s1"])
-                .verify(Some(header.as_bytes()), b"body", NOW, 300)
-                .is_ok()
-        );
+        assert!(keys(&["s1"]).verify(Some(header.as_bytes()), b"body", NOW, 300).is_ok());
         let upper = format!("t={NOW},v1={}", sign(b"s1", NOW, b"body").to_uppercase());
-        assert!(
-            keys(&["s1"])
-                .verify(Some(upper.as_bytes()), b"body", NOW, 300)
-                .is_ok()
-        );
+        assert!(keys(&["s1"]).verify(Some(upper.as_bytes()), b"body", NOW, 300).is_ok());
     }
 
     #[test]
     fn any_v1_against_any_secret() {
         let header = header_value(&["old", "new"], NOW, b"x");
-        assert!(
-            keys(&["new"])
-                .verify(Some(header.as_bytes()), b"x", NOW, 300)
-                .is_ok()
-        );
-        assert!(
-            keys(&["old"])
-                .verify(Some(header.as_bytes()), b"x", NOW, 300)
-                .is_ok()
-        );
-        assert!(
-            keys(&["other", "new"])
-                .verify(Some(header.as_bytes()), b"x", NOW, 300)
-                .is_ok()
-        );
+        assert!(keys(&["new"]).verify(Some(header.as_bytes()), b"x", NOW, 300).is_ok());
+        assert!(keys(&["old"]).verify(Some(header.as_bytes()), b"x", NOW, 300).is_ok());
+        assert!(keys(&["other", "new"]).verify(Some(header.as_bytes()), b"x", NOW, 300).is_ok());
         assert_eq!(
             keys(&["other"]).verify(Some(header.as_bytes()), b"x", NOW, 300),
             Err(SignatureError::Mismatch)
@@ -238,12 +206,9 @@ mod tests {
     #[test]
     fn tolerance_both_directions() {
         let k = keys(&["s"]);
-        for (ts, ok) in [
-            (NOW - 300, true),
-            (NOW + 300, true),
-            (NOW - 301, false),
-            (NOW + 301, false),
-        ] {
+        for (ts, ok) in
+            [(NOW - 300, true), (NOW + 300, true), (NOW - 301, false), (NOW + 301, false)]
+        {
             let header = header_value(&["s"], ts, b"");
             let res = k.verify(Some(header.as_bytes()), b"", NOW, 300);
             assert_eq!(res.is_ok(), ok, "ts offset {}", ts - NOW);
@@ -273,20 +238,13 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(
-            keys(&["s"]).verify(None, b"", NOW, 300),
-            Err(SignatureError::Missing)
-        );
+        assert_eq!(keys(&["s"]).verify(None, b"", NOW, 300), Err(SignatureError::Missing));
     }
 
     #[test]
     fn unknown_keys_and_spaces_are_tolerated() {
         let header = format!("t={NOW}, v0=abc, v1={}", sign(b"s", NOW, b""));
-        assert!(
-            keys(&["s"])
-                .verify(Some(header.as_bytes()), b"", NOW, 300)
-                .is_ok()
-        );
+        assert!(keys(&["s"]).verify(Some(header.as_bytes()), b"", NOW, 300).is_ok());
     }
 
     #[test]

@@ -111,10 +111,9 @@ impl Pricing {
         match self {
             Self::Free => false,
             Self::Paid { .. } => true,
-            Self::Component { component } => component
-                .options
-                .iter()
-                .all(|o| matches!(o, ComponentOption::Paid { .. })),
+            Self::Component { component } => {
+                component.options.iter().all(|o| matches!(o, ComponentOption::Paid { .. }))
+            }
         }
     }
 }
@@ -144,22 +143,16 @@ pub struct ComponentPricing {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ComponentOption {
-    Free {
-        parent_service_ids: Vec<String>,
-    },
-    Paid {
-        paid: PaidPricing,
-        parent_service_ids: Vec<String>,
-    },
+    Free { parent_service_ids: Vec<String> },
+    Paid { paid: PaidPricing, parent_service_ids: Vec<String> },
 }
 
 impl ComponentOption {
     pub fn parent_service_ids(&self) -> &[String] {
         match self {
-            Self::Free { parent_service_ids }
-            | Self::Paid {
-                parent_service_ids, ..
-            } => parent_service_ids,
+            Self::Free { parent_service_ids } | Self::Paid { parent_service_ids, .. } => {
+                parent_service_ids
+            }
         }
     }
 }
@@ -181,10 +174,7 @@ mod tests {
         let many: Pricing = serde_json::from_value(json!({"type":"paid","paid":[
             {"type":"stripe_price","stripe_price":"price_1"},{"type":"freeform","freeform":"x"}]}))
         .unwrap();
-        assert_eq!(
-            serde_json::to_value(&many).unwrap()["paid"][0]["stripe_price"],
-            "price_1"
-        );
+        assert_eq!(serde_json::to_value(&many).unwrap()["paid"][0]["stripe_price"], "price_1");
         let component: Pricing = serde_json::from_value(json!({"type":"component","component":{"options":[
             {"type":"free","parent_service_ids":["free"]},
             {"type":"paid","paid":{"type":"freeform","freeform":"x"},"parent_service_ids":["payg"]}]}}))

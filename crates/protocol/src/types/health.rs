@@ -11,9 +11,6 @@ pub struct HealthResponse {
 
 impl HealthResponse {
     pub fn ok() -> Self {
-        Self {
-            status: "ok".into(),
-            supported_versions: vec![crate::API_VERSION.into()],
-        }
+        Self { status: "ok".into(), supported_versions: vec![crate::API_VERSION.into()] }
     }
 }

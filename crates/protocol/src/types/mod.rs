@@ -3,8 +3,12 @@
 //! Requests ignore unknown fields and treat an explicit `null` like an absent field; responses omit
 //! absent optional fields rather than writing `null`.
 
+pub mod account_request;
 pub mod catalog;
 pub mod health;
+pub mod token;
 
+pub use account_request::*;
 pub use catalog::*;
 pub use health::*;
+pub use token::*;

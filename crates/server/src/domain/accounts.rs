@@ -50,6 +50,7 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
+    // The messages are the wire messages.
     #[error("Could not resolve a project for this user")]
     TeamResolutionFailed,
     #[error("This request id was already used for a different email")]
@@ -67,6 +68,25 @@ impl From<sqlx::Error> for AccountError {
 /// The identity of an email: trimmed and lowercased.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
+}
+
+/// A plausible address: one `@`, a non-empty local part, a dotted domain, no spaces or controls.
+/// Deliverability is the orchestrator's business; it has verified the address.
+pub fn is_well_formed_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let clean = |s: &str| {
+        !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@')
+    };
+    email.len() <= 254
+        && local.len() <= 64
+        && clean(local)
+        && clean(domain)
+        && domain.split('.').count() >= 2
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
 }
 
 /// A user's first name: the first word of the name.

@@ -4,7 +4,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod oauth;
-mod tokens;
+pub mod tokens;
 
 use crate::{crypto::RandomError, store::StoreError};
 

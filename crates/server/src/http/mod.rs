@@ -1,13 +1,19 @@
 //! The HTTP surface: the route table and its middleware. Handlers are thin: they check the request
 //! in the spec's order, call the domain and answer in the endpoint's envelope.
 
+mod account_requests;
 mod middleware;
+mod oauth;
 mod ops;
 mod protocol;
 pub mod reply;
 pub mod request;
 
-use axum::{Router, response::IntoResponse, routing::get};
+use axum::{
+    Router,
+    response::IntoResponse,
+    routing::{get, post},
+};
 use provisio_protocol::{FlatError, envelope::FlatCode};
 
 use crate::state::AppState;
@@ -18,6 +24,9 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/provisioning/health", get(protocol::health))
         .route("/provisioning/services", get(protocol::services))
+        .route("/provisioning/account_requests", post(account_requests::create))
+        .route("/oauth/token", post(oauth::token))
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)

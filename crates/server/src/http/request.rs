@@ -37,8 +37,7 @@ pub fn verify_signature<'s>(
     body: &[u8],
 ) -> Result<&'s Orchestrator, ApiError> {
     if !state.orchestrators.has_secrets() {
-        tracing::error!("signed request refused: no signing secret is configured");
-        return Err(FlatError::new(FlatCode::ServerError, "No signing secret is configured").into());
+        return Err(no_secret());
     }
     let header = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     state
@@ -50,8 +49,45 @@ pub fn verify_signature<'s>(
         })
 }
 
+/// Whether the request carries a `Stripe-Signature` at all. With no secret configured the answer is
+/// 500 before anything else; a missing header answers `missing()` (each endpoint has its own).
+pub fn require_signature_header(
+    state: &AppState,
+    headers: &HeaderMap,
+    missing: impl FnOnce() -> ApiError,
+) -> Result<(), ApiError> {
+    if !state.orchestrators.has_secrets() {
+        return Err(no_secret());
+    }
+    if headers.contains_key(SIGNATURE_HEADER) { Ok(()) } else { Err(missing()) }
+}
+
+fn no_secret() -> ApiError {
+    tracing::error!("signed request refused: no signing secret is configured");
+    FlatError::new(FlatCode::ServerError, "No signing secret is configured").into()
+}
+
 /// The `API-Version` check (spec 3.3).
 pub fn check_api_version(headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers.get(provisio_protocol::API_VERSION_HEADER).map(|v| v.as_bytes());
     provisio_protocol::version::check(value).map_err(ApiError::from)
+}
+
+/// Bearer authentication for resource and deep-link endpoints: failures answer 401 in the status
+/// envelope with `id` set to the resource the request named (`""` when none).
+pub async fn authenticate_bearer(
+    state: &AppState,
+    headers: &HeaderMap,
+    resource_id: &str,
+) -> Result<crate::domain::auth::Principal, ApiError> {
+    use crate::domain::auth::{AuthError, authenticate};
+    use provisio_protocol::{StatusError, envelope::StatusCode};
+    let authorization = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    authenticate(&state.store, authorization, state.clock.now()).await.map_err(|e| match e {
+        AuthError::Internal(e) => {
+            tracing::error!(error = %e, "bearer lookup failed");
+            StatusError::new(resource_id, StatusCode::ServerError, "Internal server error").into()
+        }
+        e => StatusError::new(resource_id, StatusCode::Unauthorized, e.to_string()).into(),
+    })
 }

@@ -1,0 +1,209 @@
+//! `POST /provisioning/account_requests` (spec 5.3).
+//!
+//! Every request field is optional at the serde level: the provider validates in the spec's check
+//! order with its own messages, so a missing email must reach that validation rather than fail here.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kyc: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_capabilities: Option<Vec<String>>,
+    /// Kept raw: `team_id` must be told apart as integer, digit string or anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_secret: Option<String>,
+    /// RFC 3339; validated by the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<OrchestratorRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge_method: Option<String>,
+}
+
+/// `{type:"stripe",stripe:{account:"acct_…",organization?}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrchestratorRef {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe: Option<StripeOrchestrator>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeOrchestrator {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Accepts the spelling `organisation` too.
+    #[serde(default, alias = "organisation", skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+}
+
+impl AccountRequest {
+    /// `orchestrator.stripe.account`, if present and non-empty.
+    pub fn orchestrator_account(&self) -> Option<&str> {
+        self.orchestrator
+            .as_ref()?
+            .stripe
+            .as_ref()?
+            .account
+            .as_deref()
+            .filter(|a| !a.trim().is_empty())
+    }
+
+    /// A `configuration` key, treating an explicit `null` as absent.
+    pub fn configuration_value(&self, key: &str) -> Option<&Value> {
+        self.configuration.as_ref()?.get(key).filter(|v| !v.is_null())
+    }
+}
+
+/// The three success shapes, each with the request's `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountRequestResponse {
+    pub id: String,
+    #[serde(flatten)]
+    pub outcome: AccountOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AccountOutcome {
+    Oauth { oauth: OAuthCode },
+    Credentials { credentials: Credentials },
+    RequiresAuth { requires_auth: RequiresAuth },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthCode {
+    pub code: String,
+}
+
+/// `{"type":"bearer","bearer":{…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Credentials {
+    Bearer { bearer: BearerCredentials },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BearerCredentials {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    pub account: CredentialsAccount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialsAccount {
+    pub id: String,
+    pub payment_credentials: String,
+}
+
+/// `{"type":"redirect","redirect":{"url":…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RequiresAuth {
+    Redirect { redirect: Redirect },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    pub url: String,
+}
+
+/// The value of `payment_credentials`: the orchestrator supplies payment tokens (spec 6).
+pub const PAYMENT_CREDENTIALS_ORCHESTRATOR: &str = "orchestrator";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn success_shapes() {
+        let oauth = AccountRequestResponse {
+            id: "ar_1".into(),
+            outcome: AccountOutcome::Oauth { oauth: OAuthCode { code: "c".into() } },
+        };
+        assert_eq!(
+            serde_json::to_value(&oauth).unwrap(),
+            json!({"id":"ar_1","type":"oauth","oauth":{"code":"c"}})
+        );
+        let creds = AccountRequestResponse {
+            id: "ar_1".into(),
+            outcome: AccountOutcome::Credentials {
+                credentials: Credentials::Bearer {
+                    bearer: BearerCredentials {
+                        access_token: "a".into(),
+                        refresh_token: "r".into(),
+                        expires_in: 60,
+                        account: CredentialsAccount {
+                            id: "org_1".into(),
+                            payment_credentials: "orchestrator".into(),
+                        },
+                    },
+                },
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&creds).unwrap(),
+            json!({"id":"ar_1","type":"credentials","credentials":{"type":"bearer","bearer":{
+                "access_token":"a","refresh_token":"r","expires_in":60,
+                "account":{"id":"org_1","payment_credentials":"orchestrator"}}}})
+        );
+        let consent = AccountRequestResponse {
+            id: "ar_1".into(),
+            outcome: AccountOutcome::RequiresAuth {
+                requires_auth: RequiresAuth::Redirect {
+                    redirect: Redirect { url: "https://x".into() },
+                },
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&consent).unwrap(),
+            json!({"id":"ar_1","type":"requires_auth","requires_auth":{"type":"redirect","redirect":{"url":"https://x"}}})
+        );
+    }
+
+    #[test]
+    fn nulls_unknown_fields_and_the_british_spelling() {
+        let r: AccountRequest = serde_json::from_value(json!({
+            "id": "ar_1", "email": null, "name": null, "surprise": 1,
+            "configuration": {"team_id": null, "organization_name": "Acme"},
+            "orchestrator": {"type": "stripe", "stripe": {"account": "acct_1", "organisation": "org"}}
+        }))
+        .unwrap();
+        assert_eq!(r.email, None);
+        assert_eq!(r.orchestrator_account(), Some("acct_1"));
+        assert_eq!(r.orchestrator.unwrap().stripe.unwrap().organization.as_deref(), Some("org"));
+        assert!(r.configuration.is_some());
+    }
+
+    #[test]
+    fn null_team_id_is_absent() {
+        let r: AccountRequest =
+            serde_json::from_value(json!({"configuration": {"team_id": null}})).unwrap();
+        assert_eq!(r.configuration_value("team_id"), None);
+    }
+}

@@ -1,0 +1,77 @@
+//! `POST /oauth/token` (spec 5.4) and the RFC 8414 metadata that describes it.
+
+use serde::{Deserialize, Serialize};
+
+/// Form (or JSON) fields of a token request. All optional: the endpoint answers each missing one
+/// with its own error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_verifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// 200 answer; `account` only for the `authorization_code` grant. No `scope` key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token_type: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<TokenAccount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenAccount {
+    /// The organization id.
+    pub id: String,
+    pub payment_credentials: String,
+    pub available_teams: Vec<Team>,
+}
+
+/// A project the user could pick ("team" in the protocol's words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: i64,
+    pub name: String,
+    pub organization_id: String,
+    pub organization_name: String,
+}
+
+/// RFC 8414 authorization server metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub grant_types_supported: Vec<String>,
+    pub response_types_supported: Vec<String>,
+    pub code_challenge_methods_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn refresh_answer_has_no_account_and_no_scope() {
+        let r = TokenResponse {
+            token_type: "bearer".into(),
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            expires_in: 5,
+            account: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"token_type":"bearer","access_token":"a","refresh_token":"r","expires_in":5})
+        );
+    }
+}

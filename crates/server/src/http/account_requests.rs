@@ -1,0 +1,212 @@
+//! `POST /provisioning/account_requests` (spec 5.3), in the spec's check order:
+//! API-Version → body → signature present (401 typed) → signature valid (401 flat) →
+//! `orchestrator.stripe.account` → `configuration.team_id` → account work.
+
+use axum::{extract::State, http::HeaderMap, response::Response};
+use provisio_protocol::{
+    TypedError,
+    envelope::TypedCode,
+    types::{
+        AccountOutcome, AccountRequest, AccountRequestResponse, BearerCredentials, Credentials,
+        CredentialsAccount, OAuthCode, PAYMENT_CREDENTIALS_ORCHESTRATOR, Redirect, RequiresAuth,
+    },
+};
+use serde_json::Value;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use super::{
+    reply::{ApiError, json},
+    request::{RawBody, check_api_version, require_signature_header, verify_signature},
+};
+use crate::{
+    domain::accounts::{self, AccountError, Outcome},
+    state::AppState,
+};
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    check_api_version(&headers)?;
+    let request = validate_body(&body, state.clock.now())?;
+    require_signature_header(&state, &headers, || {
+        TypedError::anonymous(TypedCode::Unauthorized, "Authentication required").into()
+    })?;
+    let orchestrator = verify_signature(&state, &headers, &body)?;
+    let Some(account) = request.orchestrator_account() else {
+        return Err(invalid("orchestrator.stripe.account is required"));
+    };
+    let id = request.id.clone().unwrap_or_default();
+    let with_id = |code, message: &str| ApiError::from(TypedError::for_request(&id, code, message));
+    let team_id = team_id(request.configuration_value("team_id")).map_err(|()| {
+        with_id(TypedCode::InvalidRequest, "configuration.team_id must be an integer")
+    })?;
+    let organization_name = match request.configuration_value("organization_name") {
+        None => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(_) => {
+            return Err(with_id(
+                TypedCode::InvalidRequest,
+                "configuration.organization_name must be a non-empty string",
+            ));
+        }
+    };
+    let input = accounts::AccountRequest {
+        request_id: id.clone(),
+        email: request.email.clone().unwrap_or_default(),
+        name: request.name.clone().filter(|n| !n.trim().is_empty()),
+        organization_name,
+        team_id,
+        scopes: request.scopes.clone().unwrap_or_default(),
+        code_challenge: request.code_challenge.clone(),
+        orchestrator_account: account.to_string(),
+    };
+    let outcome = accounts::request_account(
+        &state.store,
+        orchestrator,
+        &input,
+        &state.public_url,
+        state.clock.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        AccountError::TeamResolutionFailed => {
+            with_id(TypedCode::TeamResolutionFailed, &e.to_string())
+        }
+        AccountError::RequestIdReused => with_id(TypedCode::InvalidRequest, &e.to_string()),
+        AccountError::Internal(e) => {
+            tracing::error!(error = %e, "account request failed");
+            with_id(TypedCode::AccountCreationFailed, "The account could not be created")
+        }
+    })?;
+    Ok(json(200, &AccountRequestResponse { id, outcome: wire_outcome(outcome) }))
+}
+
+fn wire_outcome(outcome: Outcome) -> AccountOutcome {
+    match outcome {
+        Outcome::Code(code) => AccountOutcome::Oauth { oauth: OAuthCode { code } },
+        Outcome::Credentials { tokens, organization_id } => AccountOutcome::Credentials {
+            credentials: Credentials::Bearer {
+                bearer: BearerCredentials {
+                    access_token: tokens.access_token,
+                    refresh_token: tokens.refresh_token,
+                    expires_in: tokens.expires_in,
+                    account: CredentialsAccount {
+                        id: organization_id,
+                        payment_credentials: PAYMENT_CREDENTIALS_ORCHESTRATOR.into(),
+                    },
+                },
+            },
+        },
+        Outcome::RequiresAuth { url } => AccountOutcome::RequiresAuth {
+            requires_auth: RequiresAuth::Redirect { redirect: Redirect { url } },
+        },
+    }
+}
+
+fn invalid(message: &str) -> ApiError {
+    TypedError::anonymous(TypedCode::InvalidRequest, message).into()
+}
+
+/// Body validation: a JSON object; email present and well-formed; `expires_at` well-formed, then
+/// not past; PKCE method and challenge.
+fn validate_body(body: &[u8], now: i64) -> Result<AccountRequest, ApiError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| invalid("Request body must be a JSON object"))?;
+    if !value.is_object() {
+        return Err(invalid("Request body must be a JSON object"));
+    }
+    let request: AccountRequest = serde_json::from_value(value)
+        .map_err(|e| invalid(&format!("Malformed account request: {e}")))?;
+    match request.email.as_deref().map(str::trim) {
+        None | Some("") => return Err(invalid("email is required")),
+        Some(email) if !accounts::is_well_formed_email(email) => {
+            return Err(invalid("email is malformed"));
+        }
+        Some(_) => {}
+    }
+    if let Some(expires_at) = &request.expires_at {
+        let at = OffsetDateTime::parse(expires_at, &Rfc3339)
+            .map_err(|_| invalid("expires_at must be an RFC 3339 timestamp"))?;
+        if at.unix_timestamp() <= now {
+            return Err(
+                TypedError::anonymous(TypedCode::Expired, "Account request has expired").into()
+            );
+        }
+    }
+    match (request.code_challenge.as_deref(), request.code_challenge_method.as_deref()) {
+        (_, Some(method)) if method != "S256" => {
+            return Err(invalid("code_challenge_method must be S256"));
+        }
+        (None, Some(_)) => {
+            return Err(invalid("code_challenge is required with code_challenge_method"));
+        }
+        (Some(challenge), _) if !is_pkce_challenge(challenge) => {
+            return Err(invalid("code_challenge must be 43 to 128 base64url characters"));
+        }
+        _ => {}
+    }
+    Ok(request)
+}
+
+fn is_pkce_challenge(challenge: &str) -> bool {
+    (43..=128).contains(&challenge.len())
+        && challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// provisio's reading of "an integer" (spec 5.3): a JSON integer, or a string of ASCII digits with
+/// surrounding whitespace. An integer too large for any project id resolves to no project.
+fn team_id(value: Option<&Value>) -> Result<Option<i64>, ()> {
+    match value {
+        None => Ok(None),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            Ok(Some(n.as_i64().unwrap_or(i64::MAX)))
+        }
+        Some(Value::String(s)) => {
+            let digits = s.trim();
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(());
+            }
+            Ok(Some(digits.parse().unwrap_or(i64::MAX)))
+        }
+        Some(_) => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn team_id_reading() {
+        assert_eq!(team_id(None), Ok(None));
+        assert_eq!(team_id(Some(&json!(12))), Ok(Some(12)));
+        assert_eq!(team_id(Some(&json!(" 12 "))), Ok(Some(12)));
+        assert_eq!(team_id(Some(&json!("99999999999999999999999"))), Ok(Some(i64::MAX)));
+        assert_eq!(team_id(Some(&json!(18446744073709551615u64))), Ok(Some(i64::MAX)));
+        for bad in [
+            json!("abc"),
+            json!(1.5),
+            json!(12.0),
+            json!(true),
+            json!([1]),
+            json!({"a":1}),
+            json!(""),
+            json!("-3"),
+            json!("1 2"),
+        ] {
+            assert_eq!(team_id(Some(&bad)), Err(()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pkce_challenge_shape() {
+        assert!(is_pkce_challenge(&"a".repeat(43)));
+        assert!(is_pkce_challenge(&"-_".repeat(64)));
+        assert!(!is_pkce_challenge(&"a".repeat(42)));
+        assert!(!is_pkce_challenge(&"a".repeat(129)));
+        assert!(!is_pkce_challenge(&format!("{}=", "a".repeat(43))));
+    }
+}
