@@ -1,5 +1,6 @@
 //! Server integration tests, one binary (links are slow on two cores).
 
+mod accounts;
 mod protocol_endpoints;
 mod startup;
 mod support;

@@ -14,7 +14,7 @@ use provisio_server::{
     orchestrators::{Orchestrator, Orchestrators},
     store::Store,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 pub const SECRET: &str = "whsec_test_secret";
@@ -58,6 +58,87 @@ impl TestApp {
         let response = self.router.clone().oneshot(request).await.unwrap();
         Reply::read(response).await
     }
+
+    /// A signed account request with this body.
+    pub async fn account_request(&self, body: &Value) -> Reply {
+        self.send(Req::json("/provisioning/account_requests", body).build()).await
+    }
+
+    /// The code of a successful default-mode account request for `email`.
+    pub async fn code_for(&self, email: &str) -> String {
+        self.code_with(account_body(&unique_id(), email)).await
+    }
+
+    pub async fn code_with(&self, body: Value) -> String {
+        let reply = self.account_request(&body).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        reply.json["oauth"]["code"].as_str().unwrap().to_string()
+    }
+
+    /// A signed form post to the token endpoint.
+    pub async fn token(&self, form: &str) -> Reply {
+        self.send(Req::form("/oauth/token", form).build()).await
+    }
+
+    /// Redeems a code with a signed request; asserts success.
+    pub async fn redeem(&self, code: &str) -> Value {
+        let reply = self.token(&format!("grant_type=authorization_code&code={code}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        reply.json
+    }
+
+    /// A fresh user's tokens: account request, then code exchange.
+    pub async fn tokens_for(&self, email: &str) -> Value {
+        let code = self.code_for(email).await;
+        self.redeem(&code).await
+    }
+
+    pub async fn principal(
+        &self,
+        access_token: &str,
+    ) -> Result<provisio_server::domain::auth::Principal, provisio_server::domain::auth::AuthError> {
+        let header = format!("Bearer {access_token}");
+        provisio_server::domain::auth::authenticate(&self.state.store, Some(header.as_bytes()), self.state.clock.now())
+            .await
+    }
+
+    /// Rows in a table.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(self.state.store.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Runs one statement directly (seeding states the protocol cannot reach).
+    pub async fn exec(&self, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(self.state.store.pool()).await.unwrap();
+    }
+
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(self.state.store.pool()).await.unwrap()
+    }
+
+    pub async fn scalar_text(&self, sql: &str) -> String {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(self.state.store.pool()).await.unwrap()
+    }
+}
+
+/// A minimal valid account request.
+pub fn account_body(id: &str, email: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "account_request",
+        "email": email,
+        "scopes": ["provision"],
+        "orchestrator": {"type": "stripe", "stripe": {"account": "acct_test"}}
+    })
+}
+
+pub fn unique_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("ar_{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A request builder with the protocol's headers.
@@ -77,6 +158,14 @@ impl Req {
 
     pub fn post(path: &str, body: impl Into<Vec<u8>>) -> Self {
         Self::new("POST", path, body.into())
+    }
+
+    pub fn json(path: &str, body: &Value) -> Self {
+        Self::post(path, serde_json::to_vec(body).unwrap()).header("content-type", "application/json")
+    }
+
+    pub fn form(path: &str, form: &str) -> Self {
+        Self::post(path, form.as_bytes().to_vec()).header("content-type", "application/x-www-form-urlencoded")
     }
 
     fn new(method: &'static str, path: &str, body: Vec<u8>) -> Self {
