@@ -78,7 +78,9 @@ pub async fn redeem_code(
         }
         (None, _) => {}
     }
-    if signed_by.is_some_and(|o| o.name != stored.grant.orchestrator) {
+    if signed_by.is_some_and(|o| o.name != stored.grant.orchestrator)
+        || !accounts_sql::user_is_live(conn, &stored.grant.user_id).await?
+    {
         return Err(INVALID);
     }
     if stored.consumed {

@@ -64,6 +64,16 @@ pub async fn find_user_by_email(
         .await
 }
 
+/// Whether the user exists and is not deleted.
+pub async fn user_is_live(conn: &mut AnyConnection, user_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
 pub async fn insert_organization(
     conn: &mut AnyConnection,
     id: &str,

@@ -53,7 +53,10 @@ async fn a_new_email_creates_user_organization_membership_and_project() {
     assert!(code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert_eq!(reply.json, json!({"id":"ar_new","type":"oauth","oauth":{"code":code}}));
 
-    assert_eq!((app.count("users").await, app.count("organizations").await, app.count("projects").await), (1, 1, 1));
+    assert_eq!(
+        (app.count("users").await, app.count("organizations").await, app.count("projects").await),
+        (1, 1, 1)
+    );
     assert_eq!(app.scalar_text("SELECT email FROM users").await, "Ada@Example.com");
     assert_eq!(app.scalar_text("SELECT email_normalized FROM users").await, "ada@example.com");
     assert_eq!(app.scalar_text("SELECT first_name FROM users").await, "Ada");
@@ -71,9 +74,14 @@ async fn organization_name_can_be_given() {
     assert_eq!(tokens["account"]["available_teams"][0]["organization_name"], "Hopper Labs");
     let mut bad = account_body("ar_bad_org", "grace2@example.com");
     bad["configuration"] = json!({"organization_name": 7});
-    app.account_request(&bad)
-        .await
-        .assert(400, typed(Some("ar_bad_org"), "invalid_request", "configuration.organization_name must be a non-empty string"));
+    app.account_request(&bad).await.assert(
+        400,
+        typed(
+            Some("ar_bad_org"),
+            "invalid_request",
+            "configuration.organization_name must be a non-empty string",
+        ),
+    );
 }
 
 #[tokio::test]
@@ -82,7 +90,10 @@ async fn an_existing_user_with_one_project_links_to_it_without_creating_anything
     let first = project_of(&app, &app.code_for("linus@example.com").await).await;
     let again = project_of(&app, &app.code_for(" LINUS@example.COM").await).await;
     assert_eq!(first, again);
-    assert_eq!((app.count("users").await, app.count("organizations").await, app.count("projects").await), (1, 1, 1));
+    assert_eq!(
+        (app.count("users").await, app.count("organizations").await, app.count("projects").await),
+        (1, 1, 1)
+    );
 }
 
 #[tokio::test]
@@ -108,21 +119,35 @@ async fn foreign_demo_or_missing_team_id_fails_resolution_with_one_message() {
     for team_id in [json!(foreign), json!(demo), json!(987654), json!("987654")] {
         let mut body = account_body("ar_team", "owner@example.com");
         body["configuration"] = json!({"team_id": team_id});
-        app.account_request(&body)
-            .await
-            .assert(400, typed(Some("ar_team"), "team_resolution_failed", "Could not resolve a project for this user"));
+        app.account_request(&body).await.assert(
+            400,
+            typed(
+                Some("ar_team"),
+                "team_resolution_failed",
+                "Could not resolve a project for this user",
+            ),
+        );
     }
 }
 
 #[tokio::test]
 async fn a_team_id_that_is_not_an_integer_is_invalid_request_with_id() {
     let app = TestApp::new().await;
-    for team_id in [json!("abc"), json!(1.5), json!(true), json!([1]), json!({"id": 1}), json!("-1"), json!("")] {
+    for team_id in [
+        json!("abc"),
+        json!(1.5),
+        json!(true),
+        json!([1]),
+        json!({"id": 1}),
+        json!("-1"),
+        json!(""),
+    ] {
         let mut body = account_body("ar_tid", "n@example.com");
         body["configuration"] = json!({"team_id": team_id});
-        app.account_request(&body)
-            .await
-            .assert(400, typed(Some("ar_tid"), "invalid_request", "configuration.team_id must be an integer"));
+        app.account_request(&body).await.assert(
+            400,
+            typed(Some("ar_tid"), "invalid_request", "configuration.team_id must be an integer"),
+        );
     }
     // null is absent: accepted.
     let mut body = account_body("ar_null", "n@example.com");
@@ -131,7 +156,8 @@ async fn a_team_id_that_is_not_an_integer_is_invalid_request_with_id() {
 }
 
 #[tokio::test]
-async fn several_projects_without_team_id_create_exactly_one_new_project_in_the_oldest_organization() {
+async fn several_projects_without_team_id_create_exactly_one_new_project_in_the_oldest_organization()
+ {
     let app = TestApp::new().await;
     app.code_for("two@example.com").await;
     add_project(&app, "two@example.com", "second", false).await;
@@ -139,9 +165,18 @@ async fn several_projects_without_team_id_create_exactly_one_new_project_in_the_
     let resolved = project_of(&app, &app.code_for("two@example.com").await).await;
     assert_eq!(app.count("projects").await, before + 1);
     assert_eq!(app.scalar_i64("SELECT MAX(id) FROM projects").await, resolved);
-    let oldest = app.scalar_text("SELECT organization_id FROM memberships ORDER BY created_at, id LIMIT 1").await;
-    assert_eq!(app.scalar_text(&format!("SELECT organization_id FROM projects WHERE id = {resolved}")).await, oldest);
-    assert_eq!(app.scalar_text(&format!("SELECT name FROM projects WHERE id = {resolved}")).await, "Stripe project");
+    let oldest = app
+        .scalar_text("SELECT organization_id FROM memberships ORDER BY created_at, id LIMIT 1")
+        .await;
+    assert_eq!(
+        app.scalar_text(&format!("SELECT organization_id FROM projects WHERE id = {resolved}"))
+            .await,
+        oldest
+    );
+    assert_eq!(
+        app.scalar_text(&format!("SELECT name FROM projects WHERE id = {resolved}")).await,
+        "Stripe project"
+    );
 }
 
 #[tokio::test]
@@ -151,16 +186,24 @@ async fn only_demo_projects_create_a_new_project() {
     app.exec("UPDATE projects SET is_demo = 1").await;
     let resolved = project_of(&app, &app.code_for("demo@example.com").await).await;
     assert_eq!(app.count("projects").await, 2);
-    assert_eq!(app.scalar_i64(&format!("SELECT is_demo FROM projects WHERE id = {resolved}")).await, 0);
+    assert_eq!(
+        app.scalar_i64(&format!("SELECT is_demo FROM projects WHERE id = {resolved}")).await,
+        0
+    );
 }
 
 #[tokio::test]
 async fn a_user_without_organization_fails_resolution() {
     let app = TestApp::new().await;
     app.exec(&format!("INSERT INTO users (id, email, email_normalized, created_at) VALUES ('usr_lonely', 'lonely@example.com', 'lonely@example.com', {NOW})")).await;
-    app.account_request(&account_body("ar_lonely", "Lonely@example.com"))
-        .await
-        .assert(400, typed(Some("ar_lonely"), "team_resolution_failed", "Could not resolve a project for this user"));
+    app.account_request(&account_body("ar_lonely", "Lonely@example.com")).await.assert(
+        400,
+        typed(
+            Some("ar_lonely"),
+            "team_resolution_failed",
+            "Could not resolve a project for this user",
+        ),
+    );
     assert_eq!(app.count("projects").await, 0);
 }
 
@@ -174,28 +217,77 @@ async fn a_retried_request_id_resolves_to_the_same_project_and_creates_nothing()
     let projects = app.count("projects").await;
     let second = project_of(&app, &app.code_with(body).await).await;
     assert_eq!((first, app.count("projects").await), (second, projects));
-    app.account_request(&account_body("ar_retry", "someone-else@example.com"))
-        .await
-        .assert(400, typed(Some("ar_retry"), "invalid_request", "This request id was already used for a different email"));
+    app.account_request(&account_body("ar_retry", "someone-else@example.com")).await.assert(
+        400,
+        typed(
+            Some("ar_retry"),
+            "invalid_request",
+            "This request id was already used for a different email",
+        ),
+    );
 }
 
 #[tokio::test]
 async fn body_validation_errors_carry_no_id() {
     let app = TestApp::new().await;
     let cases: Vec<(Value, u16, Value)> = vec![
-        (json!({"id":"a","orchestrator":{"stripe":{"account":"acct"}}}), 400, typed(None, "invalid_request", "email is required")),
+        (
+            json!({"id":"a","orchestrator":{"stripe":{"account":"acct"}}}),
+            400,
+            typed(None, "invalid_request", "email is required"),
+        ),
         (json!({"id":"a","email":"   "}), 400, typed(None, "invalid_request", "email is required")),
         (json!({"id":"a","email":null}), 400, typed(None, "invalid_request", "email is required")),
-        (json!({"id":"a","email":"not-an-email"}), 400, typed(None, "invalid_request", "email is malformed")),
-        (json!({"id":"a","email":"a@b"}), 400, typed(None, "invalid_request", "email is malformed")),
-        (json!({"id":"a","email":"a b@example.com"}), 400, typed(None, "invalid_request", "email is malformed")),
-        (json!({"id":"a","email":"x@example.com","expires_at":"tomorrow"}), 400, typed(None, "invalid_request", "expires_at must be an RFC 3339 timestamp")),
-        (json!({"id":"a","email":"x@example.com","expires_at":"2025-01-01T00:00:00Z"}), 400, typed(None, "expired", "Account request has expired")),
-        (json!({"id":"a","email":"x@example.com","code_challenge":"a".repeat(43),"code_challenge_method":"plain"}), 400, typed(None, "invalid_request", "code_challenge_method must be S256")),
-        (json!({"id":"a","email":"x@example.com","code_challenge_method":"S256"}), 400, typed(None, "invalid_request", "code_challenge is required with code_challenge_method")),
-        (json!({"id":"a","email":"x@example.com","code_challenge":"short"}), 400, typed(None, "invalid_request", "code_challenge must be 43 to 128 base64url characters")),
-        (json!({"id":"a","email":"x@example.com"}), 400, typed(None, "invalid_request", "orchestrator.stripe.account is required")),
-        (json!({"id":"a","email":"x@example.com","orchestrator":{"type":"stripe","stripe":{}}}), 400, typed(None, "invalid_request", "orchestrator.stripe.account is required")),
+        (
+            json!({"id":"a","email":"not-an-email"}),
+            400,
+            typed(None, "invalid_request", "email is malformed"),
+        ),
+        (
+            json!({"id":"a","email":"a@b"}),
+            400,
+            typed(None, "invalid_request", "email is malformed"),
+        ),
+        (
+            json!({"id":"a","email":"a b@example.com"}),
+            400,
+            typed(None, "invalid_request", "email is malformed"),
+        ),
+        (
+            json!({"id":"a","email":"x@example.com","expires_at":"tomorrow"}),
+            400,
+            typed(None, "invalid_request", "expires_at must be an RFC 3339 timestamp"),
+        ),
+        (
+            json!({"id":"a","email":"x@example.com","expires_at":"2025-01-01T00:00:00Z"}),
+            400,
+            typed(None, "expired", "Account request has expired"),
+        ),
+        (
+            json!({"id":"a","email":"x@example.com","code_challenge":"a".repeat(43),"code_challenge_method":"plain"}),
+            400,
+            typed(None, "invalid_request", "code_challenge_method must be S256"),
+        ),
+        (
+            json!({"id":"a","email":"x@example.com","code_challenge_method":"S256"}),
+            400,
+            typed(None, "invalid_request", "code_challenge is required with code_challenge_method"),
+        ),
+        (
+            json!({"id":"a","email":"x@example.com","code_challenge":"short"}),
+            400,
+            typed(None, "invalid_request", "code_challenge must be 43 to 128 base64url characters"),
+        ),
+        (
+            json!({"id":"a","email":"x@example.com"}),
+            400,
+            typed(None, "invalid_request", "orchestrator.stripe.account is required"),
+        ),
+        (
+            json!({"id":"a","email":"x@example.com","orchestrator":{"type":"stripe","stripe":{}}}),
+            400,
+            typed(None, "invalid_request", "orchestrator.stripe.account is required"),
+        ),
         (json!([1, 2]), 400, typed(None, "invalid_request", "Request body must be a JSON object")),
     ];
     for (body, status, expected) in cases {
@@ -224,9 +316,13 @@ async fn authentication_failures() {
     app.send(Req::post("/provisioning/account_requests", bytes.clone()).signature(None).build())
         .await
         .assert(401, typed(None, "unauthorized", "Authentication required"));
-    app.send(Req::post("/provisioning/account_requests", bytes.clone()).signed_with(&["whsec_wrong"], NOW).build())
-        .await
-        .assert(401, flat("invalid_signature", "Signature verification failed"));
+    app.send(
+        Req::post("/provisioning/account_requests", bytes.clone())
+            .signed_with(&["whsec_wrong"], NOW)
+            .build(),
+    )
+    .await
+    .assert(401, flat("invalid_signature", "Signature verification failed"));
     app.send(Req::post("/provisioning/account_requests", bytes).tamper(br#"{"id":"ar_auth","email":"evil@example.com","orchestrator":{"stripe":{"account":"acct"}}}"#.to_vec()).build())
         .await
         .assert(401, flat("invalid_signature", "Signature verification failed"));
@@ -236,7 +332,9 @@ async fn authentication_failures() {
 #[tokio::test]
 async fn check_order_decides_which_error_a_doubly_wrong_request_gets() {
     let app = TestApp::new().await;
-    let post = |body: Value| Req::post("/provisioning/account_requests", serde_json::to_vec(&body).unwrap());
+    let post = |body: Value| {
+        Req::post("/provisioning/account_requests", serde_json::to_vec(&body).unwrap())
+    };
     // API-Version before body.
     app.send(post(json!({"email":""})).api_version(None).build())
         .await
@@ -245,23 +343,33 @@ async fn check_order_decides_which_error_a_doubly_wrong_request_gets() {
     app.send(post(json!({"email":"bad"})).signature(None).build())
         .await
         .assert(400, typed(None, "invalid_request", "email is malformed"));
-    app.send(post(json!({"email":"x@example.com","expires_at":"2020-01-01T00:00:00Z"})).signed_with(&["wrong"], NOW).build())
-        .await
-        .assert(400, typed(None, "expired", "Account request has expired"));
+    app.send(
+        post(json!({"email":"x@example.com","expires_at":"2020-01-01T00:00:00Z"}))
+            .signed_with(&["wrong"], NOW)
+            .build(),
+    )
+    .await
+    .assert(400, typed(None, "expired", "Account request has expired"));
     // Signature before the orchestrator account.
     app.send(post(json!({"id":"a","email":"x@example.com"})).signed_with(&["wrong"], NOW).build())
         .await
         .assert(401, flat("invalid_signature", "Signature verification failed"));
     // Orchestrator account before team_id.
-    app.send(post(json!({"id":"a","email":"x@example.com","configuration":{"team_id":"abc"}})).build())
-        .await
-        .assert(400, typed(None, "invalid_request", "orchestrator.stripe.account is required"));
+    app.send(
+        post(json!({"id":"a","email":"x@example.com","configuration":{"team_id":"abc"}})).build(),
+    )
+    .await
+    .assert(400, typed(None, "invalid_request", "orchestrator.stripe.account is required"));
 }
 
 #[tokio::test]
 async fn no_signing_secret_answers_500_before_the_presence_check() {
     let app = TestApp::with_secrets(&[]).await;
-    app.send(Req::json("/provisioning/account_requests", &account_body("a", "x@example.com")).signature(None).build())
-        .await
-        .assert(500, flat("server_error", "No signing secret is configured"));
+    app.send(
+        Req::json("/provisioning/account_requests", &account_body("a", "x@example.com"))
+            .signature(None)
+            .build(),
+    )
+    .await
+    .assert(500, flat("server_error", "No signing secret is configured"));
 }

@@ -1,6 +1,7 @@
 //! Server integration tests, one binary (links are slow on two cores).
 
 mod accounts;
+mod oauth;
 mod protocol_endpoints;
 mod startup;
 mod support;

@@ -35,13 +35,25 @@ impl TestApp {
         Self::build(secrets, Limits::default()).await
     }
 
+    /// The default orchestrator with some of its policies changed.
+    pub async fn with_orchestrator(change: impl FnOnce(&mut Orchestrator)) -> Self {
+        let mut orchestrator =
+            Orchestrator::new("stripe", Some("Stripe".into()), &[SECRET.to_string()]);
+        change(&mut orchestrator);
+        Self::assemble(Orchestrators::new(vec![orchestrator]), Limits::default()).await
+    }
+
     pub async fn build(secrets: &[&str], limits: Limits) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let store = Store::open(&url).await.unwrap();
         let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
         let orchestrators =
             Orchestrators::new(vec![Orchestrator::new("stripe", Some("Stripe".into()), &secrets)]);
+        Self::assemble(orchestrators, limits).await
+    }
+
+    async fn assemble(orchestrators: Orchestrators, limits: Limits) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store = Store::open(&url).await.unwrap();
         let state = AppState::new(
             store,
             orchestrators,
@@ -96,10 +108,15 @@ impl TestApp {
     pub async fn principal(
         &self,
         access_token: &str,
-    ) -> Result<provisio_server::domain::auth::Principal, provisio_server::domain::auth::AuthError> {
+    ) -> Result<provisio_server::domain::auth::Principal, provisio_server::domain::auth::AuthError>
+    {
         let header = format!("Bearer {access_token}");
-        provisio_server::domain::auth::authenticate(&self.state.store, Some(header.as_bytes()), self.state.clock.now())
-            .await
+        provisio_server::domain::auth::authenticate(
+            &self.state.store,
+            Some(header.as_bytes()),
+            self.state.clock.now(),
+        )
+        .await
     }
 
     /// Rows in a table.
@@ -112,15 +129,24 @@ impl TestApp {
 
     /// Runs one statement directly (seeding states the protocol cannot reach).
     pub async fn exec(&self, sql: &str) {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(self.state.store.pool()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(self.state.store.pool())
+            .await
+            .unwrap();
     }
 
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(self.state.store.pool()).await.unwrap()
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(self.state.store.pool())
+            .await
+            .unwrap()
     }
 
     pub async fn scalar_text(&self, sql: &str) -> String {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(self.state.store.pool()).await.unwrap()
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(self.state.store.pool())
+            .await
+            .unwrap()
     }
 }
 
@@ -161,11 +187,13 @@ impl Req {
     }
 
     pub fn json(path: &str, body: &Value) -> Self {
-        Self::post(path, serde_json::to_vec(body).unwrap()).header("content-type", "application/json")
+        Self::post(path, serde_json::to_vec(body).unwrap())
+            .header("content-type", "application/json")
     }
 
     pub fn form(path: &str, form: &str) -> Self {
-        Self::post(path, form.as_bytes().to_vec()).header("content-type", "application/x-www-form-urlencoded")
+        Self::post(path, form.as_bytes().to_vec())
+            .header("content-type", "application/x-www-form-urlencoded")
     }
 
     fn new(method: &'static str, path: &str, body: Vec<u8>) -> Self {
