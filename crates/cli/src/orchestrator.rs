@@ -1,9 +1,15 @@
-//! `provisio orchestrator …`: one signed protocol call per subcommand, printing the provider's JSON.
+//! `provisio orchestrator …`: plays Stripe. One signed protocol call per subcommand, printing the
+//! provider's JSON; a state file remembers codes and tokens so calls chain without copy-paste.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
-use provisio_orchestrator::{Client, ClientConfig, Reply};
+use provisio_orchestrator::{
+    Client, ClientConfig, Reply, pkce,
+    state::{DEFAULT_STATE_FILE, State},
+};
+use serde_json::{Value, json};
 
 /// Default provider URL: where `provisio serve` listens by default.
 const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
@@ -31,12 +37,18 @@ pub struct Target {
         value_delimiter = ','
     )]
     signing_secret: Vec<String>,
-    /// `API-Version` header to send.
+    /// `API-Version` header to send (empty: none).
     #[arg(long, global = true, default_value = provisio_protocol::API_VERSION)]
     api_version: String,
     /// Prefix the provider mounts the protocol under, e.g. `/api/agentic`.
     #[arg(long, global = true, default_value = "")]
     path_prefix: String,
+    /// Token endpoint (default: `<base-url>/oauth/token`).
+    #[arg(long, global = true)]
+    token_url: Option<String>,
+    /// Where codes, tokens and resource ids are remembered between calls.
+    #[arg(long, global = true, env = "PROVISIO_ORCHESTRATOR_STATE", default_value = DEFAULT_STATE_FILE)]
+    state_file: PathBuf,
     /// Print only the response body as compact JSON (for scripts).
     #[arg(long, global = true)]
     json: bool,
@@ -48,34 +60,185 @@ enum Call {
     Health,
     /// GET /provisioning/services
     Services,
+    /// POST /provisioning/account_requests for an email the orchestrator vouches for.
+    AccountRequest(AccountRequestArgs),
+    /// Exchange an authorization code for tokens (default: the last code).
+    Token {
+        #[arg(long)]
+        code: Option<String>,
+        /// PKCE verifier (default: the one saved with the last code).
+        #[arg(long)]
+        code_verifier: Option<String>,
+    },
+    /// Rotate a refresh token (default: the saved one).
+    Refresh {
+        #[arg(long)]
+        refresh_token: Option<String>,
+    },
+    /// health → services → account request → token, printing each step.
+    Flow(AccountRequestArgs),
+}
+
+#[derive(Args, Clone)]
+struct AccountRequestArgs {
+    #[arg(long)]
+    email: String,
+    /// `configuration.team_id`: link to this project of an existing user.
+    #[arg(long)]
+    team_id: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    organization_name: Option<String>,
+    /// The orchestrator's request id (default: a fresh one).
+    #[arg(long)]
+    id: Option<String>,
+    /// The Stripe account the orchestrator acts for.
+    #[arg(long, default_value = "acct_provisio_cli")]
+    stripe_account: String,
+    /// Bind the code to a PKCE challenge (the verifier is saved for `token`).
+    #[arg(long)]
+    pkce: bool,
 }
 
 pub async fn run(args: OrchestratorArgs) -> anyhow::Result<ExitCode> {
-    let client = client(&args.target)?;
+    let target = &args.target;
+    let client = client(target)?;
+    let mut state = State::load(&target.state_file)?;
     let reply = match args.call {
         Call::Health => client.health().await?,
         Call::Services => client.services().await?,
+        Call::AccountRequest(request) => account_request(&client, &mut state, &request).await?,
+        Call::Token { code, code_verifier } => {
+            let code = code
+                .or_else(|| state.code.clone())
+                .context("no code: pass --code or run account-request first")?;
+            let verifier = code_verifier.or_else(|| state.code_verifier.clone());
+            let reply = client.redeem_code(&code, verifier.as_deref()).await?;
+            remember_tokens(&mut state, &reply);
+            reply
+        }
+        Call::Refresh { refresh_token } => {
+            let token = refresh_token
+                .or_else(|| state.refresh_token.clone())
+                .context("no refresh token: pass --refresh-token or run token first")?;
+            let reply = client.refresh(&token).await?;
+            remember_tokens(&mut state, &reply);
+            reply
+        }
+        Call::Flow(request) => return flow(&client, &mut state, &request, target).await,
     };
-    Ok(print(&reply, args.target.json))
+    state.save(&target.state_file)?;
+    Ok(print(&reply, target.json))
 }
 
 fn client(target: &Target) -> anyhow::Result<Client> {
     let mut config = ClientConfig::new(&target.base_url, target.signing_secret.clone());
     config.api_version = Some(target.api_version.clone()).filter(|v| !v.is_empty());
     config.path_prefix = target.path_prefix.clone();
+    config.token_url = target.token_url.clone();
     Ok(Client::new(config)?)
+}
+
+async fn account_request(
+    client: &Client,
+    state: &mut State,
+    args: &AccountRequestArgs,
+) -> anyhow::Result<Reply> {
+    let mut body = json!({
+        "id": args.id.clone().unwrap_or_else(|| format!("ar_cli_{}", provisio_orchestrator::client::unix_now_nanos())),
+        "object": "account_request",
+        "email": args.email,
+        "orchestrator": {"type": "stripe", "stripe": {"account": args.stripe_account}},
+        "scopes": ["provision"],
+    });
+    if let Some(name) = &args.name {
+        body["name"] = json!(name);
+    }
+    let mut configuration = serde_json::Map::new();
+    if let Some(team) = &args.team_id {
+        // Send digits as a JSON integer, anything else as given, so the provider's check is exercised.
+        configuration.insert(
+            "team_id".into(),
+            team.parse::<i64>().map_or_else(|_| json!(team), |n| json!(n)),
+        );
+    }
+    if let Some(org) = &args.organization_name {
+        configuration.insert("organization_name".into(), json!(org));
+    }
+    if !configuration.is_empty() {
+        body["configuration"] = Value::Object(configuration);
+    }
+    let verifier = if args.pkce {
+        let (verifier, challenge) =
+            pkce::pair().map_err(|e| anyhow::anyhow!("random generator failed: {e}"))?;
+        body["code_challenge"] = json!(challenge);
+        body["code_challenge_method"] = json!("S256");
+        Some(verifier)
+    } else {
+        None
+    };
+    let reply = client.account_request(&body).await?;
+    if let Some(code) = reply.json.as_ref().and_then(|b| b["oauth"]["code"].as_str()) {
+        state.code = Some(code.to_string());
+        state.code_verifier = verifier;
+    }
+    if let Some(bearer) = reply.json.as_ref().map(|b| &b["credentials"]["bearer"]) {
+        state.absorb_tokens(bearer);
+    }
+    Ok(reply)
+}
+
+fn remember_tokens(state: &mut State, reply: &Reply) {
+    if let (true, Some(body)) = (reply.is_success(), &reply.json) {
+        state.absorb_tokens(body);
+        state.code = None;
+        state.code_verifier = None;
+    }
+}
+
+/// health → services → account request → token; stops at the first failing step.
+async fn flow(
+    client: &Client,
+    state: &mut State,
+    args: &AccountRequestArgs,
+    target: &Target,
+) -> anyhow::Result<ExitCode> {
+    let mut steps = Vec::new();
+    let mut step = |name: &str, reply: &Reply| {
+        if target.json {
+            steps.push(json!({"step": name, "status": reply.status, "body": reply.json}));
+        } else {
+            println!("== {name}");
+            print(reply, false);
+        }
+        reply.is_success()
+    };
+    let mut ok =
+        step("health", &client.health().await?) && step("services", &client.services().await?);
+    if ok {
+        ok = step("account_request", &account_request(client, state, args).await?);
+    }
+    if let (true, Some(code)) = (ok, state.code.clone()) {
+        let reply = client.redeem_code(&code, state.code_verifier.clone().as_deref()).await?;
+        remember_tokens(state, &reply);
+        ok = step("token", &reply);
+    }
+    state.save(&target.state_file)?;
+    if target.json {
+        println!("{}", Value::Array(steps));
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Prints the answer and turns its status into the exit code (non-2xx → 1).
 fn print(reply: &Reply, json_only: bool) -> ExitCode {
     if json_only {
-        println!(
-            "{}",
-            reply.json.as_ref().map_or_else(
-                || String::from_utf8_lossy(&reply.raw).into_owned(),
-                |v| v.to_string()
-            )
-        );
+        let body = reply
+            .json
+            .as_ref()
+            .map_or_else(|| String::from_utf8_lossy(&reply.raw).into_owned(), Value::to_string);
+        println!("{body}");
     } else {
         println!("HTTP {}", reply.status);
         println!("{}", reply.pretty());

@@ -124,6 +124,64 @@ impl Client {
         .await
     }
 
+    /// `POST /provisioning/account_requests` with a JSON body.
+    pub async fn account_request(&self, body: &serde_json::Value) -> Result<Reply, ClientError> {
+        self.post_json("/provisioning/account_requests", body, &Auth::default()).await
+    }
+
+    /// A signed JSON POST to a protocol path.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        auth: &Auth,
+    ) -> Result<Reply, ClientError> {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.send(Method::POST, &self.url(path), bytes, Some("application/json"), auth).await
+    }
+
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> String {
+        self.config.token_url.clone().unwrap_or_else(|| {
+            format!("{}/oauth/token", self.config.base_url.trim_end_matches('/'))
+        })
+    }
+
+    /// `POST /oauth/token`, form-encoded.
+    pub async fn token(&self, form: &[(&str, &str)], auth: &Auth) -> Result<Reply, ClientError> {
+        let body = form_encode(form);
+        self.send(
+            Method::POST,
+            &self.token_url(),
+            body.into_bytes(),
+            Some("application/x-www-form-urlencoded"),
+            auth,
+        )
+        .await
+    }
+
+    /// Redeems a code (signed; with the PKCE verifier when there is one).
+    pub async fn redeem_code(
+        &self,
+        code: &str,
+        verifier: Option<&str>,
+    ) -> Result<Reply, ClientError> {
+        let mut form = vec![("grant_type", "authorization_code"), ("code", code)];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        self.token(&form, &Auth::default()).await
+    }
+
+    /// Rotates a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Reply, ClientError> {
+        self.token(
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
+            &Auth::default(),
+        )
+        .await
+    }
+
     /// Sends one request, signing `body` exactly as sent.
     pub async fn send(
         &self,
@@ -161,6 +219,27 @@ impl Client {
         let json = serde_json::from_slice(&raw).ok();
         Ok(Reply { status, headers, raw, json })
     }
+}
+
+/// `application/x-www-form-urlencoded` encoding of pairs.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let escape = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".into(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", escape(k), escape(v))).collect::<Vec<_>>().join("&")
+}
+
+/// Nanoseconds since the epoch, for unique request ids.
+pub fn unix_now_nanos() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
 /// Now, in Unix seconds.

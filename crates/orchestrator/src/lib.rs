@@ -2,6 +2,8 @@
 //! conformance suite and the load generator share.
 
 pub mod client;
+pub mod pkce;
+pub mod state;
 
 pub use client::{Auth, Client, ClientConfig, ClientError, Reply};
 pub use reqwest::Method;

@@ -4,6 +4,7 @@
 //! two sides of every test agree on one definition of each body, envelope and signature.
 
 pub mod envelope;
+pub mod pkce;
 pub mod signature;
 pub mod types;
 pub mod version;

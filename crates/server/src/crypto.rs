@@ -27,11 +27,6 @@ pub fn random_id(prefix: &str) -> Result<String, RandomError> {
     Ok(format!("{prefix}_{}", hex::encode(bytes)))
 }
 
-/// The PKCE `S256` challenge of a verifier (RFC 7636 4.2).
-pub fn pkce_s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
 /// The at-rest form of a token: lowercase hex SHA-256.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -126,3 +126,47 @@ async fn zero_config_secret_survives_a_restart_and_the_cli_uses_it() {
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["error"]["code"], "invalid_signature");
 }
+
+#[tokio::test]
+async fn the_orchestrator_cli_runs_the_whole_flow_and_chains_calls_through_its_state_file() {
+    let server = Server::start(&["--signing-secret", "whsec_cli"]);
+    let state = server.dir.as_ref().unwrap().path().join("state.json");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
+            .arg("orchestrator")
+            .args(args)
+            .args([
+                "--json",
+                "--base-url",
+                &server.base_url,
+                "--signing-secret",
+                "whsec_cli",
+                "--state-file",
+            ])
+            .arg(&state)
+            .output()
+            .unwrap();
+        (out.status.success(), serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null))
+    };
+    let (ok, steps) = run(&["flow", "--email", "flow@example.com", "--name", "Flo W"]);
+    assert!(ok, "{steps}");
+    let names: Vec<_> =
+        steps.as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(names, ["health", "services", "account_request", "token"]);
+    assert_eq!(
+        steps[3]["body"]["account"]["available_teams"][0]["organization_name"],
+        "Stripe (flow@example.com)"
+    );
+
+    let (ok, body) = run(&["account-request", "--email", "flow@example.com", "--pkce"]);
+    assert!(ok && body["type"] == "oauth", "{body}");
+    let (ok, body) = run(&["token"]);
+    assert!(ok, "the saved code and PKCE verifier redeem: {body}");
+    let (ok, body) = run(&["refresh"]);
+    assert!(ok && body.get("account").is_none(), "{body}");
+    let (ok, body) = run(&["token"]);
+    assert!(!ok && body.is_null(), "no code left to redeem");
+    let (ok, body) = run(&["account-request", "--email", "flow@example.com", "--team-id", "abc"]);
+    assert!(!ok);
+    assert_eq!(body["error"]["message"], "configuration.team_id must be an integer");
+}

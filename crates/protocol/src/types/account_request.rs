@@ -51,13 +51,33 @@ pub struct OrchestratorRef {
     pub stripe: Option<StripeOrchestrator>,
 }
 
+/// Deserialized through [`StripeOrchestratorWire`] so that both spellings of `organization` are
+/// accepted, even together (a serde `alias` would refuse `{"organization":null,"organisation":"x"}`
+/// as a duplicate field, although a null must count as absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StripeOrchestratorWire")]
 pub struct StripeOrchestrator {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    /// Accepts the spelling `organisation` too.
-    #[serde(default, alias = "organisation", skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
+}
+
+/// What the orchestrator may send; the American spelling wins when both carry a value.
+#[derive(Deserialize)]
+struct StripeOrchestratorWire {
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    organization: Option<String>,
+    #[serde(default)]
+    organisation: Option<String>,
+}
+
+impl From<StripeOrchestratorWire> for StripeOrchestrator {
+    fn from(wire: StripeOrchestratorWire) -> Self {
+        Self { account: wire.account, organization: wire.organization.or(wire.organisation) }
+    }
 }
 
 impl AccountRequest {
@@ -205,5 +225,92 @@ mod tests {
         let r: AccountRequest =
             serde_json::from_value(json!({"configuration": {"team_id": null}})).unwrap();
         assert_eq!(r.configuration_value("team_id"), None);
+    }
+
+    #[test]
+    fn every_field_null_is_an_empty_request() {
+        let fields = [
+            "id",
+            "object",
+            "email",
+            "name",
+            "phone",
+            "country",
+            "scopes",
+            "kyc",
+            "client_capabilities",
+            "configuration",
+            "confirmation_secret",
+            "expires_at",
+            "orchestrator",
+            "code_challenge",
+            "code_challenge_method",
+        ];
+        let body: Map<String, Value> =
+            fields.iter().map(|f| (f.to_string(), Value::Null)).collect();
+        let r: AccountRequest = serde_json::from_value(Value::Object(body)).unwrap();
+        assert_eq!(r, AccountRequest::default());
+        assert_eq!(serde_json::from_value::<AccountRequest>(json!({})).unwrap(), r);
+    }
+
+    #[test]
+    fn full_request_reads_every_field() {
+        let r: AccountRequest = serde_json::from_value(json!({
+            "id": "ar_1", "object": "account_request", "email": "a@b.example", "name": "Ada L",
+            "phone": "+1", "country": "GB", "scopes": ["read", "write"], "kyc": {"x": 1},
+            "client_capabilities": ["browser"], "confirmation_secret": "cs",
+            "expires_at": "2026-01-01T00:00:00Z", "code_challenge": "c", "code_challenge_method": "S256",
+            "orchestrator": {"type": "stripe", "stripe": {"account": "acct_1", "organization": "o"}}
+        }))
+        .unwrap();
+        assert_eq!(r.email.as_deref(), Some("a@b.example"));
+        assert_eq!(r.scopes, Some(vec!["read".to_string(), "write".to_string()]));
+        assert_eq!(r.kyc, Some(json!({"x": 1})));
+        assert_eq!(r.expires_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(r.code_challenge_method.as_deref(), Some("S256"));
+        let orchestrator = r.orchestrator.unwrap();
+        assert_eq!(orchestrator.kind.as_deref(), Some("stripe"));
+        assert_eq!(orchestrator.stripe.unwrap().organization.as_deref(), Some("o"));
+    }
+
+    #[test]
+    fn team_id_stays_raw() {
+        for raw in [json!(7), json!("7"), json!(" 7 "), json!(7.5), json!(true), json!("x")] {
+            let r: AccountRequest =
+                serde_json::from_value(json!({"configuration": {"team_id": raw.clone()}})).unwrap();
+            assert_eq!(r.configuration_value("team_id"), Some(&raw));
+        }
+    }
+
+    #[test]
+    fn both_spellings_of_organization() {
+        let stripe = |v: Value| serde_json::from_value::<StripeOrchestrator>(v).unwrap();
+        assert_eq!(stripe(json!({"organisation": "uk"})).organization.as_deref(), Some("uk"));
+        let mixed = stripe(json!({"organization": null, "organisation": "uk"}));
+        assert_eq!(mixed.organization.as_deref(), Some("uk"));
+        let both = stripe(json!({"organization": "us", "organisation": "uk"}));
+        assert_eq!(both.organization.as_deref(), Some("us"));
+        // Written back with the spec's spelling only.
+        assert_eq!(serde_json::to_value(&both).unwrap(), json!({"organization": "us"}));
+    }
+
+    #[test]
+    fn blank_orchestrator_account_is_missing() {
+        let r: AccountRequest = serde_json::from_value(
+            json!({"orchestrator": {"type": "stripe", "stripe": {"account": "  "}}}),
+        )
+        .unwrap();
+        assert_eq!(r.orchestrator_account(), None);
+    }
+
+    #[test]
+    fn responses_read_back() {
+        for v in [
+            json!({"id":"ar_1","type":"oauth","oauth":{"code":"c"}}),
+            json!({"id":"ar_1","type":"requires_auth","requires_auth":{"type":"redirect","redirect":{"url":"u"}}}),
+        ] {
+            let r: AccountRequestResponse = serde_json::from_value(v.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&r).unwrap(), v);
+        }
     }
 }

@@ -5,10 +5,14 @@
 
 pub mod account_request;
 pub mod catalog;
+pub mod deep_links;
 pub mod health;
+pub mod resources;
 pub mod token;
 
 pub use account_request::*;
 pub use catalog::*;
+pub use deep_links::*;
 pub use health::*;
+pub use resources::*;
 pub use token::*;

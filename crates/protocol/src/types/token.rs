@@ -74,4 +74,70 @@ mod tests {
             json!({"token_type":"bearer","access_token":"a","refresh_token":"r","expires_in":5})
         );
     }
+
+    #[test]
+    fn code_answer_carries_the_account_and_its_teams() {
+        let r = TokenResponse {
+            token_type: "bearer".into(),
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            expires_in: 31_536_000,
+            account: Some(TokenAccount {
+                id: "org_1".into(),
+                payment_credentials: crate::types::PAYMENT_CREDENTIALS_ORCHESTRATOR.into(),
+                available_teams: vec![Team {
+                    id: 42,
+                    name: "Default project".into(),
+                    organization_id: "org_1".into(),
+                    organization_name: "Acme".into(),
+                }],
+            }),
+        };
+        let wire = json!({"token_type":"bearer","access_token":"a","refresh_token":"r",
+            "expires_in":31_536_000,"account":{"id":"org_1","payment_credentials":"orchestrator",
+            "available_teams":[{"id":42,"name":"Default project","organization_id":"org_1",
+            "organization_name":"Acme"}]}});
+        assert_eq!(serde_json::to_value(&r).unwrap(), wire);
+        assert_eq!(serde_json::from_value::<TokenResponse>(wire).unwrap(), r);
+    }
+
+    #[test]
+    fn request_nulls_are_absent_and_unknown_fields_ignored() {
+        let r: TokenRequest = serde_json::from_value(json!({
+            "grant_type": "refresh_token", "code": null, "code_verifier": null,
+            "refresh_token": "rt", "client_id": "ignored", "scope": ["x"]
+        }))
+        .unwrap();
+        assert_eq!(
+            r,
+            TokenRequest {
+                grant_type: Some("refresh_token".into()),
+                refresh_token: Some("rt".into()),
+                ..TokenRequest::default()
+            }
+        );
+        assert_eq!(
+            serde_json::from_value::<TokenRequest>(json!({})).unwrap(),
+            TokenRequest::default()
+        );
+    }
+
+    #[test]
+    fn metadata_shape() {
+        let m = AuthorizationServerMetadata {
+            issuer: "https://p.example".into(),
+            token_endpoint: "https://p.example/oauth/token".into(),
+            grant_types_supported: vec!["authorization_code".into(), "refresh_token".into()],
+            response_types_supported: vec!["code".into()],
+            code_challenge_methods_supported: vec!["S256".into()],
+            token_endpoint_auth_methods_supported: vec!["none".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"issuer":"https://p.example","token_endpoint":"https://p.example/oauth/token",
+                "grant_types_supported":["authorization_code","refresh_token"],
+                "response_types_supported":["code"],"code_challenge_methods_supported":["S256"],
+                "token_endpoint_auth_methods_supported":["none"]})
+        );
+    }
 }

@@ -238,11 +238,8 @@ async fn resolve_project(
             .await?
             .ok_or(AccountError::TeamResolutionFailed);
     }
-    let mut live = sql::live_projects(conn, user_id, 2).await?;
-    if live.len() == 1 {
-        if let Some(only) = live.pop() {
-            return Ok(only);
-        }
+    if let [only] = sql::live_projects(conn, user_id, 2).await?.as_slice() {
+        return Ok(only.clone());
     }
     let name = format!("{} project", orchestrator.label);
     new_project(conn, oldest, &name, now).await

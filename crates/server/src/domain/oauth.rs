@@ -1,6 +1,7 @@
 //! The token endpoint's grants (spec 5.4): redeeming an authorization code and rotating a refresh
 //! token. Both run in one write transaction and consume their single-use input atomically.
 
+use provisio_protocol::pkce::s256_challenge;
 use sqlx::AnyConnection;
 use subtle::ConstantTimeEq;
 
@@ -9,7 +10,7 @@ use super::{
     tokens::{IssuedTokens, issue_family, issue_pair},
 };
 use crate::{
-    crypto::{pkce_s256, token_hash},
+    crypto::token_hash,
     orchestrators::{Orchestrator, Orchestrators},
     store::{
         Store,
@@ -67,7 +68,7 @@ pub async fn redeem_code(
             return Err(GrantError::Unauthenticated("code_verifier is required for PKCE"));
         }
         (Some(challenge), Some(verifier)) => {
-            if !bool::from(pkce_s256(verifier).as_bytes().ct_eq(challenge.as_bytes())) {
+            if !bool::from(s256_challenge(verifier).as_bytes().ct_eq(challenge.as_bytes())) {
                 return Err(GrantError::InvalidGrant(
                     "code_verifier does not match the code_challenge",
                 ));

@@ -1,4 +1,5 @@
 //! Server integration tests, one binary (links are slow on two cores).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
 mod at_rest;

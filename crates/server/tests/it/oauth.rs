@@ -2,7 +2,8 @@
 //! its exact envelope; bearer authentication of the tokens it issues.
 
 use axum::body::to_bytes;
-use provisio_server::{crypto::pkce_s256, domain::auth::AuthError};
+use provisio_protocol::pkce::s256_challenge as pkce_s256;
+use provisio_server::domain::auth::AuthError;
 use serde_json::{Value, json};
 
 use crate::support::{Req, TestApp, account_body, unique_id};
