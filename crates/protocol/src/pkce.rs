@@ -13,7 +13,7 @@ mod tests {
     fn rfc7636_appendix_b() {
         assert_eq!(
             super::s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeKt8zwW5OGSiagj1Ndc"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 }

@@ -304,7 +304,7 @@ async fn a_future_expiry_and_a_good_challenge_are_accepted() {
     let app = TestApp::new().await;
     let mut body = account_body("ar_ok", "ok@example.com");
     body["expires_at"] = json!("2026-01-01T00:05:00+00:00");
-    body["code_challenge"] = json!("E9Melhoa2OwvFrEMTJguCHaoeKt8zwW5OGSiagj1Ndc");
+    body["code_challenge"] = json!("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     assert_eq!(app.account_request(&body).await.status, 200);
 }
 
