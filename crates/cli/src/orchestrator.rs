@@ -104,18 +104,35 @@ struct AccountRequestArgs {
 pub async fn run(args: OrchestratorArgs) -> anyhow::Result<ExitCode> {
     let target = &args.target;
     let client = client(target)?;
-    let mut state = State::load(&target.state_file)?;
     let reply = match args.call {
+        // Calls that neither read nor change the state leave the file alone.
         Call::Health => client.health().await?,
         Call::Services => client.services().await?,
-        Call::AccountRequest(request) => account_request(&client, &mut state, &request).await?,
+        Call::Flow(request) => {
+            let mut state = State::load(&target.state_file)?;
+            return flow(&client, &mut state, &request, target).await;
+        }
+        call => {
+            let mut state = State::load(&target.state_file)?;
+            let reply = stateful(&client, &mut state, call).await?;
+            state.save(&target.state_file)?;
+            reply
+        }
+    };
+    Ok(print(&reply, target.json))
+}
+
+/// The calls that take defaults from the state file and remember what they get back.
+async fn stateful(client: &Client, state: &mut State, call: Call) -> anyhow::Result<Reply> {
+    Ok(match call {
+        Call::AccountRequest(request) => account_request(client, state, &request).await?,
         Call::Token { code, code_verifier } => {
             let code = code
                 .or_else(|| state.code.clone())
                 .context("no code: pass --code or run account-request first")?;
             let verifier = code_verifier.or_else(|| state.code_verifier.clone());
             let reply = client.redeem_code(&code, verifier.as_deref()).await?;
-            remember_tokens(&mut state, &reply);
+            remember_tokens(state, &reply);
             reply
         }
         Call::Refresh { refresh_token } => {
@@ -123,13 +140,11 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<ExitCode> {
                 .or_else(|| state.refresh_token.clone())
                 .context("no refresh token: pass --refresh-token or run token first")?;
             let reply = client.refresh(&token).await?;
-            remember_tokens(&mut state, &reply);
+            remember_tokens(state, &reply);
             reply
         }
-        Call::Flow(request) => return flow(&client, &mut state, &request, target).await,
-    };
-    state.save(&target.state_file)?;
-    Ok(print(&reply, target.json))
+        Call::Health | Call::Services | Call::Flow(_) => anyhow::bail!("not a stateful call"),
+    })
 }
 
 fn client(target: &Target) -> anyhow::Result<Client> {
