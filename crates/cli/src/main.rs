@@ -1,5 +1,6 @@
 //! The `provisio` binary: argument parsing only; the work lives in the library crates.
 
+mod bench;
 mod orchestrator;
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum Command {
     Serve(ServeArgs),
     /// Play the orchestrator (Stripe): sign and send one protocol call, print the JSON.
     Orchestrator(orchestrator::OrchestratorArgs),
+    /// Load-test a provider with whole protocol flows.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Orchestrator(args) => orchestrator::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! Plays the orchestrator (Stripe) against any APP 0.1d provider: a signed client that the CLI, the
 //! conformance suite and the load generator share.
 
+pub mod bench;
 pub mod client;
 pub mod pkce;
 pub mod state;

@@ -49,7 +49,8 @@ mod tests {
         assert_eq!(r.purpose.as_deref(), Some("dashboard"));
         assert_eq!(r.resource_id.as_deref(), Some("7"));
         let empty: DeepLinkRequest =
-            serde_json::from_value(json!({"purpose":null,"resource_id":null,"other":null})).unwrap();
+            serde_json::from_value(json!({"purpose":null,"resource_id":null,"other":null}))
+                .unwrap();
         assert_eq!(empty, DeepLinkRequest::default());
         assert_eq!(serde_json::from_value::<DeepLinkRequest>(json!({})).unwrap(), empty);
     }

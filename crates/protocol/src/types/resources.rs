@@ -182,7 +182,10 @@ mod tests {
             let r: ResourceResponse = serde_json::from_value(v.clone()).unwrap();
             assert_eq!(wire(&r), v);
         }
-        assert!(serde_json::from_value::<ResourceResponse>(json!({"status":"pending","id":"1"})).is_err());
+        assert!(
+            serde_json::from_value::<ResourceResponse>(json!({"status":"pending","id":"1"}))
+                .is_err()
+        );
     }
 
     #[test]

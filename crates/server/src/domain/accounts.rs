@@ -2,17 +2,15 @@
 //! orchestrator has verified the address and signed the request — and resolve which project the
 //! grant is for (spec 5.3).
 
-use sqlx::AnyConnection;
-
 use super::{
     Internal,
     tokens::{IssuedTokens, issue_family},
 };
 use crate::{
-    crypto::{random_id, random_secret, random_token, token_hash},
+    crypto::{RandomError, random_id, random_secret, random_token, token_hash},
     orchestrators::{LinkingPolicy, Orchestrator, ResponseMode},
     store::{
-        Store,
+        Conn, Store, StoreError,
         accounts::{self as sql, NewUser, ProjectRef, Resolution},
         oauth::{self as grants, Grant, PendingConsent},
     },
@@ -59,8 +57,14 @@ pub enum AccountError {
     Internal(#[from] Internal),
 }
 
-impl From<sqlx::Error> for AccountError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<RandomError> for AccountError {
+    fn from(e: RandomError) -> Self {
         Self::Internal(e.into())
     }
 }
@@ -98,36 +102,45 @@ fn first_name(name: Option<&str>) -> Option<&str> {
 pub async fn request_account(
     store: &Store,
     orchestrator: &Orchestrator,
+    request: AccountRequest,
+    public_url: &str,
+    now: i64,
+) -> Result<Outcome, AccountError> {
+    let (orchestrator, public_url) = (orchestrator.clone(), public_url.to_string());
+    store.write(move |conn| decide(conn, &orchestrator, &request, &public_url, now)).await
+}
+
+fn decide(
+    conn: &mut dyn Conn,
+    orchestrator: &Orchestrator,
     request: &AccountRequest,
     public_url: &str,
     now: i64,
 ) -> Result<Outcome, AccountError> {
     let email_normalized = normalize_email(&request.email);
-    let mut tx = store.write().await.map_err(Internal::from)?;
-    let conn: &mut AnyConnection = &mut tx;
-
     let retried = if request.request_id.is_empty() {
         None
     } else {
-        sql::find_account_request(conn, &orchestrator.name, &request.request_id, now).await?
+        sql::find_account_request(conn, &orchestrator.name, &request.request_id, now)?
     };
     let resolution = match retried {
         Some((email, _)) if email != email_normalized => return Err(AccountError::RequestIdReused),
         Some((_, resolution)) => resolution,
         None => {
-            let resolved = match create_user(conn, orchestrator, request, &email_normalized, now)
-                .await?
-            {
+            let resolved = match create_user(conn, orchestrator, request, &email_normalized, now)? {
                 Some(created) => created,
                 None => {
-                    let user_id = sql::find_user_by_email(conn, &email_normalized)
-                        .await?
+                    let user_id = sql::find_user_by_email(conn, &email_normalized)?
                         .ok_or(AccountError::TeamResolutionFailed)?;
                     if orchestrator.linking == LinkingPolicy::Consent {
-                        let url =
-                            pending_consent(conn, orchestrator, request, &user_id, public_url, now)
-                                .await?;
-                        tx.commit().await?;
+                        let url = pending_consent(
+                            conn,
+                            orchestrator,
+                            request,
+                            &user_id,
+                            public_url,
+                            now,
+                        )?;
                         return Ok(Outcome::RequiresAuth { url });
                     }
                     Resolution {
@@ -137,8 +150,7 @@ pub async fn request_account(
                             request.team_id,
                             orchestrator,
                             now,
-                        )
-                        .await?,
+                        )?,
                         user_id,
                     }
                 }
@@ -152,8 +164,7 @@ pub async fn request_account(
                     &resolved,
                     now,
                     now + REQUEST_ID_TTL_SECS,
-                )
-                .await?;
+                )?;
             }
             resolved
         }
@@ -167,9 +178,9 @@ pub async fn request_account(
         orchestrator_account: request.orchestrator_account.clone(),
         scopes: request.scopes.join(" "),
     };
-    let outcome = match orchestrator.response {
+    Ok(match orchestrator.response {
         ResponseMode::Oauth => {
-            let code = random_secret().map_err(Internal::from)?;
+            let code = random_secret()?;
             grants::insert_code(
                 conn,
                 &token_hash(&code),
@@ -177,29 +188,26 @@ pub async fn request_account(
                 request.code_challenge.as_deref(),
                 now,
                 now + CODE_TTL_SECS,
-            )
-            .await?;
+            )?;
             Outcome::Code(code)
         }
         ResponseMode::Credentials => {
-            let tokens = issue_family(conn, &grant, None, &orchestrator.tokens, now).await?;
+            let tokens = issue_family(conn, &grant, None, &orchestrator.tokens, now)?;
             Outcome::Credentials { tokens, organization_id: grant.organization_id }
         }
-    };
-    tx.commit().await?;
-    Ok(outcome)
+    })
 }
 
 /// The new-email path: user, organization, owner membership and default project. `None` when the
 /// email already has a user (possibly created a moment ago by a concurrent request).
-async fn create_user(
-    conn: &mut AnyConnection,
+fn create_user(
+    conn: &mut dyn Conn,
     orchestrator: &Orchestrator,
     request: &AccountRequest,
     email_normalized: &str,
     now: i64,
 ) -> Result<Option<Resolution>, AccountError> {
-    let user_id = random_id("usr").map_err(Internal::from)?;
+    let user_id = random_id("usr")?;
     let user = NewUser {
         id: &user_id,
         email: request.email.trim(),
@@ -207,65 +215,64 @@ async fn create_user(
         first_name: first_name(request.name.as_deref()),
         name: request.name.as_deref(),
     };
-    if !sql::insert_user(conn, &user, now).await? {
+    if !sql::insert_user(conn, &user, now)? {
         return Ok(None);
     }
-    let organization_id = random_id("org").map_err(Internal::from)?;
+    let organization_id = random_id("org")?;
     let organization_name = request
         .organization_name
         .clone()
         .unwrap_or_else(|| format!("{} ({})", orchestrator.label, request.email.trim()));
-    sql::insert_organization(conn, &organization_id, &organization_name, now).await?;
-    sql::insert_membership(conn, &user_id, &organization_id, "owner", now).await?;
-    let project = new_project(conn, &organization_id, "Default project", now).await?;
+    sql::insert_organization(conn, &organization_id, &organization_name, now)?;
+    sql::insert_membership(conn, &user_id, &organization_id, "owner", now)?;
+    let project = new_project(conn, &organization_id, "Default project", now)?;
     Ok(Some(Resolution { user_id, project }))
 }
 
 /// The existing-email path's project resolution (spec 5.3, rules 1–3).
-async fn resolve_project(
-    conn: &mut AnyConnection,
+fn resolve_project(
+    conn: &mut dyn Conn,
     user_id: &str,
     team_id: Option<i64>,
     orchestrator: &Orchestrator,
     now: i64,
 ) -> Result<ProjectRef, AccountError> {
-    let organizations = sql::organizations_of(conn, user_id).await?;
+    let organizations = sql::organizations_of(conn, user_id)?;
     let Some(oldest) = organizations.first() else {
         return Err(AccountError::TeamResolutionFailed);
     };
     if let Some(team_id) = team_id {
-        return sql::own_live_project(conn, user_id, team_id)
-            .await?
+        return sql::own_live_project(conn, user_id, team_id)?
             .ok_or(AccountError::TeamResolutionFailed);
     }
-    if let [only] = sql::live_projects(conn, user_id, 2).await?.as_slice() {
+    if let [only] = sql::live_projects(conn, user_id, 2)?.as_slice() {
         return Ok(only.clone());
     }
     let name = format!("{} project", orchestrator.label);
-    new_project(conn, oldest, &name, now).await
+    new_project(conn, oldest, &name, now)
 }
 
-async fn new_project(
-    conn: &mut AnyConnection,
+fn new_project(
+    conn: &mut dyn Conn,
     organization_id: &str,
     name: &str,
     now: i64,
 ) -> Result<ProjectRef, AccountError> {
-    let api_key = random_token("pub").map_err(Internal::from)?;
-    let id = sql::insert_project(conn, organization_id, name, false, &api_key, now).await?;
+    let api_key = random_token("pub")?;
+    let id = sql::insert_project(conn, organization_id, name, false, &api_key, now)?;
     Ok(ProjectRef { id, organization_id: organization_id.to_string() })
 }
 
 /// Consent linking: remember the request and answer with the browser URL where the user confirms.
-async fn pending_consent(
-    conn: &mut AnyConnection,
+fn pending_consent(
+    conn: &mut dyn Conn,
     orchestrator: &Orchestrator,
     request: &AccountRequest,
     user_id: &str,
     public_url: &str,
     now: i64,
 ) -> Result<String, AccountError> {
-    let token = random_secret().map_err(Internal::from)?;
+    let token = random_secret()?;
     let scopes = request.scopes.join(" ");
     let consent = PendingConsent {
         token_hash: &token_hash(&token),
@@ -277,6 +284,6 @@ async fn pending_consent(
         code_challenge: request.code_challenge.as_deref(),
         team_id: request.team_id,
     };
-    grants::insert_pending_consent(conn, &consent, now, now + CONSENT_TTL_SECS).await?;
+    grants::insert_pending_consent(conn, &consent, now, now + CONSENT_TTL_SECS)?;
     Ok(format!("{public_url}/consent?token={token}"))
 }

@@ -4,7 +4,7 @@
 use super::Internal;
 use crate::{
     crypto::token_hash,
-    store::{Store, oauth as sql},
+    store::{Store, StoreError, oauth as sql},
 };
 
 /// Who a bearer token speaks for.
@@ -36,6 +36,12 @@ pub enum AuthError {
     Internal(#[from] Internal),
 }
 
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
 /// Resolves an `Authorization` header value.
 pub async fn authenticate(
     store: &Store,
@@ -43,24 +49,23 @@ pub async fn authenticate(
     now: i64,
 ) -> Result<Principal, AuthError> {
     let token = authorization.and_then(bearer_token).ok_or(AuthError::Missing)?;
-    let mut conn = store.pool().acquire().await.map_err(|e| AuthError::Internal(e.into()))?;
-    let row = sql::find_bearer(&mut conn, &token_hash(token))
+    let hash = token_hash(token);
+    store
+        .read(move |conn| {
+            let Some(row) = sql::find_bearer(conn, &hash)?.filter(|r| r.expires_at > now) else {
+                return Err(AuthError::Invalid);
+            };
+            let project_ids = sql::family_projects(conn, &row.family_id)?;
+            Ok(Principal {
+                family_id: row.family_id,
+                user_id: row.grant.user_id,
+                organization_id: row.grant.organization_id,
+                primary_project_id: row.grant.project_id,
+                project_ids,
+                orchestrator: row.grant.orchestrator,
+            })
+        })
         .await
-        .map_err(|e| AuthError::Internal(e.into()))?;
-    let Some(row) = row.filter(|r| r.expires_at > now) else {
-        return Err(AuthError::Invalid);
-    };
-    let project_ids = sql::family_projects(&mut conn, &row.family_id)
-        .await
-        .map_err(|e| AuthError::Internal(e.into()))?;
-    Ok(Principal {
-        family_id: row.family_id,
-        user_id: row.grant.user_id,
-        organization_id: row.grant.organization_id,
-        primary_project_id: row.grant.project_id,
-        project_ids,
-        orchestrator: row.grant.orchestrator,
-    })
 }
 
 /// `Bearer <token>`, scheme case-insensitive (RFC 6750 2.1).

@@ -1,5 +1,6 @@
 //! What provisio decides: account linking, OAuth grants, bearer authentication. The domain never sees
-//! HTTP; it takes validated input and answers with values or domain errors.
+//! HTTP; it takes validated input and answers with values or domain errors. Each decision runs as
+//! one synchronous closure inside one store transaction.
 
 pub mod accounts;
 pub mod auth;
@@ -15,10 +16,4 @@ pub enum Internal {
     Store(#[from] StoreError),
     #[error(transparent)]
     Random(#[from] RandomError),
-}
-
-impl From<sqlx::Error> for Internal {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Store(e.into())
-    }
 }

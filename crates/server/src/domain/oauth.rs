@@ -1,8 +1,7 @@
 //! The token endpoint's grants (spec 5.4): redeeming an authorization code and rotating a refresh
-//! token. Both run in one write transaction and consume their single-use input atomically.
+//! token. Each runs in one write transaction and consumes its single-use input atomically.
 
 use provisio_protocol::pkce::s256_challenge;
-use sqlx::AnyConnection;
 use subtle::ConstantTimeEq;
 
 use super::{
@@ -13,9 +12,9 @@ use crate::{
     crypto::token_hash,
     orchestrators::{Orchestrator, Orchestrators},
     store::{
-        Store,
+        Conn, Store, StoreError,
         accounts::{self as accounts_sql, Team},
-        oauth::{self as sql},
+        oauth as sql,
     },
 };
 
@@ -31,8 +30,8 @@ pub enum GrantError {
     Internal(#[from] Internal),
 }
 
-impl From<sqlx::Error> for GrantError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<StoreError> for GrantError {
+    fn from(e: StoreError) -> Self {
         Self::Internal(e.into())
     }
 }
@@ -45,9 +44,12 @@ pub struct CodeTokens {
     pub available_teams: Vec<Team>,
 }
 
-/// Redeems an authorization code. `signed_by` is the orchestrator whose valid signature the request
-/// carried, if any. A failed check leaves the code unconsumed; a second redemption revokes every
-/// token the first one issued.
+/// A decision that may have to commit before it fails (revoking tokens on reuse still refuses).
+type Committed<T> = Result<T, GrantError>;
+
+/// Redeems an authorization code. `signed_by` names the orchestrator whose valid signature the
+/// request carried, if any. A failed check leaves the code unconsumed; a second redemption revokes
+/// every token the first one issued.
 pub async fn redeem_code(
     store: &Store,
     orchestrators: &Orchestrators,
@@ -56,14 +58,30 @@ pub async fn redeem_code(
     signed_by: Option<&Orchestrator>,
     now: i64,
 ) -> Result<CodeTokens, GrantError> {
-    const INVALID: GrantError = GrantError::InvalidGrant("Invalid authorization code");
     let code_hash = token_hash(code);
-    let mut tx = store.write().await.map_err(Internal::from)?;
-    let conn: &mut AnyConnection = &mut tx;
-    let Some(stored) = sql::find_code(conn, &code_hash).await? else {
+    let verifier = code_verifier.map(String::from);
+    let signed_by = signed_by.map(|o| o.name.clone());
+    let orchestrators = orchestrators.clone();
+    store
+        .write(move |conn| {
+            redeem(conn, &orchestrators, &code_hash, verifier.as_deref(), signed_by.as_deref(), now)
+        })
+        .await?
+}
+
+fn redeem(
+    conn: &mut dyn Conn,
+    orchestrators: &Orchestrators,
+    code_hash: &str,
+    verifier: Option<&str>,
+    signed_by: Option<&str>,
+    now: i64,
+) -> Result<Committed<CodeTokens>, GrantError> {
+    const INVALID: GrantError = GrantError::InvalidGrant("Invalid authorization code");
+    let Some(stored) = sql::find_code(conn, code_hash)? else {
         return Err(INVALID);
     };
-    match (&stored.code_challenge, code_verifier) {
+    match (&stored.code_challenge, verifier) {
         (Some(_), None) => {
             return Err(GrantError::Unauthenticated("code_verifier is required for PKCE"));
         }
@@ -79,30 +97,27 @@ pub async fn redeem_code(
         }
         (None, _) => {}
     }
-    if signed_by.is_some_and(|o| o.name != stored.grant.orchestrator)
-        || !accounts_sql::user_is_live(conn, &stored.grant.user_id).await?
+    if signed_by.is_some_and(|name| name != stored.grant.orchestrator)
+        || !accounts_sql::user_is_live(conn, &stored.grant.user_id)?
     {
         return Err(INVALID);
     }
     if stored.consumed {
-        for family in sql::families_of_code(conn, &code_hash).await? {
-            sql::revoke_family(conn, &family, "code_reuse", now).await?;
+        for family in sql::families_of_code(conn, code_hash)? {
+            sql::revoke_family(conn, &family, "code_reuse", now)?;
         }
-        tx.commit().await?;
         tracing::warn!(orchestrator = %stored.grant.orchestrator, "authorization code redeemed twice; its tokens are revoked");
-        return Err(GrantError::InvalidGrant("Authorization code has already been used"));
+        return Ok(Err(GrantError::InvalidGrant("Authorization code has already been used")));
     }
-    if !sql::consume_code(conn, &code_hash, now).await? {
+    if !sql::consume_code(conn, code_hash, now)? {
         return Err(GrantError::InvalidGrant("Authorization code has expired"));
     }
     let Some(orchestrator) = orchestrators.get(&stored.grant.orchestrator) else {
         return Err(INVALID);
     };
-    let tokens =
-        issue_family(conn, &stored.grant, Some(&code_hash), &orchestrator.tokens, now).await?;
-    let available_teams = accounts_sql::available_teams(conn, &stored.grant.user_id).await?;
-    tx.commit().await?;
-    Ok(CodeTokens { tokens, organization_id: stored.grant.organization_id, available_teams })
+    let tokens = issue_family(conn, &stored.grant, Some(code_hash), &orchestrator.tokens, now)?;
+    let available_teams = accounts_sql::available_teams(conn, &stored.grant.user_id)?;
+    Ok(Ok(CodeTokens { tokens, organization_id: stored.grant.organization_id, available_teams }))
 }
 
 /// Rotates a refresh token: the old access token dies at once; presenting an already-rotated
@@ -113,26 +128,32 @@ pub async fn refresh(
     refresh_token: &str,
     now: i64,
 ) -> Result<IssuedTokens, GrantError> {
-    const INVALID: GrantError = GrantError::InvalidGrant("Invalid refresh token");
     let hash = token_hash(refresh_token);
-    let mut tx = store.write().await.map_err(Internal::from)?;
-    let conn: &mut AnyConnection = &mut tx;
-    let Some(family_id) = sql::rotate_refresh_token(conn, &hash, now).await? else {
-        if let Some(family) = sql::rotated_refresh_family(conn, &hash).await? {
-            sql::revoke_family(conn, &family, "refresh_reuse", now).await?;
-            tx.commit().await?;
+    let orchestrators = orchestrators.clone();
+    store.write(move |conn| rotate(conn, &orchestrators, &hash, now)).await?
+}
+
+fn rotate(
+    conn: &mut dyn Conn,
+    orchestrators: &Orchestrators,
+    hash: &str,
+    now: i64,
+) -> Result<Committed<IssuedTokens>, GrantError> {
+    const INVALID: GrantError = GrantError::InvalidGrant("Invalid refresh token");
+    let Some(family_id) = sql::rotate_refresh_token(conn, hash, now)? else {
+        if let Some(family) = sql::rotated_refresh_family(conn, hash)? {
+            sql::revoke_family(conn, &family, "refresh_reuse", now)?;
             tracing::warn!(family = %family, "rotated refresh token presented again; its family is revoked");
+            return Ok(Err(INVALID));
         }
         return Err(INVALID);
     };
-    let Some(grant) = sql::live_family(conn, &family_id).await? else {
+    let Some(grant) = sql::live_family(conn, &family_id)? else {
         return Err(INVALID);
     };
     let Some(orchestrator) = orchestrators.get(&grant.orchestrator) else {
         return Err(INVALID);
     };
-    sql::revoke_access_tokens(conn, &family_id, now).await?;
-    let tokens = issue_pair(conn, family_id, &orchestrator.tokens, now).await?;
-    tx.commit().await?;
-    Ok(tokens)
+    sql::revoke_access_tokens(conn, &family_id, now)?;
+    Ok(Ok(issue_pair(conn, family_id, &orchestrator.tokens, now)?))
 }

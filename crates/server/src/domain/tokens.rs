@@ -1,12 +1,13 @@
 //! Issuing OAuth tokens: a family per grant, an access/refresh pair per issue.
 
-use sqlx::AnyConnection;
-
 use super::Internal;
 use crate::{
     crypto::{random_id, random_token, token_hash},
     orchestrators::TokenSettings,
-    store::oauth::{self as sql, Grant},
+    store::{
+        Conn,
+        oauth::{self as sql, Grant},
+    },
 };
 
 /// Tokens as handed to the orchestrator, the only time they exist in plaintext.
@@ -18,23 +19,23 @@ pub struct IssuedTokens {
     pub expires_in: u64,
 }
 
-/// Starts a token family for a grant (optionally remembering the code it came from) and issues its
+/// Starts a token family for a grant (remembering the code it came from, if any) and issues its
 /// first pair.
-pub async fn issue_family(
-    conn: &mut AnyConnection,
+pub fn issue_family(
+    conn: &mut dyn Conn,
     grant: &Grant,
     code_hash: Option<&str>,
     settings: &TokenSettings,
     now: i64,
 ) -> Result<IssuedTokens, Internal> {
     let family_id = random_id("fam")?;
-    sql::insert_family(conn, &family_id, grant, code_hash, now).await?;
-    issue_pair(conn, family_id, settings, now).await
+    sql::insert_family(conn, &family_id, grant, code_hash, now)?;
+    issue_pair(conn, family_id, settings, now)
 }
 
 /// Issues a new access/refresh pair in an existing family.
-pub async fn issue_pair(
-    conn: &mut AnyConnection,
+pub fn issue_pair(
+    conn: &mut dyn Conn,
     family_id: String,
     settings: &TokenSettings,
     now: i64,
@@ -48,11 +49,9 @@ pub async fn issue_pair(
         &family_id,
         now,
         now.saturating_add_unsigned(expires_in),
-    )
-    .await?;
+    )?;
     let refresh_expiry =
         settings.refresh_token_ttl_secs.map(|ttl| now.saturating_add_unsigned(ttl));
-    sql::insert_refresh_token(conn, &token_hash(&refresh_token), &family_id, now, refresh_expiry)
-        .await?;
+    sql::insert_refresh_token(conn, &token_hash(&refresh_token), &family_id, now, refresh_expiry)?;
     Ok(IssuedTokens { family_id, access_token, refresh_token, expires_in })
 }

@@ -65,7 +65,7 @@ pub async fn create(
     let outcome = accounts::request_account(
         &state.store,
         orchestrator,
-        &input,
+        input,
         &state.public_url,
         state.clock.now(),
     )

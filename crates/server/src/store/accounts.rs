@@ -1,12 +1,18 @@
 //! SQL for users, organizations, memberships, projects and account-request records.
 
-use sqlx::{AnyConnection, Row};
+use super::{Conn, Row, StoreError};
 
 /// A project as the account and token logic sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectRef {
     pub id: i64,
     pub organization_id: String,
+}
+
+impl ProjectRef {
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Self { id: row.int(0)?, organization_id: row.text(1)? })
+    }
 }
 
 /// One entry of `available_teams`.
@@ -34,203 +40,164 @@ pub struct NewUser<'a> {
 }
 
 /// Inserts the user unless the email exists; `false` when another request got there first.
-pub async fn insert_user(
-    conn: &mut AnyConnection,
-    user: &NewUser<'_>,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
+pub fn insert_user(conn: &mut dyn Conn, user: &NewUser<'_>, now: i64) -> Result<bool, StoreError> {
+    let inserted = conn.execute(
         "INSERT INTO users (id, email, email_normalized, first_name, name, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_normalized) DO NOTHING",
-    )
-    .bind(user.id)
-    .bind(user.email)
-    .bind(user.email_normalized)
-    .bind(user.first_name)
-    .bind(user.name)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
+        &[
+            user.id.into(),
+            user.email.into(),
+            user.email_normalized.into(),
+            user.first_name.into(),
+            user.name.into(),
+            now.into(),
+        ],
+    )?;
+    Ok(inserted == 1)
 }
 
-pub async fn find_user_by_email(
-    conn: &mut AnyConnection,
+pub fn find_user_by_email(
+    conn: &mut dyn Conn,
     email_normalized: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = $1")
-        .bind(email_normalized)
-        .fetch_optional(conn)
-        .await
+) -> Result<Option<String>, StoreError> {
+    conn.query_opt("SELECT id FROM users WHERE email_normalized = $1", &[email_normalized.into()])?
+        .map(|r| r.text(0))
+        .transpose()
 }
 
 /// Whether the user exists and is not deleted.
-pub async fn user_is_live(conn: &mut AnyConnection, user_id: &str) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL")
-            .bind(user_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(found.is_some())
+pub fn user_is_live(conn: &mut dyn Conn, user_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_opt("SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL", &[user_id.into()])?
+        .is_some())
 }
 
-pub async fn insert_organization(
-    conn: &mut AnyConnection,
+pub fn insert_organization(
+    conn: &mut dyn Conn,
     id: &str,
     name: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(name)
-        .bind(now)
-        .execute(conn)
-        .await?;
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)",
+        &[id.into(), name.into(), now.into()],
+    )?;
     Ok(())
 }
 
-pub async fn insert_membership(
-    conn: &mut AnyConnection,
+pub fn insert_membership(
+    conn: &mut dyn Conn,
     user_id: &str,
     organization_id: &str,
     role: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(user_id)
-        .bind(organization_id)
-        .bind(role)
-        .bind(now)
-        .execute(conn)
-        .await?;
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        &[user_id.into(), organization_id.into(), role.into(), now.into()],
+    )?;
     Ok(())
 }
 
-pub async fn insert_project(
-    conn: &mut AnyConnection,
+pub fn insert_project(
+    conn: &mut dyn Conn,
     organization_id: &str,
     name: &str,
     is_demo: bool,
     api_key: &str,
     now: i64,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<i64, StoreError> {
+    conn.query_one(
         "INSERT INTO projects (organization_id, name, is_demo, api_key, created_at) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(organization_id)
-    .bind(name)
-    .bind(i64::from(is_demo))
-    .bind(api_key)
-    .bind(now)
-    .fetch_one(conn)
-    .await
+        &[organization_id.into(), name.into(), is_demo.into(), api_key.into(), now.into()],
+    )?
+    .int(0)
 }
 
 /// The user's organizations, oldest membership first.
-pub async fn organizations_of(
-    conn: &mut AnyConnection,
-    user_id: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
+pub fn organizations_of(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<String>, StoreError> {
+    conn.query(
         "SELECT organization_id FROM memberships WHERE user_id = $1 ORDER BY created_at, id",
-    )
-    .bind(user_id)
-    .fetch_all(conn)
-    .await
+        &[user_id.into()],
+    )?
+    .iter()
+    .map(|r| r.text(0))
+    .collect()
 }
 
 /// A non-demo project of one of the user's organizations, by id.
-pub async fn own_live_project(
-    conn: &mut AnyConnection,
+pub fn own_live_project(
+    conn: &mut dyn Conn,
     user_id: &str,
     project_id: i64,
-) -> Result<Option<ProjectRef>, sqlx::Error> {
-    let row = sqlx::query(
+) -> Result<Option<ProjectRef>, StoreError> {
+    conn.query_opt(
         "SELECT p.id, p.organization_id FROM projects p \
          JOIN memberships m ON m.organization_id = p.organization_id \
          WHERE p.id = $1 AND m.user_id = $2 AND p.is_demo = 0",
-    )
-    .bind(project_id)
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| project_ref(&r)).transpose()
+        &[project_id.into(), user_id.into()],
+    )?
+    .map(|r| ProjectRef::from_row(&r))
+    .transpose()
 }
 
 /// Up to `limit` non-demo projects across the user's organizations, by id.
-pub async fn live_projects(
-    conn: &mut AnyConnection,
+pub fn live_projects(
+    conn: &mut dyn Conn,
     user_id: &str,
     limit: i64,
-) -> Result<Vec<ProjectRef>, sqlx::Error> {
-    let rows = sqlx::query(
+) -> Result<Vec<ProjectRef>, StoreError> {
+    conn.query(
         "SELECT p.id, p.organization_id FROM projects p \
          JOIN memberships m ON m.organization_id = p.organization_id \
          WHERE m.user_id = $1 AND p.is_demo = 0 ORDER BY p.id LIMIT $2",
-    )
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(project_ref).collect()
+        &[user_id.into(), limit.into()],
+    )?
+    .iter()
+    .map(ProjectRef::from_row)
+    .collect()
 }
 
 /// `available_teams`: every non-demo project of every organization of the user, by id.
-pub async fn available_teams(
-    conn: &mut AnyConnection,
-    user_id: &str,
-) -> Result<Vec<Team>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT p.id, p.name, o.id AS organization_id, o.name AS organization_name FROM projects p \
+pub fn available_teams(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<Team>, StoreError> {
+    conn.query(
+        "SELECT p.id, p.name, o.id, o.name FROM projects p \
          JOIN organizations o ON o.id = p.organization_id \
          JOIN memberships m ON m.organization_id = o.id \
          WHERE m.user_id = $1 AND p.is_demo = 0 ORDER BY p.id",
-    )
-    .bind(user_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Team {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                organization_id: r.try_get("organization_id")?,
-                organization_name: r.try_get("organization_name")?,
-            })
+        &[user_id.into()],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(Team {
+            id: r.int(0)?,
+            name: r.text(1)?,
+            organization_id: r.text(2)?,
+            organization_name: r.text(3)?,
         })
-        .collect()
-}
-
-fn project_ref(row: &sqlx::any::AnyRow) -> Result<ProjectRef, sqlx::Error> {
-    Ok(ProjectRef { id: row.try_get("id")?, organization_id: row.try_get("organization_id")? })
+    })
+    .collect()
 }
 
 /// The earlier resolution of this request id, if still live: `(email_normalized, resolution)`.
-pub async fn find_account_request(
-    conn: &mut AnyConnection,
+pub fn find_account_request(
+    conn: &mut dyn Conn,
     orchestrator: &str,
     request_id: &str,
     now: i64,
-) -> Result<Option<(String, Resolution)>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT email_normalized, user_id, organization_id, project_id FROM account_requests \
+) -> Result<Option<(String, Resolution)>, StoreError> {
+    conn.query_opt(
+        "SELECT email_normalized, user_id, project_id, organization_id FROM account_requests \
          WHERE orchestrator = $1 AND request_id = $2 AND expires_at > $3",
-    )
-    .bind(orchestrator)
-    .bind(request_id)
-    .bind(now)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
+        &[orchestrator.into(), request_id.into(), now.into()],
+    )?
+    .map(|r| {
         Ok((
-            r.try_get("email_normalized")?,
+            r.text(0)?,
             Resolution {
-                user_id: r.try_get("user_id")?,
-                project: ProjectRef {
-                    id: r.try_get("project_id")?,
-                    organization_id: r.try_get("organization_id")?,
-                },
+                user_id: r.text(1)?,
+                project: ProjectRef { id: r.int(2)?, organization_id: r.text(3)? },
             },
         ))
     })
@@ -238,30 +205,30 @@ pub async fn find_account_request(
 }
 
 /// Records (or, once expired, replaces) the resolution of a request id.
-pub async fn record_account_request(
-    conn: &mut AnyConnection,
+pub fn record_account_request(
+    conn: &mut dyn Conn,
     orchestrator: &str,
     request_id: &str,
     email_normalized: &str,
     resolution: &Resolution,
     now: i64,
     expires_at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<(), StoreError> {
+    conn.execute(
         "INSERT INTO account_requests (orchestrator, request_id, email_normalized, user_id, organization_id, project_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (orchestrator, request_id) DO UPDATE SET email_normalized = $3, user_id = $4, \
          organization_id = $5, project_id = $6, created_at = $7, expires_at = $8",
-    )
-    .bind(orchestrator)
-    .bind(request_id)
-    .bind(email_normalized)
-    .bind(&resolution.user_id)
-    .bind(&resolution.project.organization_id)
-    .bind(resolution.project.id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(conn)
-    .await?;
+        &[
+            orchestrator.into(),
+            request_id.into(),
+            email_normalized.into(),
+            (&resolution.user_id).into(),
+            (&resolution.project.organization_id).into(),
+            resolution.project.id.into(),
+            now.into(),
+            expires_at.into(),
+        ],
+    )?;
     Ok(())
 }

@@ -1,8 +1,8 @@
-//! Embedded, forward-only migrations. Each runs in its own transaction and is recorded in
-//! `schema_migrations`; a database that records a version this binary does not know is refused, so an
-//! old binary never writes into a newer schema.
+//! Embedded, forward-only migrations. Each is recorded in `schema_migrations`; a database that
+//! records a version this binary does not know is refused, so an old binary never writes into a newer
+//! schema.
 
-use super::{Store, StoreError};
+use super::{Conn, StoreError};
 
 pub struct Migration {
     pub version: i64,
@@ -24,34 +24,25 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
-    let mut tx = store.write().await?;
-    sqlx::query(
+/// Applies the pending migrations (inside the caller's write transaction).
+pub(super) fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let current: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            .fetch_one(&mut *tx)
-            .await?;
-    let now = crate::clock::Clock::system().now();
+    )?;
+    let current =
+        conn.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?.int(0)?;
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if current > known {
         return Err(StoreError::SchemaTooNew { found: current, known });
     }
+    let now = crate::clock::Clock::system().now();
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql)).execute(&mut *tx).await?;
-        sqlx::query(
+        conn.execute_batch(migration.sql)?;
+        conn.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-        )
-        .bind(migration.version)
-        .bind(migration.name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+            &[migration.version.into(), migration.name.into(), now.into()],
+        )?;
         tracing::info!(version = migration.version, name = migration.name, "applied migration");
     }
-    tx.commit().await?;
     Ok(())
 }

@@ -1,24 +1,19 @@
 //! Persistence. One `Store` the domain talks to; SQL lives here and nowhere else.
 //!
-//! SQLite is the embedded default: WAL so readers never wait for the writer, a busy timeout so
-//! writers queue instead of failing, and write transactions opened with `BEGIN IMMEDIATE` so two
-//! writers never deadlock upgrading a read lock.
+//! Work reaches the database as a closure that runs synchronously on a database thread: `write`
+//! wraps it in one transaction (committed when it returns `Ok`, rolled back on `Err`), `read` runs it
+//! on a read connection. Queries are written once, with `$N` placeholders, against [`sql::Conn`].
 
 pub mod accounts;
 mod migrate;
 pub mod oauth;
+pub mod sql;
+mod sqlite;
 
-use std::time::Duration;
-
-use sqlx::{
-    Any, AnyPool, Executor, Transaction,
-    any::{AnyPoolOptions, install_default_drivers},
-};
+use std::sync::Arc;
 
 pub use migrate::{MIGRATIONS, Migration};
-
-/// A write transaction.
-pub type Tx = Transaction<'static, Any>;
+pub use sql::{Conn, Param, Row, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,102 +24,131 @@ pub enum StoreError {
     )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the query returned no row")]
+    NoRow,
+    #[error("column {column} is not {expected}")]
+    Decode { column: usize, expected: &'static str },
+    #[error("cannot start a database thread: {0}")]
+    Thread(String),
+    #[error("the store is closed")]
+    Closed,
 }
 
-/// A handle on the database; cheap to clone. SQL is written once with `$N` placeholders and runs
-/// through sqlx's `Any` driver, so one statement serves every backend.
-#[derive(Clone, Debug)]
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    backend: Arc<sqlite::Sqlite>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(sqlite)")
+    }
 }
 
 impl Store {
     /// Opens (creating if missing) the database at `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let store = Self::connect(url).await?;
+        let store = Self::connect(url)?;
         store.migrate().await?;
         Ok(store)
     }
 
     /// Opens the database without migrating.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        if !url.starts_with("sqlite:") {
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
             return Err(StoreError::UnsupportedUrl(url.into()));
         }
-        install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(&sqlite_url_creating(url))
-            .await?;
-        Ok(Self { pool })
+        Ok(Self { backend: Arc::new(sqlite::Sqlite::open(path)?) })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate::run(self).await
+        self.write(|conn| migrate::run(conn)).await
+    }
+
+    /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back on `Err`.
+    /// Writers are serialized; keep `work` to database statements and cheap computation.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    {
+        self.run(true, move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(StoreError::from)?;
+            let value = work(&mut sqlite::SqliteConn(&tx))?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Runs `work` on a read connection, in one snapshot.
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    {
+        self.run(false, move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+                .map_err(StoreError::from)?;
+            work(&mut sqlite::SqliteConn(&tx))
+        })
+        .await
+    }
+
+    async fn run<T, E, F>(&self, write: bool, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.backend.submit(
+            write,
+            Box::new(move |conn| {
+                let _ = tx.send(work(conn));
+            }),
+        )?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Readiness: the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.read(|conn| conn.query_one("SELECT 1", &[]).map(|_| ())).await
     }
 
-    /// A write transaction; on SQLite `BEGIN IMMEDIATE` takes the write lock up front, so two
-    /// writers queue on the busy timeout instead of deadlocking on a lock upgrade.
-    pub async fn write(&self) -> Result<Tx, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    /// The value stored under `key`, storing `candidate` first if there is none. Safe under
-    /// concurrency: whoever inserts first wins and everyone reads the winner's value.
+    /// The value stored under `key`, storing `candidate` first if there is none: whoever inserts
+    /// first wins and everyone reads the winner's value.
     pub async fn setting_or_insert(
         &self,
         key: &str,
         candidate: &str,
         now: i64,
     ) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO settings (key, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(candidate)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        let value: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(value)
+        let (key, candidate) = (key.to_string(), candidate.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO settings (key, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+                &[(&key).into(), (&candidate).into(), now.into()],
+            )?;
+            conn.query_one("SELECT value FROM settings WHERE key = $1", &[(&key).into()])?.text(0)
+        })
+        .await
     }
 
+    /// Stops the database threads once their queued work is done.
     pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-/// SQLite opens read-write and creates the file unless the URL says otherwise.
-fn sqlite_url_creating(url: &str) -> String {
-    if url.contains("mode=") || url.contains(":memory:") {
-        url.to_string()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
+        self.backend.close();
     }
 }

@@ -1,7 +1,7 @@
 //! SQL for authorization codes, token families, access and refresh tokens, and consent requests.
-//! Every single-use value is consumed by one conditional `UPDATE … RETURNING`, never find-then-write.
+//! Every single-use value is consumed by one conditional `UPDATE`, never find-then-write.
 
-use sqlx::{AnyConnection, Row, any::AnyRow};
+use super::{Conn, Row, StoreError};
 
 /// What a code, a family and a pending consent are bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,43 +15,45 @@ pub struct Grant {
 }
 
 impl Grant {
-    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+    /// Reads `user_id, organization_id, project_id, orchestrator, orchestrator_account, scopes`
+    /// starting at column `offset`.
+    fn from_row(row: &Row, offset: usize) -> Result<Self, StoreError> {
         Ok(Self {
-            user_id: row.try_get("user_id")?,
-            organization_id: row.try_get("organization_id")?,
-            project_id: row.try_get("project_id")?,
-            orchestrator: row.try_get("orchestrator")?,
-            orchestrator_account: row.try_get("orchestrator_account")?,
-            scopes: row.try_get("scopes")?,
+            user_id: row.text(offset)?,
+            organization_id: row.text(offset + 1)?,
+            project_id: row.int(offset + 2)?,
+            orchestrator: row.text(offset + 3)?,
+            orchestrator_account: row.text(offset + 4)?,
+            scopes: row.text(offset + 5)?,
         })
     }
 }
 
-pub async fn insert_code(
-    conn: &mut AnyConnection,
+pub fn insert_code(
+    conn: &mut dyn Conn,
     code_hash: &str,
     grant: &Grant,
     code_challenge: Option<&str>,
     now: i64,
     expires_at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<(), StoreError> {
+    conn.execute(
         "INSERT INTO authorization_codes (code_hash, user_id, organization_id, project_id, orchestrator, \
          orchestrator_account, scopes, code_challenge, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(code_hash)
-    .bind(&grant.user_id)
-    .bind(&grant.organization_id)
-    .bind(grant.project_id)
-    .bind(&grant.orchestrator)
-    .bind(&grant.orchestrator_account)
-    .bind(&grant.scopes)
-    .bind(code_challenge)
-    .bind(now)
-    .bind(expires_at)
-    .execute(conn)
-    .await?;
+        &[
+            code_hash.into(),
+            (&grant.user_id).into(),
+            (&grant.organization_id).into(),
+            grant.project_id.into(),
+            (&grant.orchestrator).into(),
+            (&grant.orchestrator_account).into(),
+            (&grant.scopes).into(),
+            code_challenge.into(),
+            now.into(),
+            expires_at.into(),
+        ],
+    )?;
     Ok(())
 }
 
@@ -64,210 +66,174 @@ pub struct StoredCode {
     pub consumed: bool,
 }
 
-pub async fn find_code(
-    conn: &mut AnyConnection,
-    code_hash: &str,
-) -> Result<Option<StoredCode>, sqlx::Error> {
-    let row = sqlx::query(
+pub fn find_code(conn: &mut dyn Conn, code_hash: &str) -> Result<Option<StoredCode>, StoreError> {
+    conn.query_opt(
         "SELECT user_id, organization_id, project_id, orchestrator, orchestrator_account, scopes, \
          code_challenge, expires_at, consumed_at FROM authorization_codes WHERE code_hash = $1",
-    )
-    .bind(code_hash)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
+        &[code_hash.into()],
+    )?
+    .map(|r| {
         Ok(StoredCode {
-            grant: Grant::from_row(&r)?,
-            code_challenge: r.try_get("code_challenge")?,
-            expires_at: r.try_get("expires_at")?,
-            consumed: r.try_get::<Option<i64>, _>("consumed_at")?.is_some(),
+            grant: Grant::from_row(&r, 0)?,
+            code_challenge: r.opt_text(6)?,
+            expires_at: r.int(7)?,
+            consumed: r.opt_int(8)?.is_some(),
         })
     })
     .transpose()
 }
 
 /// Consumes a live code; `false` when it was already consumed or has expired.
-pub async fn consume_code(
-    conn: &mut AnyConnection,
-    code_hash: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+pub fn consume_code(conn: &mut dyn Conn, code_hash: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(conn.execute(
         "UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
-    )
-    .bind(code_hash)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+        &[code_hash.into(), now.into()],
+    )? == 1)
 }
 
-pub async fn insert_family(
-    conn: &mut AnyConnection,
+pub fn insert_family(
+    conn: &mut dyn Conn,
     family_id: &str,
     grant: &Grant,
     code_hash: Option<&str>,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<(), StoreError> {
+    conn.execute(
         "INSERT INTO token_families (id, user_id, organization_id, project_id, orchestrator, orchestrator_account, \
          scopes, code_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(family_id)
-    .bind(&grant.user_id)
-    .bind(&grant.organization_id)
-    .bind(grant.project_id)
-    .bind(&grant.orchestrator)
-    .bind(&grant.orchestrator_account)
-    .bind(&grant.scopes)
-    .bind(code_hash)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    add_family_project(conn, family_id, grant.project_id).await
+        &[
+            family_id.into(),
+            (&grant.user_id).into(),
+            (&grant.organization_id).into(),
+            grant.project_id.into(),
+            (&grant.orchestrator).into(),
+            (&grant.orchestrator_account).into(),
+            (&grant.scopes).into(),
+            code_hash.into(),
+            now.into(),
+        ],
+    )?;
+    add_family_project(conn, family_id, grant.project_id)
 }
 
 /// Widens a family's reach to one more project.
-pub async fn add_family_project(
-    conn: &mut AnyConnection,
+pub fn add_family_project(
+    conn: &mut dyn Conn,
     family_id: &str,
     project_id: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO token_family_projects (family_id, project_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(family_id)
-        .bind(project_id)
-        .execute(conn)
-        .await?;
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO token_family_projects (family_id, project_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[family_id.into(), project_id.into()],
+    )?;
     Ok(())
 }
 
-pub async fn insert_access_token(
-    conn: &mut AnyConnection,
+pub fn insert_access_token(
+    conn: &mut dyn Conn,
     token_hash: &str,
     family_id: &str,
     now: i64,
     expires_at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO access_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(token_hash)
-        .bind(family_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(conn)
-        .await?;
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO access_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        &[token_hash.into(), family_id.into(), now.into(), expires_at.into()],
+    )?;
     Ok(())
 }
 
-pub async fn insert_refresh_token(
-    conn: &mut AnyConnection,
+pub fn insert_refresh_token(
+    conn: &mut dyn Conn,
     token_hash: &str,
     family_id: &str,
     now: i64,
     expires_at: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(token_hash)
-        .bind(family_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(conn)
-        .await?;
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        &[token_hash.into(), family_id.into(), now.into(), expires_at.into()],
+    )?;
     Ok(())
 }
 
 /// Marks a live refresh token rotated and returns its family; `None` when it is not live.
-pub async fn rotate_refresh_token(
-    conn: &mut AnyConnection,
+pub fn rotate_refresh_token(
+    conn: &mut dyn Conn,
     token_hash: &str,
     now: i64,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Option<String>, StoreError> {
+    conn.query_opt(
         "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL \
          AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) RETURNING family_id",
-    )
-    .bind(token_hash)
-    .bind(now)
-    .fetch_optional(conn)
-    .await
+        &[token_hash.into(), now.into()],
+    )?
+    .map(|r| r.text(0))
+    .transpose()
 }
 
 /// The family of a refresh token that was already rotated (a reuse), if it is one.
-pub async fn rotated_refresh_family(
-    conn: &mut AnyConnection,
+pub fn rotated_refresh_family(
+    conn: &mut dyn Conn,
     token_hash: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Option<String>, StoreError> {
+    conn.query_opt(
         "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND rotated_at IS NOT NULL",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await
+        &[token_hash.into()],
+    )?
+    .map(|r| r.text(0))
+    .transpose()
 }
 
 /// The families issued from a code.
-pub async fn families_of_code(
-    conn: &mut AnyConnection,
-    code_hash: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM token_families WHERE code_hash = $1")
-        .bind(code_hash)
-        .fetch_all(conn)
-        .await
+pub fn families_of_code(conn: &mut dyn Conn, code_hash: &str) -> Result<Vec<String>, StoreError> {
+    conn.query("SELECT id FROM token_families WHERE code_hash = $1", &[code_hash.into()])?
+        .iter()
+        .map(|r| r.text(0))
+        .collect()
 }
 
 /// A live family's grant (not revoked, user not deleted).
-pub async fn live_family(
-    conn: &mut AnyConnection,
-    family_id: &str,
-) -> Result<Option<Grant>, sqlx::Error> {
-    let row = sqlx::query(
+pub fn live_family(conn: &mut dyn Conn, family_id: &str) -> Result<Option<Grant>, StoreError> {
+    conn.query_opt(
         "SELECT f.user_id, f.organization_id, f.project_id, f.orchestrator, f.orchestrator_account, f.scopes \
          FROM token_families f JOIN users u ON u.id = f.user_id \
          WHERE f.id = $1 AND f.revoked_at IS NULL AND u.deleted_at IS NULL",
-    )
-    .bind(family_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| Grant::from_row(&r)).transpose()
+        &[family_id.into()],
+    )?
+    .map(|r| Grant::from_row(&r, 0))
+    .transpose()
 }
 
 /// Revokes a family and every token in it.
-pub async fn revoke_family(
-    conn: &mut AnyConnection,
+pub fn revoke_family(
+    conn: &mut dyn Conn,
     family_id: &str,
     reason: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL")
-        .bind(family_id)
-        .bind(now)
-        .bind(reason)
-        .execute(&mut *conn)
-        .await?;
-    revoke_access_tokens(conn, family_id, now).await?;
-    sqlx::query(
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+        &[family_id.into(), now.into(), reason.into()],
+    )?;
+    revoke_access_tokens(conn, family_id, now)?;
+    conn.execute(
         "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(family_id)
-    .bind(now)
-    .execute(conn)
-    .await?;
+        &[family_id.into(), now.into()],
+    )?;
     Ok(())
 }
 
 /// Kills a family's live access tokens (after a refresh, the old one dies at once).
-pub async fn revoke_access_tokens(
-    conn: &mut AnyConnection,
+pub fn revoke_access_tokens(
+    conn: &mut dyn Conn,
     family_id: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<(), StoreError> {
+    conn.execute(
         "UPDATE access_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(family_id)
-    .bind(now)
-    .execute(conn)
-    .await?;
+        &[family_id.into(), now.into()],
+    )?;
     Ok(())
 }
 
@@ -280,39 +246,26 @@ pub struct BearerRow {
 }
 
 /// The access token's family if the token and its family are live and the user exists.
-pub async fn find_bearer(
-    conn: &mut AnyConnection,
-    token_hash: &str,
-) -> Result<Option<BearerRow>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT f.id AS family_id, f.user_id, f.organization_id, f.project_id, f.orchestrator, \
-         f.orchestrator_account, f.scopes, a.expires_at FROM access_tokens a \
+pub fn find_bearer(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<BearerRow>, StoreError> {
+    conn.query_opt(
+        "SELECT f.id, f.user_id, f.organization_id, f.project_id, f.orchestrator, f.orchestrator_account, \
+         f.scopes, a.expires_at FROM access_tokens a \
          JOIN token_families f ON f.id = a.family_id JOIN users u ON u.id = f.user_id \
          WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND f.revoked_at IS NULL AND u.deleted_at IS NULL",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
-        Ok(BearerRow {
-            family_id: r.try_get("family_id")?,
-            grant: Grant::from_row(&r)?,
-            expires_at: r.try_get("expires_at")?,
-        })
-    })
+        &[token_hash.into()],
+    )?
+    .map(|r| Ok(BearerRow { family_id: r.text(0)?, grant: Grant::from_row(&r, 1)?, expires_at: r.int(7)? }))
     .transpose()
 }
 
-pub async fn family_projects(
-    conn: &mut AnyConnection,
-    family_id: &str,
-) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar(
+pub fn family_projects(conn: &mut dyn Conn, family_id: &str) -> Result<Vec<i64>, StoreError> {
+    conn.query(
         "SELECT project_id FROM token_family_projects WHERE family_id = $1 ORDER BY project_id",
-    )
-    .bind(family_id)
-    .fetch_all(conn)
-    .await
+        &[family_id.into()],
+    )?
+    .iter()
+    .map(|r| r.int(0))
+    .collect()
 }
 
 /// A consent request waiting for the user in a browser.
@@ -327,27 +280,27 @@ pub struct PendingConsent<'a> {
     pub team_id: Option<i64>,
 }
 
-pub async fn insert_pending_consent(
-    conn: &mut AnyConnection,
+pub fn insert_pending_consent(
+    conn: &mut dyn Conn,
     consent: &PendingConsent<'_>,
     now: i64,
     expires_at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<(), StoreError> {
+    conn.execute(
         "INSERT INTO pending_consents (token_hash, orchestrator, orchestrator_account, request_id, user_id, scopes, \
          code_challenge, team_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(consent.token_hash)
-    .bind(consent.orchestrator)
-    .bind(consent.orchestrator_account)
-    .bind(consent.request_id)
-    .bind(consent.user_id)
-    .bind(consent.scopes)
-    .bind(consent.code_challenge)
-    .bind(consent.team_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(conn)
-    .await?;
+        &[
+            consent.token_hash.into(),
+            consent.orchestrator.into(),
+            consent.orchestrator_account.into(),
+            consent.request_id.into(),
+            consent.user_id.into(),
+            consent.scopes.into(),
+            consent.code_challenge.into(),
+            consent.team_id.into(),
+            now.into(),
+            expires_at.into(),
+        ],
+    )?;
     Ok(())
 }

@@ -1,34 +1,19 @@
 //! Stored data holds no usable token: after a full flow, no table contains a plaintext code, access
 //! token or refresh token — only their hashes.
 
-use sqlx::{Column, Row};
-
 use crate::support::{TestApp, account_body};
 
 async fn every_stored_value(app: &TestApp) -> String {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-    )
-    .fetch_all(app.state.store.pool())
-    .await
-    .unwrap();
+    let tables = app
+        .rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .await;
     let mut dump = String::new();
     for table in tables {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}")))
-            .fetch_all(app.state.store.pool())
-            .await
-            .unwrap();
-        for row in rows {
-            for i in 0..row.columns().len() {
-                let text = row
-                    .try_get::<Option<String>, _>(i)
-                    .ok()
-                    .flatten()
-                    .or_else(|| {
-                        row.try_get::<Option<i64>, _>(i).ok().flatten().map(|n| n.to_string())
-                    })
-                    .unwrap_or_default();
-                dump.push_str(&format!("{table}.{}={text}\n", row.columns()[i].name()));
+        let table = table.text(0).unwrap();
+        let columns = app.rows(&format!("SELECT name FROM pragma_table_info('{table}')")).await;
+        for row in app.rows(&format!("SELECT * FROM {table}")).await {
+            for (column, value) in columns.iter().zip(&row.0) {
+                dump.push_str(&format!("{table}.{}={value}\n", column.text(0).unwrap()));
             }
         }
     }

@@ -12,7 +12,7 @@ use provisio_server::{
     clock::Clock,
     config::Limits,
     orchestrators::{Orchestrator, Orchestrators},
-    store::Store,
+    store::{Row, Store},
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -121,32 +121,27 @@ impl TestApp {
 
     /// Rows in a table.
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-            .fetch_one(self.state.store.pool())
-            .await
-            .unwrap()
+        self.scalar_i64(&format!("SELECT COUNT(*) FROM {table}")).await
     }
 
-    /// Runs one statement directly (seeding states the protocol cannot reach).
+    /// Runs statements directly (seeding states the protocol cannot reach).
     pub async fn exec(&self, sql: &str) {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(self.state.store.pool())
-            .await
-            .unwrap();
+        let sql = sql.to_string();
+        self.state.store.write(move |conn| conn.execute_batch(&sql)).await.unwrap();
+    }
+
+    /// Every row of one query.
+    pub async fn rows(&self, sql: &str) -> Vec<Row> {
+        let sql = sql.to_string();
+        self.state.store.read(move |conn| conn.query(&sql, &[])).await.unwrap()
     }
 
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_one(self.state.store.pool())
-            .await
-            .unwrap()
+        self.rows(sql).await[0].int(0).unwrap()
     }
 
     pub async fn scalar_text(&self, sql: &str) -> String {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_one(self.state.store.pool())
-            .await
-            .unwrap()
+        self.rows(sql).await[0].text(0).unwrap()
     }
 }
 

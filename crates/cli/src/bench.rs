@@ -1,0 +1,112 @@
+//! `provisio bench`: a load generator for whole protocol flows.
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Args, ValueEnum};
+use provisio_orchestrator::{
+    Client, ClientConfig,
+    bench::{self, BenchConfig, Scenario, Stop},
+};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Provider base URL.
+    #[arg(long, env = "PROVISIO_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    base_url: String,
+    /// Signing secret(s).
+    #[arg(long, env = "PROVISIO_SIGNING_SECRET", hide_env_values = true, value_delimiter = ',')]
+    signing_secret: Vec<String>,
+    /// Prefix the provider mounts the protocol under.
+    #[arg(long, default_value = "")]
+    path_prefix: String,
+    #[arg(long, value_enum, default_value = "new-user-flow")]
+    scenario: ScenarioArg,
+    /// Concurrent workers, each running one flow after another.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long to run, e.g. `10s`, `2m`, `500ms` (default 10s unless --flows is given).
+    #[arg(long, value_parser = parse_duration, conflicts_with = "flows")]
+    duration: Option<Duration>,
+    /// Run exactly this many flows instead.
+    #[arg(long)]
+    flows: Option<u64>,
+    /// Domain of the generated emails.
+    #[arg(long, default_value = "bench.provisio.test")]
+    email_domain: String,
+    /// Users prepared for `existing-user-flow`.
+    #[arg(long, default_value_t = 100)]
+    existing_users: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    NewUserFlow,
+    ExistingUserFlow,
+    Services,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let mut config = ClientConfig::new(&args.base_url, args.signing_secret.clone());
+    config.path_prefix = args.path_prefix.clone();
+    let client = Client::new(config)?;
+    let stop = match (args.flows, args.duration) {
+        (Some(n), _) => Stop::Flows(n),
+        (None, d) => Stop::After(d.unwrap_or(Duration::from_secs(10))),
+    };
+    let scenario = match args.scenario {
+        ScenarioArg::NewUserFlow => Scenario::NewUserFlow,
+        ScenarioArg::ExistingUserFlow => Scenario::ExistingUserFlow,
+        ScenarioArg::Services => Scenario::Services,
+    };
+    let report = bench::run(
+        client,
+        BenchConfig {
+            scenario,
+            concurrency: args.concurrency,
+            stop,
+            email_domain: args.email_domain,
+            existing_users: args.existing_users,
+            progress: !args.json,
+        },
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if report.flows_failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `10s`, `2m`, `500ms`, or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) =
+        text.find(|c: char| !c.is_ascii_digit()).map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 =
+        number.parse().map_err(|_| format!("not a duration: {text:?} (try 10s, 2m, 500ms)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("unknown unit in {text:?} (use ms, s or m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
+}

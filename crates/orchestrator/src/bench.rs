@@ -1,0 +1,324 @@
+//! `provisio bench`: drives whole protocol flows against a provider from many concurrent workers and
+//! reports throughput, latency percentiles per call, and errors by code.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{Client, ClientError, Reply};
+
+/// What one flow does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// An account request for a fresh email, then the code exchange.
+    NewUserFlow,
+    /// An account request for one of a set of prepared users, then the code exchange.
+    ExistingUserFlow,
+    /// One signed `GET /provisioning/services`.
+    Services,
+}
+
+/// When to stop.
+#[derive(Debug, Clone, Copy)]
+pub enum Stop {
+    After(Duration),
+    Flows(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub scenario: Scenario,
+    pub concurrency: usize,
+    pub stop: Stop,
+    pub email_domain: String,
+    /// Prepared users for `existing-user-flow`.
+    pub existing_users: usize,
+    pub progress: bool,
+}
+
+/// Latency figures of one call, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallReport {
+    pub call: String,
+    pub count: u64,
+    pub errors: u64,
+    pub rate_per_sec: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub scenario: String,
+    pub concurrency: usize,
+    pub elapsed_secs: f64,
+    pub flows_ok: u64,
+    pub flows_failed: u64,
+    pub flows_per_sec: f64,
+    pub calls: Vec<CallReport>,
+    /// `<call> <status> <code>` → count.
+    pub errors_by_code: BTreeMap<String, u64>,
+}
+
+/// What the workers record.
+#[derive(Default)]
+struct Samples {
+    latencies: BTreeMap<&'static str, Vec<u32>>,
+    errors: BTreeMap<String, u64>,
+    call_errors: BTreeMap<&'static str, u64>,
+}
+
+struct Recorder {
+    samples: Mutex<Samples>,
+}
+
+impl Recorder {
+    /// Records one call; `true` when it succeeded.
+    fn record(
+        &self,
+        call: &'static str,
+        started: Instant,
+        reply: &Result<Reply, ClientError>,
+    ) -> bool {
+        let micros = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.latencies.entry(call).or_default().push(micros);
+        let failure = match reply {
+            Ok(r) if r.is_success() => return true,
+            Ok(r) => format!("{call} {} {}", r.status, error_code(r)),
+            Err(_) => format!("{call} transport error"),
+        };
+        *samples.errors.entry(failure).or_default() += 1;
+        *samples.call_errors.entry(call).or_default() += 1;
+        false
+    }
+}
+
+/// The error code in whichever envelope the provider answered.
+fn error_code(reply: &Reply) -> String {
+    let body = reply.json.as_ref().unwrap_or(&Value::Null);
+    body["error"]["code"].as_str().or_else(|| body["error"].as_str()).unwrap_or("-").to_string()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("preparing existing users failed: {0}")]
+    Prepare(String),
+}
+
+/// Runs the benchmark and returns its report.
+pub async fn run(client: Client, config: BenchConfig) -> Result<BenchReport, BenchError> {
+    let run_id = crate::client::unix_now_nanos();
+    let existing = match config.scenario {
+        Scenario::ExistingUserFlow => Arc::new(prepare_users(&client, &config, run_id).await?),
+        _ => Arc::new(Vec::new()),
+    };
+    let recorder = Arc::new(Recorder { samples: Mutex::new(Samples::default()) });
+    let started_flows = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let progress = progress_bar(&config);
+    let started = Instant::now();
+    let deadline = match config.stop {
+        Stop::After(d) => Some(started + d),
+        Stop::Flows(_) => None,
+    };
+    let limit = match config.stop {
+        Stop::Flows(n) => n,
+        Stop::After(_) => u64::MAX,
+    };
+    let mut workers = Vec::new();
+    for _ in 0..config.concurrency.max(1) {
+        let (client, recorder, existing) = (client.clone(), recorder.clone(), existing.clone());
+        let (started_flows, ok, failed, progress) =
+            (started_flows.clone(), ok.clone(), failed.clone(), progress.clone());
+        let config = config.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let n = started_flows.fetch_add(1, Ordering::Relaxed);
+                if n >= limit {
+                    break;
+                }
+                let success = one_flow(&client, &config, &recorder, &existing, run_id, n).await;
+                if success { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                progress.inc(1);
+            }
+        }));
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    progress.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let samples = std::mem::take(&mut *recorder.samples.lock().unwrap_or_else(|p| p.into_inner()));
+    let (flows_ok, flows_failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    Ok(BenchReport {
+        scenario: format!("{:?}", config.scenario),
+        concurrency: config.concurrency,
+        elapsed_secs: elapsed,
+        flows_ok,
+        flows_failed,
+        flows_per_sec: (flows_ok + flows_failed) as f64 / elapsed,
+        calls: samples
+            .latencies
+            .into_iter()
+            .map(|(call, mut latencies)| {
+                latencies.sort_unstable();
+                let pct = |p: f64| {
+                    let idx = ((latencies.len() as f64 * p).ceil() as usize)
+                        .clamp(1, latencies.len())
+                        - 1;
+                    f64::from(latencies[idx]) / 1000.0
+                };
+                CallReport {
+                    call: call.to_string(),
+                    count: latencies.len() as u64,
+                    errors: samples.call_errors.get(call).copied().unwrap_or(0),
+                    rate_per_sec: latencies.len() as f64 / elapsed,
+                    p50_ms: pct(0.50),
+                    p90_ms: pct(0.90),
+                    p99_ms: pct(0.99),
+                    max_ms: pct(1.0),
+                }
+            })
+            .collect(),
+        errors_by_code: samples.errors,
+    })
+}
+
+fn progress_bar(config: &BenchConfig) -> indicatif::ProgressBar {
+    if !config.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = match config.stop {
+        Stop::Flows(n) => indicatif::ProgressBar::new(n),
+        Stop::After(_) => indicatif::ProgressBar::new_spinner(),
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {elapsed_precise} {pos} flows ({per_sec}) {wide_bar}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// One flow; `true` when every call in it succeeded.
+async fn one_flow(
+    client: &Client,
+    config: &BenchConfig,
+    recorder: &Recorder,
+    existing: &[String],
+    run_id: u128,
+    n: u64,
+) -> bool {
+    match config.scenario {
+        Scenario::Services => {
+            let t = Instant::now();
+            let reply = client.services().await;
+            recorder.record("services", t, &reply)
+        }
+        Scenario::NewUserFlow => {
+            let email = format!("bench-{run_id}-{n}@{}", config.email_domain);
+            signup(client, recorder, &email, &format!("ar_bench_{run_id}_{n}")).await
+        }
+        Scenario::ExistingUserFlow => {
+            let email = &existing[(n as usize) % existing.len().max(1)];
+            signup(client, recorder, email, &format!("ar_bench_{run_id}_{n}")).await
+        }
+    }
+}
+
+/// Account request, then code exchange.
+async fn signup(client: &Client, recorder: &Recorder, email: &str, id: &str) -> bool {
+    let t = Instant::now();
+    let reply = client.account_request(&account_body(id, email)).await;
+    if !recorder.record("account_request", t, &reply) {
+        return false;
+    }
+    let code =
+        reply.ok().and_then(|r| r.json).and_then(|b| b["oauth"]["code"].as_str().map(String::from));
+    let Some(code) = code else { return false };
+    let t = Instant::now();
+    let reply = client.redeem_code(&code, None).await;
+    recorder.record("token", t, &reply)
+}
+
+pub fn account_body(id: &str, email: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "account_request",
+        "email": email,
+        "scopes": ["provision"],
+        "orchestrator": {"type": "stripe", "stripe": {"account": "acct_provisio_bench"}}
+    })
+}
+
+/// Creates the users an existing-user run links to, through the protocol itself.
+async fn prepare_users(
+    client: &Client,
+    config: &BenchConfig,
+    run_id: u128,
+) -> Result<Vec<String>, BenchError> {
+    let mut emails = Vec::new();
+    for i in 0..config.existing_users.max(1) {
+        let email = format!("bench-existing-{run_id}-{i}@{}", config.email_domain);
+        let reply = client
+            .account_request(&account_body(&format!("ar_prep_{run_id}_{i}"), &email))
+            .await
+            .map_err(|e| BenchError::Prepare(e.to_string()))?;
+        if !reply.is_success() {
+            return Err(BenchError::Prepare(format!("HTTP {}: {}", reply.status, reply.pretty())));
+        }
+        emails.push(email);
+    }
+    Ok(emails)
+}
+
+impl BenchReport {
+    /// A table for people.
+    pub fn table(&self) -> String {
+        let mut table = comfy_table::Table::new();
+        table.set_header([
+            "call", "count", "errors", "rate/s", "p50 ms", "p90 ms", "p99 ms", "max ms",
+        ]);
+        for c in &self.calls {
+            table.add_row([
+                c.call.clone(),
+                c.count.to_string(),
+                c.errors.to_string(),
+                format!("{:.0}", c.rate_per_sec),
+                format!("{:.2}", c.p50_ms),
+                format!("{:.2}", c.p90_ms),
+                format!("{:.2}", c.p99_ms),
+                format!("{:.2}", c.max_ms),
+            ]);
+        }
+        let mut out = format!(
+            "{} at concurrency {}: {} flows ok, {} failed in {:.1} s = {:.0} flows/s\n{table}\n",
+            self.scenario,
+            self.concurrency,
+            self.flows_ok,
+            self.flows_failed,
+            self.elapsed_secs,
+            self.flows_per_sec
+        );
+        for (error, count) in &self.errors_by_code {
+            out.push_str(&format!("  error {error}: {count}\n"));
+        }
+        out
+    }
+}

@@ -1,0 +1,4 @@
+//! Protocol integration tests, one binary (links are slow on two cores).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod signature;

@@ -1,0 +1,179 @@
+//! The SQLite backend. Transactions run synchronously, start to finish, on one writer thread that
+//! owns the only write connection: a transaction costs one hand-off between threads instead of one
+//! per statement, and writers queue in arrival order instead of sleeping in SQLite's busy handler.
+//! Reads run on a few reader threads with their own connections (WAL lets them proceed while the
+//! writer writes).
+
+use std::{
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags, types::ValueRef};
+
+use super::{
+    StoreError,
+    sql::{Conn, Param, Row, Value},
+};
+
+/// Work for a database thread.
+pub(super) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+const READERS: usize = 2;
+
+pub(super) struct Sqlite {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Sqlite {
+    /// Opens `path` (created if missing) with one writer and a few reader threads.
+    pub(super) fn open(path: &str) -> Result<Self, StoreError> {
+        let writer = connect(path)?;
+        let (write_tx, write_rx) = mpsc::channel::<Job>();
+        spawn("provisio-db-writer", writer, Arc::new(Mutex::new(write_rx)))?;
+        let (read_tx, read_rx) = mpsc::channel::<Job>();
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        for i in 0..READERS {
+            spawn(&format!("provisio-db-reader-{i}"), connect(path)?, read_rx.clone())?;
+        }
+        Ok(Self { writer: Mutex::new(Some(write_tx)), readers: Mutex::new(Some(read_tx)) })
+    }
+
+    /// Sends a job to the writer (`write`) or a reader.
+    pub(super) fn submit(&self, write: bool, job: Job) -> Result<(), StoreError> {
+        let slot = if write { &self.writer } else { &self.readers };
+        let sender = slot.lock().map_err(|_| StoreError::Closed)?;
+        sender.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Stops accepting work; the threads finish what they have and exit.
+    pub(super) fn close(&self) {
+        for slot in [&self.writer, &self.readers] {
+            if let Ok(mut sender) = slot.lock() {
+                sender.take();
+            }
+        }
+    }
+}
+
+fn connect(path: &str) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -16000;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+fn spawn(
+    name: &str,
+    mut conn: Connection,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+) -> Result<(), StoreError> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            loop {
+                // Only one idle thread waits on the channel at a time; the others wait for the lock.
+                let job = match jobs.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(&mut conn),
+                    Err(_) => return,
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| StoreError::Thread(e.to_string()))
+}
+
+/// `$N` (the text every backend is written in) → SQLite's `?N`, which binds by number.
+fn sqlite_placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains('$') {
+        return sql.into();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Param<'_>]) -> Result<(), StoreError> {
+    for (i, param) in params.iter().enumerate() {
+        let index = i + 1;
+        match *param {
+            Param::Null => stmt.raw_bind_parameter(index, rusqlite::types::Null)?,
+            Param::Int(v) => stmt.raw_bind_parameter(index, v)?,
+            Param::Text(v) => stmt.raw_bind_parameter(index, v)?,
+        }
+    }
+    Ok(())
+}
+
+fn value(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+/// A connection (or a transaction, through `Deref`) seen through the backend-neutral interface.
+pub(super) struct SqliteConn<'a>(pub &'a Connection);
+
+impl Conn for SqliteConn<'_> {
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
+        bind(&mut stmt, params)?;
+        Ok(stmt.raw_execute()? as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
+        bind(&mut stmt, params)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(Row((0..columns)
+                .map(|i| row.get_ref(i).map(value))
+                .collect::<Result<_, _>>()?));
+        }
+        Ok(out)
+    }
+
+    fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.0.execute_batch(sql)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_placeholders;
+
+    #[test]
+    fn placeholders_become_numbered_question_marks() {
+        assert_eq!(
+            sqlite_placeholders("SELECT $2, $1, $10 WHERE a = '$'"),
+            "SELECT ?2, ?1, ?10 WHERE a = '$'"
+        );
+        assert_eq!(sqlite_placeholders("SELECT 1"), "SELECT 1");
+    }
+}
