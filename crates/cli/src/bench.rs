@@ -7,6 +7,7 @@ use provisio_orchestrator::{
     Client, ClientConfig,
     bench::{self, BenchConfig, Scenario, Stop},
 };
+use serde_json::Value;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -33,9 +34,12 @@ pub struct BenchArgs {
     /// Domain of the generated emails.
     #[arg(long, default_value = "bench.provisio.test")]
     email_domain: String,
-    /// Users prepared for `existing-user-flow`.
+    /// Users prepared through the protocol for `existing-user-flow`.
     #[arg(long, default_value_t = 100)]
     existing_users: usize,
+    /// Link to these users instead (JSON from `provisio admin seed --out`).
+    #[arg(long)]
+    users_file: Option<std::path::PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -61,6 +65,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ScenarioArg::ExistingUserFlow => Scenario::ExistingUserFlow,
         ScenarioArg::Services => Scenario::Services,
     };
+    let users = match &args.users_file {
+        Some(path) => serde_json::from_slice::<Vec<Value>>(&std::fs::read(path)?)?
+            .iter()
+            .filter_map(|u| Some((u["email"].as_str()?.to_string(), u["team_id"].as_i64())))
+            .collect(),
+        None => Vec::new(),
+    };
     let report = bench::run(
         client,
         BenchConfig {
@@ -69,6 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             stop,
             email_domain: args.email_domain,
             existing_users: args.existing_users,
+            users,
             progress: !args.json,
         },
     )

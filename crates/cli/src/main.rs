@@ -1,5 +1,6 @@
 //! The `provisio` binary: argument parsing only; the work lives in the library crates.
 
+mod admin;
 mod bench;
 mod orchestrator;
 
@@ -30,6 +31,8 @@ enum Command {
     Orchestrator(orchestrator::OrchestratorArgs),
     /// Load-test a provider with whole protocol flows.
     Bench(bench::BenchArgs),
+    /// Operator tasks on the store.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Orchestrator(args) => orchestrator::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     match result {

@@ -39,8 +39,10 @@ pub struct BenchConfig {
     pub concurrency: usize,
     pub stop: Stop,
     pub email_domain: String,
-    /// Prepared users for `existing-user-flow`.
+    /// How many users `existing-user-flow` prepares through the protocol when `users` is empty.
     pub existing_users: usize,
+    /// Users to link to (email, `team_id`), e.g. from `provisio admin seed`.
+    pub users: Vec<(String, Option<i64>)>,
     pub progress: bool,
 }
 
@@ -120,8 +122,10 @@ pub enum BenchError {
 pub async fn run(client: Client, config: BenchConfig) -> Result<BenchReport, BenchError> {
     let run_id = crate::client::unix_now_nanos();
     let existing = match config.scenario {
-        Scenario::ExistingUserFlow => Arc::new(prepare_users(&client, &config, run_id).await?),
-        _ => Arc::new(Vec::new()),
+        Scenario::ExistingUserFlow if config.users.is_empty() => {
+            Arc::new(prepare_users(&client, &config, run_id).await?)
+        }
+        _ => Arc::new(config.users.clone()),
     };
     let recorder = Arc::new(Recorder { samples: Mutex::new(Samples::default()) });
     let started_flows = Arc::new(AtomicU64::new(0));
@@ -221,7 +225,7 @@ async fn one_flow(
     client: &Client,
     config: &BenchConfig,
     recorder: &Recorder,
-    existing: &[String],
+    existing: &[(String, Option<i64>)],
     run_id: u128,
     n: u64,
 ) -> bool {
@@ -233,19 +237,25 @@ async fn one_flow(
         }
         Scenario::NewUserFlow => {
             let email = format!("bench-{run_id}-{n}@{}", config.email_domain);
-            signup(client, recorder, &email, &format!("ar_bench_{run_id}_{n}")).await
+            signup(client, recorder, &account_body(&format!("ar_bench_{run_id}_{n}"), &email)).await
         }
         Scenario::ExistingUserFlow => {
-            let email = &existing[(n as usize) % existing.len().max(1)];
-            signup(client, recorder, email, &format!("ar_bench_{run_id}_{n}")).await
+            let Some((email, team_id)) = existing.get((n as usize) % existing.len().max(1)) else {
+                return false;
+            };
+            let mut body = account_body(&format!("ar_bench_{run_id}_{n}"), email);
+            if let Some(team_id) = team_id {
+                body["configuration"] = json!({"team_id": team_id});
+            }
+            signup(client, recorder, &body).await
         }
     }
 }
 
 /// Account request, then code exchange.
-async fn signup(client: &Client, recorder: &Recorder, email: &str, id: &str) -> bool {
+async fn signup(client: &Client, recorder: &Recorder, body: &Value) -> bool {
     let t = Instant::now();
-    let reply = client.account_request(&account_body(id, email)).await;
+    let reply = client.account_request(body).await;
     if !recorder.record("account_request", t, &reply) {
         return false;
     }
@@ -272,7 +282,7 @@ async fn prepare_users(
     client: &Client,
     config: &BenchConfig,
     run_id: u128,
-) -> Result<Vec<String>, BenchError> {
+) -> Result<Vec<(String, Option<i64>)>, BenchError> {
     let mut emails = Vec::new();
     for i in 0..config.existing_users.max(1) {
         let email = format!("bench-existing-{run_id}-{i}@{}", config.email_domain);
@@ -283,7 +293,7 @@ async fn prepare_users(
         if !reply.is_success() {
             return Err(BenchError::Prepare(format!("HTTP {}: {}", reply.status, reply.pretty())));
         }
-        emails.push(email);
+        emails.push((email, None));
     }
     Ok(emails)
 }

@@ -2,6 +2,7 @@
 //!
 //! `config` reads settings, `store` persists, `http` speaks the protocol; `serve` wires them up.
 
+pub mod admin;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -1,0 +1,3 @@
+//! Operator tasks that act on the store directly, outside the protocol.
+
+pub mod seed;

@@ -1,0 +1,81 @@
+//! `provisio admin seed`: bulk-loads users (each with an organization, an owner membership and some
+//! projects) so benchmarks can measure linking against a populated database.
+
+use crate::{
+    crypto::{RandomError, random_token},
+    store::{Store, StoreError, accounts as sql},
+};
+
+/// Emails of seeded users: `seed-<run>-<n>@<domain>`.
+pub const SEED_DOMAIN: &str = "seed.provisio.test";
+
+/// One seeded user, as a benchmark needs it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeededUser {
+    pub email: String,
+    /// The user's first project (a `team_id` that resolves).
+    pub team_id: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// Users are written this many per transaction: large enough to be fast, small enough not to hold
+/// the writer for long.
+const BATCH: usize = 500;
+
+/// Creates `users` users with `projects` projects each and returns them.
+pub async fn seed(
+    store: &Store,
+    run: &str,
+    users: usize,
+    projects: usize,
+    now: i64,
+) -> Result<Vec<SeededUser>, SeedError> {
+    let mut seeded = Vec::with_capacity(users);
+    for start in (0..users).step_by(BATCH) {
+        let end = (start + BATCH).min(users);
+        let run = run.to_string();
+        let batch = store
+            .write(move |conn| -> Result<Vec<SeededUser>, SeedError> {
+                let mut out = Vec::with_capacity(end - start);
+                for n in start..end {
+                    let email = format!("seed-{run}-{n}@{SEED_DOMAIN}");
+                    let (user_id, org_id) =
+                        (format!("usr_seed_{run}_{n}"), format!("org_seed_{run}_{n}"));
+                    let user = sql::NewUser {
+                        id: &user_id,
+                        email: &email,
+                        email_normalized: &email,
+                        first_name: Some("Seed"),
+                        name: Some("Seed User"),
+                    };
+                    sql::insert_user(conn, &user, now)?;
+                    sql::insert_organization(conn, &org_id, &format!("Seed org {n}"), now)?;
+                    sql::insert_membership(conn, &user_id, &org_id, "owner", now)?;
+                    let mut first = None;
+                    for p in 0..projects.max(1) {
+                        let id = sql::insert_project(
+                            conn,
+                            &org_id,
+                            &format!("Project {p}"),
+                            false,
+                            &random_token("pub")?,
+                            now,
+                        )?;
+                        first.get_or_insert(id);
+                    }
+                    out.push(SeededUser { email, team_id: first.unwrap_or_default() });
+                }
+                Ok(out)
+            })
+            .await?;
+        seeded.extend(batch);
+    }
+    Ok(seeded)
+}
