@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use provisio_orchestrator::{
-    Client, ClientConfig, Reply, pkce,
+    Client, ClientConfig, Reply, client, pkce,
     state::{DEFAULT_STATE_FILE, State},
 };
 use serde_json::{Value, json};
@@ -160,13 +160,8 @@ async fn account_request(
     state: &mut State,
     args: &AccountRequestArgs,
 ) -> anyhow::Result<Reply> {
-    let mut body = json!({
-        "id": args.id.clone().unwrap_or_else(|| format!("ar_cli_{}", provisio_orchestrator::client::unix_now_nanos())),
-        "object": "account_request",
-        "email": args.email,
-        "orchestrator": {"type": "stripe", "stripe": {"account": args.stripe_account}},
-        "scopes": ["provision"],
-    });
+    let id = args.id.clone().unwrap_or_else(|| format!("ar_cli_{}", client::unix_now_nanos()));
+    let mut body = client::account_request_body(&id, &args.email, &args.stripe_account);
     if let Some(name) = &args.name {
         body["name"] = json!(name);
     }

@@ -267,14 +267,8 @@ async fn signup(client: &Client, recorder: &Recorder, body: &Value) -> bool {
     recorder.record("token", t, &reply)
 }
 
-pub fn account_body(id: &str, email: &str) -> Value {
-    json!({
-        "id": id,
-        "object": "account_request",
-        "email": email,
-        "scopes": ["provision"],
-        "orchestrator": {"type": "stripe", "stripe": {"account": "acct_provisio_bench"}}
-    })
+fn account_body(id: &str, email: &str) -> Value {
+    crate::client::account_request_body(id, email, "acct_provisio_bench")
 }
 
 /// Creates the users an existing-user run links to, through the protocol itself.

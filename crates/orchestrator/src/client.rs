@@ -221,6 +221,18 @@ impl Client {
     }
 }
 
+/// A minimal valid account request body: the orchestrator vouches for `email` on behalf of the Stripe
+/// account `stripe_account`.
+pub fn account_request_body(id: &str, email: &str, stripe_account: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "object": "account_request",
+        "email": email,
+        "scopes": ["provision"],
+        "orchestrator": {"type": "stripe", "stripe": {"account": stripe_account}}
+    })
+}
+
 /// `application/x-www-form-urlencoded` encoding of pairs.
 pub fn form_encode(pairs: &[(&str, &str)]) -> String {
     let escape = |s: &str| {

@@ -1,7 +1,7 @@
 //! SQL for authorization codes, token families, access and refresh tokens, and consent requests.
 //! Every single-use value is consumed by one conditional `UPDATE`, never find-then-write.
 
-use super::{Conn, Row, StoreError};
+use super::{Conn, Param, Row, StoreError};
 
 /// What a code, a family and a pending consent are bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,18 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// The grant's columns as parameters, in the order of [`Grant::from_row`].
+    fn params(&self) -> [Param<'_>; 6] {
+        [
+            (&self.user_id).into(),
+            (&self.organization_id).into(),
+            self.project_id.into(),
+            (&self.orchestrator).into(),
+            (&self.orchestrator_account).into(),
+            (&self.scopes).into(),
+        ]
+    }
+
     /// Reads `user_id, organization_id, project_id, orchestrator, orchestrator_account, scopes`
     /// starting at column `offset`.
     fn from_row(row: &Row, offset: usize) -> Result<Self, StoreError> {
@@ -41,18 +53,7 @@ pub fn insert_code(
         "INSERT INTO authorization_codes (code_hash, user_id, organization_id, project_id, orchestrator, \
          orchestrator_account, scopes, code_challenge, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[
-            code_hash.into(),
-            (&grant.user_id).into(),
-            (&grant.organization_id).into(),
-            grant.project_id.into(),
-            (&grant.orchestrator).into(),
-            (&grant.orchestrator_account).into(),
-            (&grant.scopes).into(),
-            code_challenge.into(),
-            now.into(),
-            expires_at.into(),
-        ],
+        &[&[code_hash.into()], &grant.params()[..], &[code_challenge.into(), now.into(), expires_at.into()]].concat(),
     )?;
     Ok(())
 }
@@ -101,17 +102,7 @@ pub fn insert_family(
     conn.execute(
         "INSERT INTO token_families (id, user_id, organization_id, project_id, orchestrator, orchestrator_account, \
          scopes, code_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            family_id.into(),
-            (&grant.user_id).into(),
-            (&grant.organization_id).into(),
-            grant.project_id.into(),
-            (&grant.orchestrator).into(),
-            (&grant.orchestrator_account).into(),
-            (&grant.scopes).into(),
-            code_hash.into(),
-            now.into(),
-        ],
+        &[&[family_id.into()], &grant.params()[..], &[code_hash.into(), now.into()]].concat(),
     )?;
     add_family_project(conn, family_id, grant.project_id)
 }

@@ -14,7 +14,7 @@ use provisio_server::{
     orchestrators::{Orchestrator, Orchestrators},
     store::{Row, Store},
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "whsec_test_secret";
@@ -147,13 +147,7 @@ impl TestApp {
 
 /// A minimal valid account request.
 pub fn account_body(id: &str, email: &str) -> Value {
-    json!({
-        "id": id,
-        "object": "account_request",
-        "email": email,
-        "scopes": ["provision"],
-        "orchestrator": {"type": "stripe", "stripe": {"account": "acct_test"}}
-    })
+    provisio_orchestrator::client::account_request_body(id, email, "acct_test")
 }
 
 pub fn unique_id() -> String {
