@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::{
     catalog::{Catalog, CatalogError, ServiceSpec},
+    domain::billing::{BillingConfig, BillingSetupError},
     orchestrators::{LinkingPolicy, Orchestrator, ResponseMode, TokenSettings},
 };
 
@@ -55,6 +56,9 @@ pub struct FileConfig {
     pub orchestrators: Vec<OrchestratorSpec>,
     /// When present, replaces the built-in catalog wholesale.
     pub services: Option<Vec<ServiceSpec>>,
+    /// How payment tokens are turned into paid plans.
+    #[serde(default)]
+    pub billing: BillingConfig,
 }
 
 /// Protocol limits (spec 3.1).
@@ -118,6 +122,8 @@ pub enum ConfigError {
     Orchestrator { name: String, message: String },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Billing(#[from] BillingSetupError),
 }
 
 impl FileConfig {

@@ -9,6 +9,7 @@ use crate::{
     clock::Clock,
     config::{ConfigError, FileConfig, ServeArgs, split_secrets},
     crypto,
+    domain::billing::Billing,
     orchestrators::{Orchestrator, Orchestrators},
     state::AppState,
     store::{Store, StoreError},
@@ -58,7 +59,9 @@ pub async fn prepare(args: &ServeArgs, clock: Clock) -> Result<Startup, ServeErr
     let (orchestrators, generated_secret) =
         resolve_orchestrators(args, &file, &store, &clock).await?;
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
-    let state = AppState::new(store, orchestrators, catalog, file.limits, &public_url, clock);
+    let billing = Billing::from_config(&file.billing).map_err(ConfigError::from)?;
+    let state =
+        AppState::new(store, orchestrators, catalog, file.limits, &public_url, clock, billing);
     Ok(Startup { state, generated_secret })
 }
 

@@ -6,7 +6,12 @@ use axum::body::Bytes;
 use provisio_protocol::types::ServicesResponse;
 
 use crate::{
-    catalog::Catalog, clock::Clock, config::Limits, orchestrators::Orchestrators, store::Store,
+    catalog::Catalog,
+    clock::Clock,
+    config::Limits,
+    domain::{auth::Principal, billing::Billing, resources::Resources},
+    orchestrators::Orchestrators,
+    store::Store,
 };
 
 #[derive(Clone)]
@@ -22,6 +27,7 @@ pub struct Inner {
     /// Public base URL without a trailing slash.
     pub public_url: String,
     pub clock: Clock,
+    pub billing: Billing,
 }
 
 impl std::ops::Deref for AppState {
@@ -40,6 +46,7 @@ impl AppState {
         limits: Limits,
         public_url: &str,
         clock: Clock,
+        billing: Billing,
     ) -> Self {
         let services = ServicesResponse { data: catalog.services().to_vec() };
         let services_body = Bytes::from(serde_json::to_vec(&services).unwrap_or_default());
@@ -51,6 +58,22 @@ impl AppState {
             limits,
             public_url: public_url.trim_end_matches('/').to_string(),
             clock,
+            billing,
         }))
+    }
+
+    /// The resource operations, for a token of `principal`'s orchestrator.
+    pub fn resources<'s>(&'s self, principal: &Principal) -> Resources<'s> {
+        let orchestrator_label = self
+            .orchestrators
+            .get(&principal.orchestrator)
+            .map_or("the orchestrator", |o| o.label.as_str());
+        Resources {
+            store: &self.store,
+            catalog: &self.catalog,
+            billing: &self.billing,
+            public_url: &self.public_url,
+            orchestrator_label,
+        }
     }
 }

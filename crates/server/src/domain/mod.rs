@@ -4,7 +4,9 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod billing;
 pub mod oauth;
+pub mod resources;
 pub mod tokens;
 
 use crate::{crypto::RandomError, store::StoreError};

@@ -8,6 +8,7 @@ mod ops;
 mod protocol;
 pub mod reply;
 pub mod request;
+mod resources;
 
 use axum::{
     Router,
@@ -26,6 +27,14 @@ pub fn router(state: AppState) -> Router {
         .route("/provisioning/services", get(protocol::services))
         .route("/provisioning/account_requests", post(account_requests::create))
         .route("/oauth/token", post(oauth::token))
+        .route("/provisioning/resources", post(resources::create))
+        .route("/provisioning/resources/{id}", get(resources::get))
+        .route("/provisioning/resources/{id}/update_service", post(resources::update_service))
+        .route(
+            "/provisioning/resources/{id}/rotate_credentials",
+            post(resources::rotate_credentials),
+        )
+        .route("/provisioning/resources/{id}/remove", post(resources::remove))
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "accounts",
         sql: include_str!("../../migrations/sqlite/0002_accounts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "resources",
+        sql: include_str!("../../migrations/sqlite/0003_resources.sql"),
+    },
 ];
 
 /// Applies the pending migrations (inside the caller's write transaction).

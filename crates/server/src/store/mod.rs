@@ -7,6 +7,7 @@
 pub mod accounts;
 mod migrate;
 pub mod oauth;
+pub mod resources;
 pub mod sql;
 mod sqlite;
 

@@ -6,5 +6,6 @@ mod at_rest;
 mod concurrency;
 mod oauth;
 mod protocol_endpoints;
+mod resources;
 mod startup;
 mod support;

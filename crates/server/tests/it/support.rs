@@ -61,6 +61,7 @@ impl TestApp {
             limits,
             "https://provider.example",
             Clock::manual(NOW),
+            provisio_server::domain::billing::Billing::Record,
         );
         let router = provisio_server::http::router(state.clone());
         Self { state, router, _dir: dir }
@@ -103,6 +104,16 @@ impl TestApp {
     pub async fn tokens_for(&self, email: &str) -> Value {
         let code = self.code_for(email).await;
         self.redeem(&code).await
+    }
+
+    /// A signed request carrying a bearer token.
+    pub async fn with_bearer(&self, req: Req, access_token: &str) -> Reply {
+        self.send(req.header("authorization", &format!("Bearer {access_token}")).build()).await
+    }
+
+    /// `POST /provisioning/resources` with this body and token.
+    pub async fn provision(&self, access_token: &str, body: &Value) -> Reply {
+        self.with_bearer(Req::json("/provisioning/resources", body), access_token).await
     }
 
     pub async fn principal(

@@ -1,0 +1,482 @@
+//! Resources (spec 5.5–5.9) with the built-in `analytics` backend: a resource is a project. Its
+//! `access_configuration` is the project's public key, the provider's host, and a personal (secret)
+//! key scoped to the project, shown only on create and rotate and stored hashed.
+//!
+//! Checks that need the network (billing) run before the one write transaction that provisions, so
+//! a refused payment provisions nothing.
+
+use std::collections::BTreeMap;
+
+use provisio_protocol::types::{ComponentOption, Pricing, Service, ServiceKind, UpdateDirection};
+use serde_json::Value;
+
+use super::{
+    Internal,
+    auth::Principal,
+    billing::{Activation, Billing},
+};
+use crate::{
+    catalog::Catalog,
+    crypto::{RandomError, random_token, token_hash},
+    store::{
+        Conn, Store, StoreError, accounts as accounts_sql, oauth as grants,
+        resources::{self as sql, NewResource, ResourceRow},
+    },
+};
+
+/// The personal key prefix; keys are `pvpk_<43 base64url>`.
+pub const PERSONAL_KEY_PREFIX: &str = "pvpk";
+/// The plan an organization is on before it ever pays.
+pub const DEFAULT_PLAN: &str = "free";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error("Unknown service_id: {0}")]
+    UnknownService(String),
+    #[error("{0}")]
+    InvalidConfiguration(String),
+    #[error("{0}")]
+    RequiresPayment(String),
+    #[error("{0}")]
+    BillingFailed(String),
+    #[error("This token has no project to provision into")]
+    NoTeam,
+    #[error("service_id is required")]
+    MissingServiceId,
+    #[error("Cannot update from {from} to {to}")]
+    UpdateNotAllowed { from: String, to: String },
+    #[error("Resource not accessible with this token")]
+    Forbidden,
+    #[error("Resource not found")]
+    NotFound,
+    #[error("Resource has been removed")]
+    Removed,
+    #[error(transparent)]
+    Internal(#[from] Internal),
+}
+
+impl From<StoreError> for ResourceError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<RandomError> for ResourceError {
+    fn from(e: RandomError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// What the orchestrator asked to create.
+#[derive(Debug, Clone, Default)]
+pub struct CreateInput {
+    pub service_id: Option<String>,
+    pub configuration: Option<Value>,
+    pub project_id: Option<String>,
+    pub orchestrator_resource_id: Option<String>,
+    pub environment: Option<String>,
+    pub payment_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpdateInput {
+    pub service_id: Option<String>,
+    pub configuration: Option<Value>,
+    pub payment_token: Option<String>,
+}
+
+/// A resource as answered: its id and flat `access_configuration`, or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceView {
+    Complete { id: i64, access: BTreeMap<String, String> },
+    Removed { id: i64 },
+}
+
+/// The resource operations, with what they need from configuration.
+pub struct Resources<'a> {
+    pub store: &'a Store,
+    pub catalog: &'a Catalog,
+    pub billing: &'a Billing,
+    pub public_url: &'a str,
+    pub orchestrator_label: &'a str,
+}
+
+impl Resources<'_> {
+    /// `POST /provisioning/resources`.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        input: CreateInput,
+        now: i64,
+    ) -> Result<ResourceView, ResourceError> {
+        let service = match &input.service_id {
+            Some(id) => {
+                self.catalog.get(id).ok_or_else(|| ResourceError::UnknownService(id.clone()))?
+            }
+            None => self
+                .catalog
+                .default_service()
+                .ok_or_else(|| ResourceError::UnknownService(String::new()))?,
+        }
+        .clone();
+        validate_configuration(&service, input.configuration.as_ref())?;
+        if principal.project_ids.is_empty() {
+            return Err(ResourceError::NoTeam);
+        }
+        let plan = self.plan_of(&principal.organization_id).await?;
+        let activation = if price_is_paid(&service, &plan) {
+            let token = input.payment_token.as_deref().ok_or_else(|| {
+                ResourceError::RequiresPayment(format!(
+                    "Service {} requires payment credentials",
+                    service.id
+                ))
+            })?;
+            let activation = self
+                .billing
+                .activate(&principal.organization_id, &service.id, token)
+                .await
+                .map_err(|refused| ResourceError::RequiresPayment(refused.0))?;
+            Some((token_hash(token), activation))
+        } else {
+            None
+        };
+        let (principal, host, label) =
+            (principal.clone(), self.public_url.to_string(), self.orchestrator_label.to_string());
+        self.store
+            .write(move |conn| {
+                provision(conn, &principal, &service, &input, activation, &host, &label, now)
+            })
+            .await
+    }
+
+    /// `GET /provisioning/resources/{id}`.
+    pub async fn get(&self, principal: &Principal, id: i64) -> Result<ResourceView, ResourceError> {
+        let found = self.reachable(principal, id).await?;
+        Ok(self.view(&found, None))
+    }
+
+    /// `POST …/{id}/update_service`.
+    pub async fn update_service(
+        &self,
+        principal: &Principal,
+        id: i64,
+        input: UpdateInput,
+        now: i64,
+    ) -> Result<ResourceView, ResourceError> {
+        let target_id = input
+            .service_id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or(ResourceError::MissingServiceId)?;
+        let target = self
+            .catalog
+            .get(&target_id)
+            .ok_or_else(|| ResourceError::UnknownService(target_id.clone()))?
+            .clone();
+        validate_configuration(&target, input.configuration.as_ref())?;
+        let current = self.reachable(principal, id).await?;
+        if current.removed {
+            return Err(ResourceError::Removed);
+        }
+        if current.service_id != target.id && !self.update_allowed(&current.service_id, &target.id)
+        {
+            return Err(ResourceError::UpdateNotAllowed {
+                from: current.service_id,
+                to: target.id,
+            });
+        }
+        let plan = self.plan_of(&principal.organization_id).await?;
+        let new_plan =
+            if target.kind == Some(ServiceKind::Plan) { target.id.clone() } else { plan.clone() };
+        let payment = if price_is_paid(&target, &new_plan) {
+            let token = input.payment_token.as_deref().ok_or_else(|| {
+                ResourceError::RequiresPayment(format!(
+                    "Service {} requires payment credentials",
+                    target.id
+                ))
+            })?;
+            let activation = self
+                .billing
+                .activate(&principal.organization_id, &target.id, token)
+                .await
+                .map_err(|refused| ResourceError::BillingFailed(refused.0))?;
+            Some((token_hash(token), activation))
+        } else {
+            None
+        };
+        let configuration = input.configuration.as_ref().map(Value::to_string);
+        let organization_id = principal.organization_id.clone();
+        let changes_plan = new_plan != plan || payment.is_some();
+        let updated = self
+            .store
+            .write(move |conn| -> Result<Option<ResourceRow>, ResourceError> {
+                sql::set_service(conn, id, &target.id, configuration.as_deref(), now)?;
+                if changes_plan {
+                    let (hash, reference) = split(payment);
+                    sql::record_billing(
+                        conn,
+                        &organization_id,
+                        &new_plan,
+                        hash.as_deref(),
+                        reference.as_deref(),
+                        now,
+                    )?;
+                }
+                Ok(sql::find_resource(conn, id)?)
+            })
+            .await?
+            .ok_or(ResourceError::NotFound)?;
+        Ok(self.view(&updated, None))
+    }
+
+    /// `POST …/{id}/rotate_credentials`: new project key and personal key; the old ones die now.
+    pub async fn rotate(
+        &self,
+        principal: &Principal,
+        id: i64,
+        now: i64,
+    ) -> Result<ResourceView, ResourceError> {
+        let current = self.reachable(principal, id).await?;
+        if current.removed {
+            return Err(ResourceError::Removed);
+        }
+        let label = self.orchestrator_label.to_string();
+        let (row, personal) = self
+            .store
+            .write(move |conn| -> Result<(ResourceRow, String), ResourceError> {
+                let fresh = random_token("pub")?;
+                sql::replace_project_key(conn, id, &current.api_key, &fresh, now)?;
+                sql::revoke_personal_keys(conn, id, None, now)?;
+                let personal = issue_personal_key(conn, id, &label, now)?;
+                let row = sql::find_resource(conn, id)?.ok_or(ResourceError::NotFound)?;
+                Ok((row, personal))
+            })
+            .await?;
+        Ok(self.view(&row, Some(personal)))
+    }
+
+    /// `POST …/{id}/remove`: revokes the credentials, keeps the data; removing twice is fine.
+    pub async fn remove(
+        &self,
+        principal: &Principal,
+        id: i64,
+        now: i64,
+    ) -> Result<ResourceView, ResourceError> {
+        self.reachable(principal, id).await?;
+        self.store
+            .write(move |conn| -> Result<(), ResourceError> {
+                if sql::mark_removed(conn, id, now)? {
+                    sql::revoke_personal_keys(conn, id, None, now)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(ResourceView::Removed { id })
+    }
+
+    /// A resource the token may reach: 403 outside its scope, 404 when it does not exist.
+    async fn reachable(
+        &self,
+        principal: &Principal,
+        id: i64,
+    ) -> Result<ResourceRow, ResourceError> {
+        if !principal.can_reach(id) {
+            return Err(ResourceError::Forbidden);
+        }
+        self.store
+            .read(move |conn| sql::find_resource(conn, id))
+            .await?
+            .ok_or(ResourceError::NotFound)
+    }
+
+    async fn plan_of(&self, organization_id: &str) -> Result<String, ResourceError> {
+        let org = organization_id.to_string();
+        Ok(self
+            .store
+            .read(move |conn| sql::plan(conn, &org))
+            .await?
+            .unwrap_or_else(|| DEFAULT_PLAN.into()))
+    }
+
+    fn update_allowed(&self, from: &str, to: &str) -> bool {
+        self.catalog.get(from).is_some_and(|s| {
+            s.allowed_updates.iter().any(|u| {
+                u.service == to
+                    && matches!(
+                        u.direction,
+                        UpdateDirection::Any | UpdateDirection::Up | UpdateDirection::Down
+                    )
+            })
+        })
+    }
+
+    fn view(&self, row: &ResourceRow, personal_key: Option<String>) -> ResourceView {
+        if row.removed {
+            return ResourceView::Removed { id: row.project_id };
+        }
+        let mut access = BTreeMap::from([
+            ("api_key".to_string(), row.api_key.clone()),
+            ("host".to_string(), self.public_url.to_string()),
+        ]);
+        if let Some(key) = personal_key {
+            access.insert("personal_api_key".into(), key);
+        }
+        ResourceView::Complete { id: row.project_id, access }
+    }
+}
+
+fn split(payment: Option<(String, Activation)>) -> (Option<String>, Option<String>) {
+    match payment {
+        Some((hash, activation)) => (Some(hash), activation.reference),
+        None => (None, None),
+    }
+}
+
+/// The provisioning transaction: find or make the project, (re)activate the resource, hand out a
+/// fresh personal key and revoke the one provisioning issued before.
+#[allow(clippy::too_many_arguments)]
+fn provision(
+    conn: &mut dyn Conn,
+    principal: &Principal,
+    service: &Service,
+    input: &CreateInput,
+    payment: Option<(String, Activation)>,
+    host: &str,
+    label: &str,
+    now: i64,
+) -> Result<ResourceView, ResourceError> {
+    let org = principal.organization_id.as_str();
+    let existing = match &input.project_id {
+        Some(key) => sql::find_by_orchestrator_project(conn, org, &principal.orchestrator, key)?,
+        None => sql::find_resource(conn, principal.primary_project_id)?,
+    };
+    let row = match existing {
+        Some(row) => {
+            if row.removed {
+                sql::reactivate(conn, row.project_id, now)?;
+                let fresh = random_token("pub")?;
+                sql::replace_project_key(conn, row.project_id, &row.api_key, &fresh, now)?;
+            }
+            row
+        }
+        None => {
+            let project_id = match &input.project_id {
+                Some(key) => {
+                    let name = project_name(input.configuration.as_ref())
+                        .unwrap_or_else(|| format!("Project {key}"));
+                    accounts_sql::insert_project(
+                        conn,
+                        org,
+                        &name,
+                        false,
+                        &random_token("pub")?,
+                        now,
+                    )?
+                }
+                None => principal.primary_project_id,
+            };
+            let configuration = input.configuration.as_ref().map(Value::to_string);
+            sql::insert_resource(
+                conn,
+                &NewResource {
+                    project_id,
+                    organization_id: org,
+                    service_id: &service.id,
+                    orchestrator: &principal.orchestrator,
+                    orchestrator_project_id: input.project_id.as_deref(),
+                    orchestrator_resource_id: input.orchestrator_resource_id.as_deref(),
+                    environment: input.environment.as_deref(),
+                    configuration: configuration.as_deref(),
+                },
+                now,
+            )?;
+            sql::find_resource(conn, project_id)?.ok_or(ResourceError::NotFound)?
+        }
+    };
+    grants::add_family_project(conn, &principal.family_id, row.project_id)?;
+    if let Some((hash, activation)) = payment {
+        let plan = if service.kind == Some(ServiceKind::Plan) {
+            service.id.clone()
+        } else {
+            sql::plan(conn, org)?.unwrap_or_else(|| DEFAULT_PLAN.into())
+        };
+        sql::record_billing(conn, org, &plan, Some(&hash), activation.reference.as_deref(), now)?;
+    }
+    sql::revoke_personal_keys(conn, row.project_id, Some("provisioning"), now)?;
+    let personal = issue_personal_key(conn, row.project_id, label, now)?;
+    let row = sql::find_resource(conn, row.project_id)?.ok_or(ResourceError::NotFound)?;
+    let access = BTreeMap::from([
+        ("api_key".to_string(), row.api_key),
+        ("host".to_string(), host.to_string()),
+        ("personal_api_key".to_string(), personal),
+    ]);
+    Ok(ResourceView::Complete { id: row.project_id, access })
+}
+
+/// A new personal key for a project; only its hash and display prefix are stored.
+fn issue_personal_key(
+    conn: &mut dyn Conn,
+    project_id: i64,
+    orchestrator_label: &str,
+    now: i64,
+) -> Result<String, ResourceError> {
+    let key = random_token(PERSONAL_KEY_PREFIX)?;
+    let prefix: String = key.chars().take(PERSONAL_KEY_PREFIX.len() + 8).collect();
+    sql::insert_personal_key(
+        conn,
+        project_id,
+        &format!("Provisioned by {orchestrator_label}"),
+        &prefix,
+        &token_hash(&key),
+        "provisioning",
+        now,
+    )?;
+    Ok(key)
+}
+
+fn project_name(configuration: Option<&Value>) -> Option<String> {
+    configuration?
+        .get("project_name")?
+        .as_str()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+}
+
+/// Whether provisioning `service` costs money for an organization on `plan`.
+pub fn price_is_paid(service: &Service, plan: &str) -> bool {
+    match &service.pricing {
+        Pricing::Component { component } => component
+            .options
+            .iter()
+            .find(|o| o.parent_service_ids().iter().any(|p| p == plan))
+            .map_or_else(
+                || service.pricing.is_paid(),
+                |o| matches!(o, ComponentOption::Paid { .. }),
+            ),
+        pricing => pricing.is_paid(),
+    }
+}
+
+/// Validates `configuration` against the service's JSON Schema (spec 5.5).
+fn validate_configuration(
+    service: &Service,
+    configuration: Option<&Value>,
+) -> Result<(), ResourceError> {
+    let (Some(schema), Some(configuration)) = (&service.configuration_schema, configuration) else {
+        return Ok(());
+    };
+    let validator = jsonschema::validator_for(schema).map_err(|e| {
+        ResourceError::InvalidConfiguration(format!(
+            "The service's configuration schema is invalid: {e}"
+        ))
+    })?;
+    match validator.iter_errors(configuration).next() {
+        None => Ok(()),
+        Some(error) => {
+            let path = error.instance_path().to_string();
+            let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
+            Err(ResourceError::InvalidConfiguration(format!("configuration{at}: {error}")))
+        }
+    }
+}

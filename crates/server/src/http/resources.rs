@@ -1,0 +1,192 @@
+//! `POST /provisioning/resources`, `GET /provisioning/resources/{id}` and the `update_service`,
+//! `rotate_credentials` and `remove` actions (spec 5.5–5.9). Check order: bearer → signature →
+//! API-Version → path id → body; every error in the status envelope.
+
+use axum::{
+    extract::{Path, State},
+    http::HeaderMap,
+    response::Response,
+};
+use provisio_protocol::{
+    StatusError,
+    envelope::StatusCode,
+    types::{CreateResourceRequest, ResourceResponse, UpdateServiceRequest},
+};
+use serde::de::DeserializeOwned;
+
+use super::{
+    reply::{ApiError, json},
+    request::{RawBody, authenticate_bearer, check_api_version, verify_signature},
+};
+use crate::{
+    domain::{
+        auth::Principal,
+        resources::{CreateInput, ResourceError, ResourceView, UpdateInput},
+    },
+    state::AppState,
+};
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, &headers, &body, "").await?;
+    let request: CreateResourceRequest = parse_body(&body, "")?;
+    let input = CreateInput {
+        payment_token: request.payment_token().map(String::from),
+        service_id: request.service_id,
+        configuration: request.configuration,
+        project_id: request.project_id.filter(|p| !p.is_empty()),
+        orchestrator_resource_id: request.orchestrator_resource_id,
+        environment: request.environment,
+    };
+    let view = state.resources(&principal).create(&principal, input, state.clock.now()).await;
+    answer(view, "", StatusCode::ServerError)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, &headers, &body, &raw_id).await?;
+    let id = resource_id(&raw_id)?;
+    answer(state.resources(&principal).get(&principal, id).await, &raw_id, StatusCode::ServerError)
+}
+
+pub async fn update_service(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, &headers, &body, &raw_id).await?;
+    let id = resource_id(&raw_id)?;
+    let request: UpdateServiceRequest = parse_body(&body, &raw_id)?;
+    let input = UpdateInput {
+        payment_token: request.payment_token().map(String::from),
+        service_id: request.service_id,
+        configuration: request.configuration,
+    };
+    let view =
+        state.resources(&principal).update_service(&principal, id, input, state.clock.now()).await;
+    answer(view, &raw_id, StatusCode::ServerError)
+}
+
+pub async fn rotate_credentials(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, &headers, &body, &raw_id).await?;
+    let id = resource_id(&raw_id)?;
+    let view = state.resources(&principal).rotate(&principal, id, state.clock.now()).await;
+    answer(view, &raw_id, StatusCode::CredentialRotationFailed)
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, &headers, &body, &raw_id).await?;
+    let id = resource_id(&raw_id)?;
+    answer(
+        state.resources(&principal).remove(&principal, id, state.clock.now()).await,
+        &raw_id,
+        StatusCode::ServerError,
+    )
+}
+
+/// Bearer → signature → API-Version: a bearer alone is never enough.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    raw_id: &str,
+) -> Result<Principal, ApiError> {
+    let principal = authenticate_bearer(state, headers, raw_id).await?;
+    let signer = verify_signature(state, headers, body)?;
+    if signer.name != principal.orchestrator {
+        // A token is usable only under the signature of the orchestrator it was issued to.
+        return Err(StatusError::new(
+            raw_id,
+            StatusCode::Unauthorized,
+            "Invalid or expired access token",
+        )
+        .into());
+    }
+    check_api_version(headers)?;
+    Ok(principal)
+}
+
+/// Resource ids are the decimal ids of projects.
+fn resource_id(raw: &str) -> Result<i64, ApiError> {
+    let id = (!raw.is_empty() && raw.len() <= 18 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| raw.parse::<i64>().ok())
+        .flatten()
+        .filter(|&id| id > 0);
+    id.ok_or_else(|| {
+        StatusError::new(raw, StatusCode::InvalidResourceId, format!("Invalid resource id: {raw}"))
+            .into()
+    })
+}
+
+/// An empty body is an empty object; anything else must be a JSON object.
+fn parse_body<T: DeserializeOwned + Default>(body: &[u8], raw_id: &str) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let invalid = |message: String| {
+        ApiError::from(StatusError::new(raw_id, StatusCode::InvalidRequest, message))
+    };
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| invalid("Request body must be a JSON object".into()))?;
+    if !value.is_object() {
+        return Err(invalid("Request body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| invalid(format!("Malformed request: {e}")))
+}
+
+fn answer(
+    view: Result<ResourceView, ResourceError>,
+    raw_id: &str,
+    internal: StatusCode,
+) -> Result<Response, ApiError> {
+    let view = view.map_err(|e| {
+        let code = match &e {
+            ResourceError::UnknownService(_) => StatusCode::UnknownService,
+            ResourceError::InvalidConfiguration(_) => StatusCode::InvalidConfiguration,
+            ResourceError::RequiresPayment(_) => StatusCode::RequiresPaymentCredentials,
+            ResourceError::BillingFailed(_) => StatusCode::BillingActivationFailed,
+            ResourceError::NoTeam => StatusCode::NoTeam,
+            ResourceError::MissingServiceId => StatusCode::MissingServiceId,
+            ResourceError::UpdateNotAllowed { .. } => StatusCode::UpdateNotAllowed,
+            ResourceError::Forbidden => StatusCode::Forbidden,
+            ResourceError::NotFound => StatusCode::NotFound,
+            ResourceError::Removed => StatusCode::InvalidState,
+            ResourceError::Internal(inner) => {
+                tracing::error!(error = %inner, "resource operation failed");
+                return ApiError::from(StatusError::new(
+                    raw_id,
+                    internal,
+                    "The operation failed; nothing was changed",
+                ));
+            }
+        };
+        ApiError::from(StatusError::new(raw_id, code, e.to_string()))
+    })?;
+    Ok(json(
+        200,
+        &match view {
+            ResourceView::Complete { id, access } => {
+                ResourceResponse::complete(id.to_string(), access)
+            }
+            ResourceView::Removed { id } => ResourceResponse::removed(id.to_string()),
+        },
+    ))
+}
