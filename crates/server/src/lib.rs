@@ -13,6 +13,7 @@ pub mod orchestrators;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod web;
 
 pub use serve::{Startup, prepare, run};
 pub use state::AppState;

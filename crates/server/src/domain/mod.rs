@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod billing;
+pub mod dashboard;
 pub mod oauth;
 pub mod resources;
 pub mod tokens;

@@ -2,6 +2,7 @@
 //! in the spec's order, call the domain and answer in the endpoint's envelope.
 
 mod account_requests;
+mod deep_links;
 mod middleware;
 mod oauth;
 mod ops;
@@ -36,6 +37,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/provisioning/resources/{id}/remove", post(resources::remove))
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
+        .route("/provisioning/deep_links", post(deep_links::create))
+        .route("/login", get(crate::web::login))
+        .route("/", get(crate::web::home))
+        .route("/projects/{id}", get(crate::web::project))
+        .route("/logout", post(crate::web::logout))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)

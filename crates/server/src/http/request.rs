@@ -91,3 +91,26 @@ pub async fn authenticate_bearer(
         e => StatusError::new(resource_id, StatusCode::Unauthorized, e.to_string()).into(),
     })
 }
+
+/// Bearer → signature → API-Version, for resources and deep links: a bearer alone is never enough,
+/// and a token works only under the signature of the orchestrator it was issued to.
+pub async fn authenticate_signed(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    resource_id: &str,
+) -> Result<crate::domain::auth::Principal, ApiError> {
+    use provisio_protocol::{StatusError, envelope::StatusCode};
+    let principal = authenticate_bearer(state, headers, resource_id).await?;
+    let signer = verify_signature(state, headers, body)?;
+    if signer.name != principal.orchestrator {
+        return Err(StatusError::new(
+            resource_id,
+            StatusCode::Unauthorized,
+            "Invalid or expired access token",
+        )
+        .into());
+    }
+    check_api_version(headers)?;
+    Ok(principal)
+}

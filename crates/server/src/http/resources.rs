@@ -16,13 +16,10 @@ use serde::de::DeserializeOwned;
 
 use super::{
     reply::{ApiError, json},
-    request::{RawBody, authenticate_bearer, check_api_version, verify_signature},
+    request::{RawBody, authenticate_signed},
 };
 use crate::{
-    domain::{
-        auth::Principal,
-        resources::{CreateInput, ResourceError, ResourceView, UpdateInput},
-    },
+    domain::resources::{CreateInput, ResourceError, ResourceView, UpdateInput},
     state::AppState,
 };
 
@@ -31,7 +28,7 @@ pub async fn create(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers, &body, "").await?;
+    let principal = authenticate_signed(&state, &headers, &body, "").await?;
     let request: CreateResourceRequest = parse_body(&body, "")?;
     let input = CreateInput {
         payment_token: request.payment_token().map(String::from),
@@ -51,7 +48,7 @@ pub async fn get(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers, &body, &raw_id).await?;
+    let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
     answer(state.resources(&principal).get(&principal, id).await, &raw_id, StatusCode::ServerError)
 }
@@ -62,7 +59,7 @@ pub async fn update_service(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers, &body, &raw_id).await?;
+    let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
     let request: UpdateServiceRequest = parse_body(&body, &raw_id)?;
     let input = UpdateInput {
@@ -81,7 +78,7 @@ pub async fn rotate_credentials(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers, &body, &raw_id).await?;
+    let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
     let view = state.resources(&principal).rotate(&principal, id, state.clock.now()).await;
     answer(view, &raw_id, StatusCode::CredentialRotationFailed)
@@ -93,35 +90,13 @@ pub async fn remove(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers, &body, &raw_id).await?;
+    let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
     answer(
         state.resources(&principal).remove(&principal, id, state.clock.now()).await,
         &raw_id,
         StatusCode::ServerError,
     )
-}
-
-/// Bearer → signature → API-Version: a bearer alone is never enough.
-async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-    raw_id: &str,
-) -> Result<Principal, ApiError> {
-    let principal = authenticate_bearer(state, headers, raw_id).await?;
-    let signer = verify_signature(state, headers, body)?;
-    if signer.name != principal.orchestrator {
-        // A token is usable only under the signature of the orchestrator it was issued to.
-        return Err(StatusError::new(
-            raw_id,
-            StatusCode::Unauthorized,
-            "Invalid or expired access token",
-        )
-        .into());
-    }
-    check_api_version(headers)?;
-    Ok(principal)
 }
 
 /// Resource ids are the decimal ids of projects.

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "resources",
         sql: include_str!("../../migrations/sqlite/0003_resources.sql"),
     },
+    Migration {
+        version: 4,
+        name: "dashboard",
+        sql: include_str!("../../migrations/sqlite/0004_dashboard.sql"),
+    },
 ];
 
 /// Applies the pending migrations (inside the caller's write transaction).

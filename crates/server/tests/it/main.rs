@@ -4,6 +4,7 @@
 mod accounts;
 mod at_rest;
 mod concurrency;
+mod dashboard;
 mod oauth;
 mod protocol_endpoints;
 mod resources;

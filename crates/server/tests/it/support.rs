@@ -106,6 +106,28 @@ impl TestApp {
         self.redeem(&code).await
     }
 
+    /// Any answer, HTML included: status, headers, body text.
+    pub async fn raw(&self, request: Request<Body>) -> (u16, axum::http::HeaderMap, String) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// A browser GET, with a session cookie when given.
+    pub async fn browse(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> (u16, axum::http::HeaderMap, String) {
+        let mut builder = Request::builder().uri(path);
+        if let Some(cookie) = cookie {
+            builder = builder.header("cookie", cookie);
+        }
+        self.raw(builder.body(Body::empty()).unwrap()).await
+    }
+
     /// A signed request carrying a bearer token.
     pub async fn with_bearer(&self, req: Req, access_token: &str) -> Reply {
         self.send(req.header("authorization", &format!("Bearer {access_token}")).build()).await

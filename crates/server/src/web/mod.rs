@@ -1,0 +1,154 @@
+//! The dashboard a user lands on from a one-time link: server-rendered pages, a session cookie,
+//! no JavaScript. `GET /login` turns a link into a session; `/` lists the user's projects;
+//! `/projects/{id}` shows one; `POST /logout` ends the session.
+
+mod pages;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use crate::{
+    domain::dashboard::{self, DashboardError},
+    state::AppState,
+};
+
+const COOKIE: &str = "provisio_session";
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    token: Option<String>,
+}
+
+/// `GET /login?token=…&project_id=…`: the link's own project decides where the user lands.
+pub async fn login(State(state): State<AppState>, Query(query): Query<LoginQuery>) -> Response {
+    let Some(token) = query.token.filter(|t| !t.is_empty()) else {
+        return Redirect::to("/?error=missing_token").into_response();
+    };
+    match dashboard::open_session(&state.store, &token, state.clock.now()).await {
+        Ok((session, project_id)) => {
+            let mut response = Redirect::to(&format!("/projects/{project_id}")).into_response();
+            let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+            let cookie = format!(
+                "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                dashboard::SESSION_TTL_SECS
+            );
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            harden(response)
+        }
+        Err(DashboardError::InvalidLink) => {
+            Redirect::to("/?error=expired_or_invalid_token").into_response()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HomeQuery {
+    error: Option<String>,
+}
+
+/// `GET /`: the user's projects, or why there is no session.
+pub async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HomeQuery>,
+) -> Response {
+    let user = match current_user(&state, &headers).await {
+        Ok(user) => user,
+        Err(e) => return failure(e),
+    };
+    let projects = match &user {
+        Some(user) => match dashboard::projects(&state.store, user).await {
+            Ok(p) => Some(p),
+            Err(e) => return failure(e),
+        },
+        None => None,
+    };
+    page(StatusCode::OK, pages::home(query.error.as_deref(), projects.as_deref()))
+}
+
+/// `GET /projects/{id}`.
+pub async fn project(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw_id): Path<String>,
+) -> Response {
+    let user = match current_user(&state, &headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Redirect::to("/?error=login_required").into_response(),
+        Err(e) => return failure(e),
+    };
+    let Ok(id) = raw_id.parse::<i64>() else {
+        return page(StatusCode::NOT_FOUND, pages::not_found());
+    };
+    match dashboard::project(&state.store, &user, id).await {
+        Ok(Some(project)) => page(StatusCode::OK, pages::project(&project)),
+        Ok(None) => page(StatusCode::NOT_FOUND, pages::not_found()),
+        Err(e) => failure(e),
+    }
+}
+
+/// `POST /logout`. The cookie is SameSite=Lax, so another site cannot post this form for the user.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(session) = session_cookie(&headers)
+        && let Err(e) = dashboard::close_session(&state.store, session).await
+    {
+        return failure(e);
+    }
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("provisio_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    response
+}
+
+async fn current_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<String>, DashboardError> {
+    match session_cookie(headers) {
+        Some(session) => dashboard::session_user(&state.store, session, state.clock.now()).await,
+        None => Ok(None),
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty())
+}
+
+fn page(status: StatusCode, markup: maud::Markup) -> Response {
+    harden((status, markup).into_response())
+}
+
+fn failure(e: DashboardError) -> Response {
+    tracing::error!(error = %e, "dashboard failed");
+    page(StatusCode::INTERNAL_SERVER_ERROR, pages::failure())
+}
+
+/// Pages carry credentials: never cached, never framed, never leaking their URL onwards.
+fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    response
+}
