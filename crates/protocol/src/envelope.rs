@@ -58,6 +58,7 @@ codes! {
         InvalidApiVersion = ("invalid_api_version", 400),
         InvalidRequest = ("invalid_request", 400),
         UnsupportedPurpose = ("unsupported_purpose", 400),
+        Unauthorized = ("unauthorized", 401),
         Forbidden = ("forbidden", 403),
         NotFound = ("not_found", 404),
         MethodNotAllowed = ("method_not_allowed", 405),

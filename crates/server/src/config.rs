@@ -35,6 +35,14 @@ pub struct ServeArgs {
     /// TOML file with orchestrators, the catalog and limits.
     #[arg(long, env = "PROVISIO_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Operator token(s) for `POST /v1/keys/introspect`, comma-separated; none disables it.
+    #[arg(
+        long,
+        env = "PROVISIO_INTROSPECTION_TOKEN",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub introspection_token: Vec<String>,
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "PROVISIO_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

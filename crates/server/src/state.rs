@@ -28,6 +28,8 @@ pub struct Inner {
     pub public_url: String,
     pub clock: Clock,
     pub billing: Billing,
+    /// SHA-256 hashes of the operator tokens that may call the introspection endpoint.
+    pub introspection_tokens: Vec<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -59,7 +61,21 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_string(),
             clock,
             billing,
+            introspection_tokens: Vec::new(),
         }))
+    }
+
+    /// Allows these operator tokens on the introspection endpoint (kept only as hashes).
+    pub fn with_introspection_tokens(self, tokens: &[String]) -> Self {
+        let hashes =
+            tokens.iter().filter(|t| !t.is_empty()).map(|t| crate::crypto::token_hash(t)).collect();
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.introspection_tokens = hashes;
+                Self(Arc::new(inner))
+            }
+            Err(shared) => Self(shared),
+        }
     }
 
     /// The resource operations, for a token of `principal`'s orchestrator.

@@ -3,6 +3,7 @@
 
 mod account_requests;
 mod deep_links;
+mod introspect;
 mod middleware;
 mod oauth;
 mod ops;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::web::home))
         .route("/projects/{id}", get(crate::web::project))
         .route("/logout", post(crate::web::logout))
+        .route("/v1/keys/introspect", post(introspect::introspect))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)

@@ -5,6 +5,7 @@ mod accounts;
 mod at_rest;
 mod concurrency;
 mod dashboard;
+mod introspect;
 mod oauth;
 mod protocol_endpoints;
 mod resources;

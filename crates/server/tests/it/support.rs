@@ -19,6 +19,7 @@ use tower::ServiceExt;
 
 pub const SECRET: &str = "whsec_test_secret";
 pub const NOW: i64 = 1_767_225_600;
+pub const OPERATOR_TOKEN: &str = "op_test_token";
 
 pub struct TestApp {
     pub state: AppState,
@@ -62,7 +63,8 @@ impl TestApp {
             "https://provider.example",
             Clock::manual(NOW),
             provisio_server::domain::billing::Billing::Record,
-        );
+        )
+        .with_introspection_tokens(&[OPERATOR_TOKEN.to_string()]);
         let router = provisio_server::http::router(state.clone());
         Self { state, router, _dir: dir }
     }
@@ -126,6 +128,20 @@ impl TestApp {
             builder = builder.header("cookie", cookie);
         }
         self.raw(builder.body(Body::empty()).unwrap()).await
+    }
+
+    /// Asks the introspection endpoint about a key.
+    pub async fn introspect(&self, key: &str) -> Value {
+        let reply = self
+            .send(
+                Req::form("/v1/keys/introspect", &format!("token={key}"))
+                    .signature(None)
+                    .header("authorization", &format!("Bearer {OPERATOR_TOKEN}"))
+                    .build(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        reply.json
     }
 
     /// A signed request carrying a bearer token.

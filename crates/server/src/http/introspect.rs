@@ -1,0 +1,98 @@
+//! `POST /v1/keys/introspect` (RFC 7662 style): the SaaS's own services ask whether a project key or
+//! personal key that provisio issued is live, and what it reaches. Authenticated with an operator
+//! token from configuration (`Authorization: Bearer …`).
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use provisio_protocol::{FlatError, envelope::FlatCode};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::{
+    reply::{ApiError, json, no_store},
+    request::RawBody,
+};
+use crate::{
+    crypto::token_hash,
+    state::AppState,
+    store::resources::{self as sql, KeyOwner},
+};
+
+#[derive(Deserialize, Default)]
+struct IntrospectRequest {
+    token: Option<String>,
+}
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    if !operator_authorized(&state, &headers) {
+        let mut response = ApiError::from(FlatError::new(
+            FlatCode::Unauthorized,
+            "A valid operator token is required",
+        ))
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"provisio\""),
+        );
+        return Ok(response);
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let request: IntrospectRequest = if is_json {
+        serde_json::from_slice(&body).ok()
+    } else {
+        serde_urlencoded::from_bytes(&body).ok()
+    }
+    .ok_or_else(|| {
+        ApiError::from(FlatError::new(FlatCode::InvalidRequest, "Malformed request body"))
+    })?;
+    let token = request.token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        ApiError::from(FlatError::new(FlatCode::InvalidRequest, "token is required"))
+    })?;
+    let owner = state
+        .store
+        .read(move |conn| {
+            if let Some(owner) = sql::personal_key_owner(conn, &token_hash(&token))? {
+                return Ok(Some(("personal_key", owner)));
+            }
+            Ok::<_, crate::store::StoreError>(
+                sql::project_key_owner(conn, &token)?.map(|o| ("project_key", o)),
+            )
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "introspection failed");
+            ApiError::server_error()
+        })?;
+    let answer = match owner {
+        Some((kind, KeyOwner { project_id, organization_id, active: true })) => {
+            json!({"active": true, "token_type": kind, "organization_id": organization_id, "project_id": project_id})
+        }
+        _ => json!({"active": false}),
+    };
+    Ok(no_store(json(200, &answer)))
+}
+
+/// Compares against every configured operator token's hash, in constant time.
+fn operator_authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| token_hash(t.trim()));
+    let Some(presented) = presented else { return false };
+    state
+        .introspection_tokens
+        .iter()
+        .fold(false, |ok, known| ok | bool::from(known.as_bytes().ct_eq(presented.as_bytes())))
+}
