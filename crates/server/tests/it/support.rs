@@ -44,6 +44,16 @@ impl TestApp {
         Self::assemble(Orchestrators::new(vec![orchestrator]), Limits::default()).await
     }
 
+    /// The default set-up with another billing backend.
+    pub async fn with_billing(billing: provisio_server::domain::billing::Billing) -> Self {
+        let orchestrators = Orchestrators::new(vec![Orchestrator::new(
+            "stripe",
+            Some("Stripe".into()),
+            &[SECRET.to_string()],
+        )]);
+        Self::assemble_with(orchestrators, Limits::default(), billing).await
+    }
+
     pub async fn build(secrets: &[&str], limits: Limits) -> Self {
         let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
         let orchestrators =
@@ -52,6 +62,19 @@ impl TestApp {
     }
 
     async fn assemble(orchestrators: Orchestrators, limits: Limits) -> Self {
+        Self::assemble_with(
+            orchestrators,
+            limits,
+            provisio_server::domain::billing::Billing::Record,
+        )
+        .await
+    }
+
+    async fn assemble_with(
+        orchestrators: Orchestrators,
+        limits: Limits,
+        billing: provisio_server::domain::billing::Billing,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let store = Store::open(&url).await.unwrap();
@@ -62,7 +85,7 @@ impl TestApp {
             limits,
             "https://provider.example",
             Clock::manual(NOW),
-            provisio_server::domain::billing::Billing::Record,
+            billing,
         )
         .with_introspection_tokens(&[OPERATOR_TOKEN.to_string()]);
         let router = provisio_server::http::router(state.clone());
