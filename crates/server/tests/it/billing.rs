@@ -9,8 +9,11 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
+/// One call to the fake: the `Authorization` header and the form fields.
+type Call = (String, Vec<(String, String)>);
+
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>);
+struct Seen(Arc<Mutex<Vec<Call>>>);
 
 /// `POST /v1/payment_intents`: succeeds for `spt_good…`, declines anything else like Stripe does.
 async fn payment_intents(
