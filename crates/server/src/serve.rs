@@ -11,7 +11,7 @@ use crate::{
     crypto,
     domain::billing::Billing,
     orchestrators::{Orchestrator, Orchestrators},
-    state::AppState,
+    state::{AppState, Parts},
     store::{Store, StoreError},
 };
 
@@ -19,6 +19,8 @@ use crate::{
 pub const DEFAULT_ORCHESTRATOR: &str = "stripe";
 const DEFAULT_ORCHESTRATOR_LABEL: &str = "Stripe";
 const GENERATED_SECRET_KEY: &str = "generated_signing_secret";
+/// Key material for sealing recorded responses, generated once per database.
+const SERVER_SECRET_KEY: &str = "server_secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -60,8 +62,19 @@ pub async fn prepare(args: &ServeArgs, clock: Clock) -> Result<Startup, ServeErr
         resolve_orchestrators(args, &file, &store, &clock).await?;
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
     let billing = Billing::from_config(&file.billing).map_err(ConfigError::from)?;
-    let state =
-        AppState::new(store, orchestrators, catalog, file.limits, &public_url, clock, billing);
+    let server_secret =
+        store.setting_or_insert(SERVER_SECRET_KEY, &crypto::random_secret()?, clock.now()).await?;
+    let state = AppState::new(Parts {
+        store,
+        orchestrators,
+        catalog,
+        limits: file.limits,
+        public_url,
+        clock,
+        billing,
+        introspection_tokens: args.introspection_token.clone(),
+        server_secret: server_secret.into_bytes(),
+    });
     Ok(Startup { state, generated_secret })
 }
 

@@ -30,6 +30,7 @@ pub struct Inner {
     pub billing: Billing,
     /// SHA-256 hashes of the operator tokens that may call the introspection endpoint.
     pub introspection_tokens: Vec<String>,
+    pub server_secret: Vec<u8>,
 }
 
 impl std::ops::Deref for AppState {
@@ -40,42 +41,43 @@ impl std::ops::Deref for AppState {
     }
 }
 
-impl AppState {
-    pub fn new(
-        store: Store,
-        orchestrators: Orchestrators,
-        catalog: Catalog,
-        limits: Limits,
-        public_url: &str,
-        clock: Clock,
-        billing: Billing,
-    ) -> Self {
-        let services = ServicesResponse { data: catalog.services().to_vec() };
-        let services_body = Bytes::from(serde_json::to_vec(&services).unwrap_or_default());
-        Self(Arc::new(Inner {
-            store,
-            orchestrators,
-            catalog,
-            services_body,
-            limits,
-            public_url: public_url.trim_end_matches('/').to_string(),
-            clock,
-            billing,
-            introspection_tokens: Vec::new(),
-        }))
-    }
+/// Everything an [`AppState`] is built from.
+pub struct Parts {
+    pub store: Store,
+    pub orchestrators: Orchestrators,
+    pub catalog: Catalog,
+    pub limits: Limits,
+    pub public_url: String,
+    pub clock: Clock,
+    pub billing: Billing,
+    /// Operator tokens for the introspection endpoint (plaintext here, hashed in the state).
+    pub introspection_tokens: Vec<String>,
+    /// Key material for sealing recorded idempotent responses.
+    pub server_secret: Vec<u8>,
+}
 
-    /// Allows these operator tokens on the introspection endpoint (kept only as hashes).
-    pub fn with_introspection_tokens(self, tokens: &[String]) -> Self {
-        let hashes =
-            tokens.iter().filter(|t| !t.is_empty()).map(|t| crate::crypto::token_hash(t)).collect();
-        match Arc::try_unwrap(self.0) {
-            Ok(mut inner) => {
-                inner.introspection_tokens = hashes;
-                Self(Arc::new(inner))
-            }
-            Err(shared) => Self(shared),
-        }
+impl AppState {
+    pub fn new(parts: Parts) -> Self {
+        let services = ServicesResponse { data: parts.catalog.services().to_vec() };
+        let services_body = Bytes::from(serde_json::to_vec(&services).unwrap_or_default());
+        let introspection_tokens = parts
+            .introspection_tokens
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| crate::crypto::token_hash(t))
+            .collect();
+        Self(Arc::new(Inner {
+            store: parts.store,
+            orchestrators: parts.orchestrators,
+            catalog: parts.catalog,
+            services_body,
+            limits: parts.limits,
+            public_url: parts.public_url.trim_end_matches('/').to_string(),
+            clock: parts.clock,
+            billing: parts.billing,
+            introspection_tokens,
+            server_secret: parts.server_secret,
+        }))
     }
 
     /// The resource operations, for a token of `principal`'s orchestrator.

@@ -12,6 +12,7 @@ use provisio_server::{
     clock::Clock,
     config::Limits,
     orchestrators::{Orchestrator, Orchestrators},
+    state::Parts,
     store::{Row, Store},
 };
 use serde_json::Value;
@@ -78,16 +79,17 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let store = Store::open(&url).await.unwrap();
-        let state = AppState::new(
+        let state = AppState::new(Parts {
             store,
             orchestrators,
-            Catalog::default_catalog(),
+            catalog: Catalog::default_catalog(),
             limits,
-            "https://provider.example",
-            Clock::manual(NOW),
+            public_url: "https://provider.example".into(),
+            clock: Clock::manual(NOW),
             billing,
-        )
-        .with_introspection_tokens(&[OPERATOR_TOKEN.to_string()]);
+            introspection_tokens: vec![OPERATOR_TOKEN.to_string()],
+            server_secret: b"test-server-secret".to_vec(),
+        });
         let router = provisio_server::http::router(state.clone());
         Self { state, router, _dir: dir }
     }
