@@ -62,6 +62,7 @@ codes! {
         Forbidden = ("forbidden", 403),
         NotFound = ("not_found", 404),
         MethodNotAllowed = ("method_not_allowed", 405),
+        IdempotencyConflict = ("idempotency_conflict", 409),
         RequestTooLarge = ("request_too_large", 413),
         RateLimited = ("rate_limited", 429),
         ServerError = ("server_error", 500),

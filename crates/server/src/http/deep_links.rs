@@ -9,6 +9,7 @@ use provisio_protocol::{
 };
 
 use super::{
+    idempotency::idempotent,
     reply::{ApiError, json},
     request::{RawBody, authenticate_signed},
 };
@@ -23,7 +24,30 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, "").await?;
-    let request = parse(&body)?;
+    let conflict = || {
+        flat(
+            FlatCode::IdempotencyConflict,
+            "Idempotency-Key was already used with a different request",
+        )
+    };
+    idempotent(
+        &state,
+        &headers,
+        &principal,
+        "/provisioning/deep_links",
+        &body,
+        conflict,
+        issue(&state, &principal, &body),
+    )
+    .await
+}
+
+async fn issue(
+    state: &AppState,
+    principal: &crate::domain::auth::Principal,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let request = parse(body)?;
     let purpose = request.purpose.unwrap_or_default();
     if purpose != DEEP_LINK_PURPOSE_DASHBOARD {
         return Err(flat(

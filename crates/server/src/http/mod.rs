@@ -3,6 +3,7 @@
 
 mod account_requests;
 mod deep_links;
+pub mod idempotency;
 mod introspect;
 mod middleware;
 mod oauth;

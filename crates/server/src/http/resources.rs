@@ -15,6 +15,7 @@ use provisio_protocol::{
 use serde::de::DeserializeOwned;
 
 use super::{
+    idempotency::idempotent,
     reply::{ApiError, json},
     request::{RawBody, authenticate_signed},
 };
@@ -29,17 +30,29 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, "").await?;
-    let request: CreateResourceRequest = parse_body(&body, "")?;
-    let input = CreateInput {
-        payment_token: request.payment_token().map(String::from),
-        service_id: request.service_id,
-        configuration: request.configuration,
-        project_id: request.project_id.filter(|p| !p.is_empty()),
-        orchestrator_resource_id: request.orchestrator_resource_id,
-        environment: request.environment,
-    };
-    let view = state.resources(&principal).create(&principal, input, state.clock.now()).await;
-    answer(view, "", StatusCode::ServerError)
+    idempotent(
+        &state,
+        &headers,
+        &principal,
+        "/provisioning/resources",
+        &body,
+        || conflict(""),
+        async {
+            let request: CreateResourceRequest = parse_body(&body, "")?;
+            let input = CreateInput {
+                payment_token: request.payment_token().map(String::from),
+                service_id: request.service_id,
+                configuration: request.configuration,
+                project_id: request.project_id.filter(|p| !p.is_empty()),
+                orchestrator_resource_id: request.orchestrator_resource_id,
+                environment: request.environment,
+            };
+            let view =
+                state.resources(&principal).create(&principal, input, state.clock.now()).await;
+            answer(view, "", StatusCode::ServerError)
+        },
+    )
+    .await
 }
 
 pub async fn get(
@@ -61,15 +74,21 @@ pub async fn update_service(
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
-    let request: UpdateServiceRequest = parse_body(&body, &raw_id)?;
-    let input = UpdateInput {
-        payment_token: request.payment_token().map(String::from),
-        service_id: request.service_id,
-        configuration: request.configuration,
-    };
-    let view =
-        state.resources(&principal).update_service(&principal, id, input, state.clock.now()).await;
-    answer(view, &raw_id, StatusCode::ServerError)
+    let path = format!("/provisioning/resources/{id}/update_service");
+    idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
+        let request: UpdateServiceRequest = parse_body(&body, &raw_id)?;
+        let input = UpdateInput {
+            payment_token: request.payment_token().map(String::from),
+            service_id: request.service_id,
+            configuration: request.configuration,
+        };
+        let view = state
+            .resources(&principal)
+            .update_service(&principal, id, input, state.clock.now())
+            .await;
+        answer(view, &raw_id, StatusCode::ServerError)
+    })
+    .await
 }
 
 pub async fn rotate_credentials(
@@ -80,8 +99,12 @@ pub async fn rotate_credentials(
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
-    let view = state.resources(&principal).rotate(&principal, id, state.clock.now()).await;
-    answer(view, &raw_id, StatusCode::CredentialRotationFailed)
+    let path = format!("/provisioning/resources/{id}/rotate_credentials");
+    idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
+        let view = state.resources(&principal).rotate(&principal, id, state.clock.now()).await;
+        answer(view, &raw_id, StatusCode::CredentialRotationFailed)
+    })
+    .await
 }
 
 pub async fn remove(
@@ -92,11 +115,21 @@ pub async fn remove(
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
-    answer(
-        state.resources(&principal).remove(&principal, id, state.clock.now()).await,
-        &raw_id,
-        StatusCode::ServerError,
+    let path = format!("/provisioning/resources/{id}/remove");
+    idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
+        let view = state.resources(&principal).remove(&principal, id, state.clock.now()).await;
+        answer(view, &raw_id, StatusCode::ServerError)
+    })
+    .await
+}
+
+fn conflict(raw_id: &str) -> ApiError {
+    StatusError::new(
+        raw_id,
+        StatusCode::IdempotencyConflict,
+        "Idempotency-Key was already used with a different request",
     )
+    .into()
 }
 
 /// Resource ids are the decimal ids of projects.

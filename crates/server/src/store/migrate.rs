@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dashboard",
         sql: include_str!("../../migrations/sqlite/0004_dashboard.sql"),
     },
+    Migration {
+        version: 5,
+        name: "idempotency",
+        sql: include_str!("../../migrations/sqlite/0005_idempotency.sql"),
+    },
 ];
 
 /// Applies the pending migrations (inside the caller's write transaction).

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod dashboard;
+pub mod idempotency;
 mod migrate;
 pub mod oauth;
 pub mod resources;

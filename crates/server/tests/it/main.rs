@@ -6,6 +6,7 @@ mod at_rest;
 mod billing;
 mod concurrency;
 mod dashboard;
+mod idempotency;
 mod introspect;
 mod oauth;
 mod protocol_endpoints;

@@ -1,0 +1,122 @@
+//! `Idempotency-Key` on the resource POSTs and `deep_links` (spec 5.5): the same key with the same
+//! body answers the recorded response; with a different body, 409 `idempotency_conflict`. Only 2xx
+//! answers are recorded, for 24 hours, sealed (ChaCha20-Poly1305) under a key derived from the
+//! server secret and the Idempotency-Key, which itself is stored only hashed.
+
+use std::future::Future;
+
+use axum::{
+    body::{Body, to_bytes},
+    http::{HeaderMap, HeaderValue, header},
+    response::Response,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use chacha20poly1305::{
+    ChaCha20Poly1305, Key, Nonce,
+    aead::{Aead, KeyInit},
+};
+use hmac::{Hmac, KeyInit as _, Mac};
+use sha2::Sha256;
+
+use super::reply::{ApiError, json_bytes};
+use crate::{
+    crypto::token_hash,
+    domain::auth::Principal,
+    state::AppState,
+    store::idempotency::{self as sql, Recorded},
+};
+
+pub const HEADER: &str = "Idempotency-Key";
+const TTL_SECS: i64 = 24 * 3600;
+/// Recorded bodies larger than this are not recorded (credentials answers are tiny).
+const MAX_RECORDED: usize = 64 * 1024;
+
+/// Runs `handler` once per (organization, path, Idempotency-Key); replays or refuses repeats.
+/// `conflict` builds the endpoint's own 409 answer.
+pub async fn idempotent<F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: &Principal,
+    path: &str,
+    body: &[u8],
+    conflict: impl FnOnce() -> ApiError,
+    handler: F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    let Some(key) = headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+    else {
+        return handler.await;
+    };
+    let scope =
+        format!("{}\n{}\n{}\n{}", principal.orchestrator, principal.organization_id, path, key);
+    let key_hash = token_hash(&scope);
+    let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
+    let now = state.clock.now();
+    let lookup = key_hash.clone();
+    let recorded =
+        state.store.read(move |conn| sql::find(conn, &lookup, now)).await.map_err(internal)?;
+    if let Some(recorded) = recorded {
+        if recorded.request_hash != request_hash {
+            return Err(conflict());
+        }
+        let body =
+            open(&state.server_secret, &scope, &recorded).ok_or_else(ApiError::server_error)?;
+        let mut response = json_bytes(recorded.status, body.into());
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        return Ok(response);
+    }
+    let response = handler.await?;
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, MAX_RECORDED).await.map_err(|_| ApiError::server_error())?;
+    if let Some((nonce, sealed_body)) = seal(&state.server_secret, &scope, &bytes) {
+        let recorded = Recorded { request_hash, status: parts.status.as_u16(), nonce, sealed_body };
+        let stored = state
+            .store
+            .write(move |conn| sql::insert(conn, &key_hash, &recorded, now, now + TTL_SECS))
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not record an idempotent response");
+        }
+    }
+    let mut response = Response::from_parts(parts, Body::from(bytes));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn internal(e: crate::store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "idempotency lookup failed");
+    ApiError::server_error()
+}
+
+/// The sealing key: HMAC-SHA256(server secret, scope including the raw Idempotency-Key).
+fn cipher(server_secret: &[u8], scope: &str) -> Option<ChaCha20Poly1305> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(server_secret).ok()?;
+    mac.update(scope.as_bytes());
+    let key = mac.finalize().into_bytes();
+    Some(ChaCha20Poly1305::new(Key::from_slice(&key)))
+}
+
+fn seal(server_secret: &[u8], scope: &str, plaintext: &[u8]) -> Option<(String, String)> {
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).ok()?;
+    let sealed =
+        cipher(server_secret, scope)?.encrypt(Nonce::from_slice(&nonce), plaintext).ok()?;
+    Some((STANDARD.encode(nonce), STANDARD.encode(sealed)))
+}
+
+fn open(server_secret: &[u8], scope: &str, recorded: &Recorded) -> Option<Vec<u8>> {
+    let nonce = STANDARD.decode(&recorded.nonce).ok()?;
+    let sealed = STANDARD.decode(&recorded.sealed_body).ok()?;
+    if nonce.len() != 12 {
+        return None;
+    }
+    cipher(server_secret, scope)?.decrypt(Nonce::from_slice(&nonce), sealed.as_slice()).ok()
+}
