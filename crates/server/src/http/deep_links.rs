@@ -68,7 +68,7 @@ async fn issue(
     };
     let link = dashboard::issue_link(
         &state.store,
-        &principal,
+        principal,
         project_id,
         &state.public_url,
         state.clock.now(),
