@@ -75,7 +75,43 @@ enum Call {
         #[arg(long)]
         refresh_token: Option<String>,
     },
-    /// health → services → account request → token, printing each step.
+    /// POST /provisioning/resources (default service, or --service-id).
+    Provision {
+        #[arg(long)]
+        service_id: Option<String>,
+        /// The orchestrator's project id: the idempotency key.
+        #[arg(long)]
+        project_id: Option<String>,
+        /// A Shared Payment Token for paid services.
+        #[arg(long)]
+        payment_token: Option<String>,
+        /// `configuration.project_name` of a new project.
+        #[arg(long)]
+        project_name: Option<String>,
+    },
+    /// GET /provisioning/resources/{id} (default: the last resource).
+    Get { id: Option<String> },
+    /// POST …/{id}/update_service.
+    UpdateService {
+        id: Option<String>,
+        #[arg(long)]
+        service_id: String,
+        #[arg(long)]
+        payment_token: Option<String>,
+    },
+    /// POST …/{id}/rotate_credentials.
+    Rotate { id: Option<String> },
+    /// POST …/{id}/remove.
+    Remove { id: Option<String> },
+    /// POST /provisioning/deep_links.
+    DeepLink {
+        #[arg(long, default_value = "dashboard")]
+        purpose: String,
+        #[arg(long)]
+        resource_id: Option<String>,
+    },
+    /// The whole lifecycle: health → services → account request → token → provision → get →
+    /// rotate → deep link, printing each step.
     Flow(AccountRequestArgs),
 }
 
@@ -143,8 +179,86 @@ async fn stateful(client: &Client, state: &mut State, call: Call) -> anyhow::Res
             remember_tokens(state, &reply);
             reply
         }
+        Call::Provision { service_id, project_id, payment_token, project_name } => {
+            let mut body = json!({});
+            if let Some(service) = service_id {
+                body["service_id"] = json!(service);
+            }
+            if let Some(project) = project_id {
+                body["project_id"] = json!(project);
+            }
+            if let Some(name) = project_name {
+                body["configuration"] = json!({"project_name": name});
+            }
+            if let Some(token) = payment_token {
+                body["payment_credentials"] =
+                    json!({"type": "stripe_payment_token", "stripe_payment_token": token});
+            }
+            let reply = client.provision(&body, &access_token(state)?).await?;
+            remember_resource(state, &reply);
+            reply
+        }
+        Call::Get { id } => {
+            client.get_resource(&resource(state, id)?, &access_token(state)?).await?
+        }
+        Call::UpdateService { id, service_id, payment_token } => {
+            let mut body = json!({"service_id": service_id});
+            if let Some(token) = payment_token {
+                body["payment_credentials"] =
+                    json!({"type": "stripe_payment_token", "stripe_payment_token": token});
+            }
+            client
+                .resource_action(
+                    &resource(state, id)?,
+                    "update_service",
+                    &body,
+                    &access_token(state)?,
+                )
+                .await?
+        }
+        Call::Rotate { id } => {
+            client
+                .resource_action(
+                    &resource(state, id)?,
+                    "rotate_credentials",
+                    &json!({}),
+                    &access_token(state)?,
+                )
+                .await?
+        }
+        Call::Remove { id } => {
+            client
+                .resource_action(&resource(state, id)?, "remove", &json!({}), &access_token(state)?)
+                .await?
+        }
+        Call::DeepLink { purpose, resource_id } => {
+            let mut body = json!({"purpose": purpose});
+            if let Some(id) = resource_id {
+                body["resource_id"] = json!(id);
+            }
+            client.deep_link(&body, &access_token(state)?).await?
+        }
         Call::Health | Call::Services | Call::Flow(_) => anyhow::bail!("not a stateful call"),
     })
+}
+
+fn access_token(state: &State) -> anyhow::Result<String> {
+    state.access_token.clone().context("no access token: run `token` (or `flow`) first")
+}
+
+/// The resource named, or the last one provisioned.
+fn resource(state: &State, id: Option<String>) -> anyhow::Result<String> {
+    id.or_else(|| state.resource_ids.last().cloned())
+        .context("no resource: pass its id or run `provision` first")
+}
+
+fn remember_resource(state: &mut State, reply: &Reply) {
+    if let Some(id) =
+        reply.json.as_ref().and_then(|b| b["id"].as_str()).filter(|_| reply.is_success())
+    {
+        state.resource_ids.retain(|known| known != id);
+        state.resource_ids.push(id.to_string());
+    }
 }
 
 fn client(target: &Target) -> anyhow::Result<Client> {
@@ -207,7 +321,8 @@ fn remember_tokens(state: &mut State, reply: &Reply) {
     }
 }
 
-/// health → services → account request → token; stops at the first failing step.
+/// health → services → account request → token → provision → get → rotate → deep link; stops at
+/// the first failing step.
 async fn flow(
     client: &Client,
     state: &mut State,
@@ -233,6 +348,24 @@ async fn flow(
         let reply = client.redeem_code(&code, state.code_verifier.clone().as_deref()).await?;
         remember_tokens(state, &reply);
         ok = step("token", &reply);
+    }
+    if let (true, Some(access)) = (ok, state.access_token.clone()) {
+        let reply = client.provision(&json!({}), &access).await?;
+        remember_resource(state, &reply);
+        ok = step("provision", &reply);
+        if let (true, Some(id)) = (ok, state.resource_ids.last().cloned()) {
+            ok = step("get", &client.get_resource(&id, &access).await?)
+                && step(
+                    "rotate",
+                    &client.resource_action(&id, "rotate_credentials", &json!({}), &access).await?,
+                )
+                && step(
+                    "deep_link",
+                    &client
+                        .deep_link(&json!({"purpose": "dashboard", "resource_id": id}), &access)
+                        .await?,
+                );
+        }
     }
     state.save(&target.state_file)?;
     if target.json {

@@ -140,6 +140,60 @@ impl Client {
         self.send(Method::POST, &self.url(path), bytes, Some("application/json"), auth).await
     }
 
+    /// A signed JSON POST with a bearer token (resources and deep links).
+    pub async fn post_with_bearer(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        access_token: &str,
+    ) -> Result<Reply, ClientError> {
+        self.post_json(path, body, &Auth { bearer: Some(access_token.into()), ..Auth::default() })
+            .await
+    }
+
+    /// `POST /provisioning/resources`.
+    pub async fn provision(
+        &self,
+        body: &serde_json::Value,
+        access_token: &str,
+    ) -> Result<Reply, ClientError> {
+        self.post_with_bearer("/provisioning/resources", body, access_token).await
+    }
+
+    /// `GET /provisioning/resources/{id}`.
+    pub async fn get_resource(&self, id: &str, access_token: &str) -> Result<Reply, ClientError> {
+        let auth = Auth { bearer: Some(access_token.into()), ..Auth::default() };
+        self.send(
+            Method::GET,
+            &self.url(&format!("/provisioning/resources/{id}")),
+            Vec::new(),
+            None,
+            &auth,
+        )
+        .await
+    }
+
+    /// `POST /provisioning/resources/{id}/<action>` (`update_service`, `rotate_credentials`, `remove`).
+    pub async fn resource_action(
+        &self,
+        id: &str,
+        action: &str,
+        body: &serde_json::Value,
+        access_token: &str,
+    ) -> Result<Reply, ClientError> {
+        self.post_with_bearer(&format!("/provisioning/resources/{id}/{action}"), body, access_token)
+            .await
+    }
+
+    /// `POST /provisioning/deep_links`.
+    pub async fn deep_link(
+        &self,
+        body: &serde_json::Value,
+        access_token: &str,
+    ) -> Result<Reply, ClientError> {
+        self.post_with_bearer("/provisioning/deep_links", body, access_token).await
+    }
+
     /// The token endpoint URL.
     pub fn token_url(&self) -> String {
         self.config.token_url.clone().unwrap_or_else(|| {

@@ -152,7 +152,20 @@ async fn the_orchestrator_cli_runs_the_whole_flow_and_chains_calls_through_its_s
     assert!(ok, "{steps}");
     let names: Vec<_> =
         steps.as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(names, ["health", "services", "account_request", "token"]);
+    assert_eq!(
+        names,
+        [
+            "health",
+            "services",
+            "account_request",
+            "token",
+            "provision",
+            "get",
+            "rotate",
+            "deep_link"
+        ]
+    );
+    assert!(steps[7]["body"]["url"].as_str().unwrap().contains("/login?token="));
     assert_eq!(
         steps[3]["body"]["account"]["available_teams"][0]["organization_name"],
         "Stripe (flow@example.com)"
@@ -166,6 +179,22 @@ async fn the_orchestrator_cli_runs_the_whole_flow_and_chains_calls_through_its_s
     assert!(ok && body.get("account").is_none(), "{body}");
     let (ok, body) = run(&["token"]);
     assert!(!ok && body.is_null(), "no code left to redeem");
+    let (ok, body) = run(&["provision", "--project-id", "cli-1", "--project-name", "From the CLI"]);
+    assert!(ok && body["status"] == "complete", "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let (ok, body) = run(&["get"]);
+    assert!(ok && body["id"] == id.as_str(), "the last resource is the default: {body}");
+    let (ok, body) = run(&["update-service", "--service-id", "free"]);
+    assert!(ok, "{body}");
+    let (ok, body) = run(&["rotate", &id]);
+    assert!(
+        ok && body["complete"]["access_configuration"]["personal_api_key"].is_string(),
+        "{body}"
+    );
+    let (ok, body) = run(&["deep-link", "--resource-id", &id]);
+    assert!(ok && body["purpose"] == "dashboard", "{body}");
+    let (ok, body) = run(&["remove"]);
+    assert!(ok && body == serde_json::json!({"status": "removed", "id": id}), "{body}");
     let (ok, body) = run(&["account-request", "--email", "flow@example.com", "--team-id", "abc"]);
     assert!(!ok);
     assert_eq!(body["error"]["message"], "configuration.team_id must be an integer");
