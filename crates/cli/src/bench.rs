@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Users prepared through the protocol for `existing-user-flow`.
     #[arg(long, default_value_t = 100)]
     existing_users: usize,
+    /// New-user flows also provision a resource (account request → token → create).
+    #[arg(long)]
+    provision: bool,
     /// Link to these users instead (JSON from `provisio admin seed --out`).
     #[arg(long)]
     users_file: Option<std::path::PathBuf>,
@@ -50,6 +53,8 @@ enum ScenarioArg {
     NewUserFlow,
     ExistingUserFlow,
     Services,
+    ResourceRead,
+    Rotate,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -64,6 +69,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ScenarioArg::NewUserFlow => Scenario::NewUserFlow,
         ScenarioArg::ExistingUserFlow => Scenario::ExistingUserFlow,
         ScenarioArg::Services => Scenario::Services,
+        ScenarioArg::ResourceRead => Scenario::ResourceRead,
+        ScenarioArg::Rotate => Scenario::Rotate,
     };
     let users = match &args.users_file {
         Some(path) => serde_json::from_slice::<Vec<Value>>(&std::fs::read(path)?)?
@@ -81,6 +88,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             email_domain: args.email_domain,
             existing_users: args.existing_users,
             users,
+            provision: args.provision,
             progress: !args.json,
         },
     )

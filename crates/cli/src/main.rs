@@ -63,8 +63,9 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing(args.log_format);
-    let startup = provisio_server::prepare(&args, Clock::system()).await?;
-    provisio_server::run(&args, startup).await?;
+    let listener = provisio_server::bind(&args).await?;
+    let startup = provisio_server::prepare(&args, Clock::system(), listener.local_addr()?).await?;
+    provisio_server::run(listener, startup).await?;
     Ok(ExitCode::SUCCESS)
 }
 

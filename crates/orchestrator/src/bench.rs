@@ -24,6 +24,10 @@ pub enum Scenario {
     ExistingUserFlow,
     /// One signed `GET /provisioning/services`.
     Services,
+    /// `GET /provisioning/resources/{id}` of a resource prepared per worker.
+    ResourceRead,
+    /// `rotate_credentials` of a resource prepared per worker.
+    Rotate,
 }
 
 /// When to stop.
@@ -43,6 +47,8 @@ pub struct BenchConfig {
     pub existing_users: usize,
     /// Users to link to (email, `team_id`), e.g. from `provisio admin seed`.
     pub users: Vec<(String, Option<i64>)>,
+    /// New-user flows also provision a resource (account request → token → create).
+    pub provision: bool,
     pub progress: bool,
 }
 
@@ -148,6 +154,18 @@ pub async fn run(client: Client, config: BenchConfig) -> Result<BenchReport, Ben
             (started_flows.clone(), ok.clone(), failed.clone(), progress.clone());
         let config = config.clone();
         workers.push(tokio::spawn(async move {
+            let resource = match config.scenario {
+                Scenario::ResourceRead | Scenario::Rotate => {
+                    match prepare_resource(&client, &config, run_id).await {
+                        Some(r) => Some(r),
+                        None => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+                _ => None,
+            };
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -156,7 +174,9 @@ pub async fn run(client: Client, config: BenchConfig) -> Result<BenchReport, Ben
                 if n >= limit {
                     break;
                 }
-                let success = one_flow(&client, &config, &recorder, &existing, run_id, n).await;
+                let success =
+                    one_flow(&client, &config, &recorder, &existing, resource.as_ref(), run_id, n)
+                        .await;
                 if success { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
                 progress.inc(1);
             }
@@ -226,10 +246,23 @@ async fn one_flow(
     config: &BenchConfig,
     recorder: &Recorder,
     existing: &[(String, Option<i64>)],
+    resource: Option<&(String, String)>,
     run_id: u128,
     n: u64,
 ) -> bool {
     match config.scenario {
+        Scenario::ResourceRead | Scenario::Rotate => {
+            let Some((access, id)) = resource else { return false };
+            let t = Instant::now();
+            if config.scenario == Scenario::ResourceRead {
+                let reply = client.get_resource(id, access).await;
+                recorder.record("get", t, &reply)
+            } else {
+                let reply =
+                    client.resource_action(id, "rotate_credentials", &json!({}), access).await;
+                recorder.record("rotate", t, &reply)
+            }
+        }
         Scenario::Services => {
             let t = Instant::now();
             let reply = client.services().await;
@@ -237,7 +270,18 @@ async fn one_flow(
         }
         Scenario::NewUserFlow => {
             let email = format!("bench-{run_id}-{n}@{}", config.email_domain);
-            signup(client, recorder, &account_body(&format!("ar_bench_{run_id}_{n}"), &email)).await
+            let Some(access) =
+                signup(client, recorder, &account_body(&format!("ar_bench_{run_id}_{n}"), &email))
+                    .await
+            else {
+                return false;
+            };
+            if !config.provision {
+                return true;
+            }
+            let t = Instant::now();
+            let reply = client.provision(&json!({}), &access).await;
+            recorder.record("provision", t, &reply)
         }
         Scenario::ExistingUserFlow => {
             let Some((email, team_id)) = existing.get((n as usize) % existing.len().max(1)) else {
@@ -247,24 +291,44 @@ async fn one_flow(
             if let Some(team_id) = team_id {
                 body["configuration"] = json!({"team_id": team_id});
             }
-            signup(client, recorder, &body).await
+            signup(client, recorder, &body).await.is_some()
         }
     }
 }
 
-/// Account request, then code exchange.
-async fn signup(client: &Client, recorder: &Recorder, body: &Value) -> bool {
+/// Account request, then code exchange; the access token when both succeeded.
+async fn signup(client: &Client, recorder: &Recorder, body: &Value) -> Option<String> {
     let t = Instant::now();
     let reply = client.account_request(body).await;
     if !recorder.record("account_request", t, &reply) {
-        return false;
+        return None;
     }
-    let code =
-        reply.ok().and_then(|r| r.json).and_then(|b| b["oauth"]["code"].as_str().map(String::from));
-    let Some(code) = code else { return false };
+    let code = reply
+        .ok()
+        .and_then(|r| r.json)
+        .and_then(|b| b["oauth"]["code"].as_str().map(String::from))?;
     let t = Instant::now();
     let reply = client.redeem_code(&code, None).await;
-    recorder.record("token", t, &reply)
+    if !recorder.record("token", t, &reply) {
+        return None;
+    }
+    reply.ok()?.json?["access_token"].as_str().map(String::from)
+}
+
+/// A user with a provisioned resource, for the per-resource scenarios: `(access token, id)`.
+async fn prepare_resource(
+    client: &Client,
+    config: &BenchConfig,
+    run_id: u128,
+) -> Option<(String, String)> {
+    let worker = crate::client::unix_now_nanos();
+    let email = format!("bench-res-{run_id}-{worker}@{}", config.email_domain);
+    let quiet = Recorder { samples: Mutex::new(Samples::default()) };
+    let access =
+        signup(client, &quiet, &account_body(&format!("ar_res_{run_id}_{worker}"), &email)).await?;
+    let reply = client.provision(&json!({}), &access).await.ok()?;
+    let id = reply.json?["id"].as_str()?.to_string();
+    Some((access, id))
 }
 
 fn account_body(id: &str, email: &str) -> Value {

@@ -15,5 +15,5 @@ pub mod state;
 pub mod store;
 pub mod web;
 
-pub use serve::{Startup, prepare, run};
+pub use serve::{Startup, bind, prepare, run};
 pub use state::AppState;

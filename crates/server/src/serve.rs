@@ -51,7 +51,13 @@ pub struct Startup {
 }
 
 /// Resolves configuration and opens the store; refuses to start on any invalid setting.
-pub async fn prepare(args: &ServeArgs, clock: Clock) -> Result<Startup, ServeError> {
+/// `listening` is the bound address: the default public URL is built from it, so that
+/// `--listen 127.0.0.1:0` still hands out links with the real port.
+pub async fn prepare(
+    args: &ServeArgs,
+    clock: Clock,
+    listening: SocketAddr,
+) -> Result<Startup, ServeError> {
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
@@ -60,7 +66,7 @@ pub async fn prepare(args: &ServeArgs, clock: Clock) -> Result<Startup, ServeErr
     let store = Store::open(&args.database_url).await?;
     let (orchestrators, generated_secret) =
         resolve_orchestrators(args, &file, &store, &clock).await?;
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
     let billing = Billing::from_config(&file.billing).map_err(ConfigError::from)?;
     let server_secret =
         store.setting_or_insert(SERVER_SECRET_KEY, &crypto::random_secret()?, clock.now()).await?;
@@ -116,11 +122,15 @@ async fn resolve_orchestrators(
     Ok((Orchestrators::new(vec![orchestrator]), Some(secret)))
 }
 
-/// Binds and serves until SIGTERM or SIGINT, then drains in-flight requests.
-pub async fn run(args: &ServeArgs, startup: Startup) -> Result<(), ServeError> {
-    let listener = TcpListener::bind(args.listen)
+/// Opens the listening socket.
+pub async fn bind(args: &ServeArgs) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(args.listen)
         .await
-        .map_err(|source| ServeError::Bind { addr: args.listen, source })?;
+        .map_err(|source| ServeError::Bind { addr: args.listen, source })
+}
+
+/// Serves until SIGTERM or SIGINT, then drains in-flight requests.
+pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     print_banner(addr, &startup);
     let store = startup.state.store.clone();

@@ -8,7 +8,7 @@ use crate::store::dashboard::{ProjectPage, ProjectSummary};
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1d1d1f}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd}\
 code{background:#f3f3f5;padding:.1rem .3rem;border-radius:4px}.error{background:#fdecec;padding:.75rem;border-radius:6px}\
-.muted{color:#666}button{padding:.4rem .9rem}";
+.muted{color:#666}button{padding:.4rem .9rem}form{margin-top:1.5rem}";
 
 fn layout(title: &str, body: Markup) -> Markup {
     html! {

@@ -11,6 +11,9 @@ struct Cli {
     serve: ServeArgs,
 }
 
+const LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 8080));
+
 fn args(dir: &tempfile::TempDir, extra: &[&str]) -> ServeArgs {
     let db = format!("sqlite://{}", dir.path().join("p.db").display());
     let mut argv = vec!["provisio", "--database-url", &db];
@@ -21,11 +24,11 @@ fn args(dir: &tempfile::TempDir, extra: &[&str]) -> ServeArgs {
 #[tokio::test]
 async fn zero_configuration_generates_a_secret_and_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
-    let first = prepare(&args(&dir, &[]), Clock::system()).await.unwrap();
+    let first = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.unwrap();
     let secret = first.generated_secret.clone().unwrap();
     assert!(secret.starts_with("whsec_") && secret.len() > 40);
     first.state.store.close().await;
-    let second = prepare(&args(&dir, &[]), Clock::system()).await.unwrap();
+    let second = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.unwrap();
     assert_eq!(second.generated_secret.as_deref(), Some(secret.as_str()));
     assert_eq!(second.state.public_url, "http://127.0.0.1:8080");
     assert!(dir.path().join("p.db").exists());
@@ -37,6 +40,7 @@ async fn a_configured_secret_wins_and_is_not_shown() {
     let startup = prepare(
         &args(&dir, &["--signing-secret", "a,b", "--public-url", "https://p.example/"]),
         Clock::system(),
+        LISTEN,
     )
     .await
     .unwrap();
@@ -48,7 +52,8 @@ async fn a_configured_secret_wins_and_is_not_shown() {
 #[tokio::test]
 async fn an_explicitly_empty_secret_leaves_the_provider_unconfigured() {
     let dir = tempfile::tempdir().unwrap();
-    let startup = prepare(&args(&dir, &["--signing-secret", ""]), Clock::system()).await.unwrap();
+    let startup =
+        prepare(&args(&dir, &["--signing-secret", ""]), Clock::system(), LISTEN).await.unwrap();
     assert!(startup.generated_secret.is_none());
     assert!(!startup.state.orchestrators.has_secrets());
 }
@@ -63,7 +68,7 @@ async fn a_bad_catalog_refuses_to_start_naming_service_and_field() {
         "[[services]]\nid = \"db\"\ndescription = \"A database\"\ncategories = [\"databases\"]\npricing = {{ type = \"free\" }}"
     )
     .unwrap();
-    let err = prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system())
+    let err = prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system(), LISTEN)
         .await
         .err()
         .unwrap();
@@ -77,10 +82,11 @@ async fn a_bad_catalog_refuses_to_start_naming_service_and_field() {
 #[tokio::test]
 async fn an_unreadable_config_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let err = prepare(&args(&dir, &["--config", "/nonexistent/provisio.toml"]), Clock::system())
-        .await
-        .err()
-        .unwrap();
+    let err =
+        prepare(&args(&dir, &["--config", "/nonexistent/provisio.toml"]), Clock::system(), LISTEN)
+            .await
+            .err()
+            .unwrap();
     assert!(err.to_string().contains("/nonexistent/provisio.toml"));
 }
 
@@ -90,7 +96,9 @@ async fn orchestrators_from_the_file() {
     let path = dir.path().join("provisio.toml");
     std::fs::write(&path, "[limits]\nsignature_tolerance_secs = 60\n\n[[orchestrators]]\nname = \"acme\"\nlabel = \"Acme\"\nsigning_secrets = [\"s1\"]\n").unwrap();
     let startup =
-        prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system()).await.unwrap();
+        prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system(), LISTEN)
+            .await
+            .unwrap();
     assert!(startup.generated_secret.is_none());
     assert_eq!(startup.state.limits.signature_tolerance_secs, 60);
     assert_eq!(startup.state.orchestrators.all()[0].label, "Acme");
