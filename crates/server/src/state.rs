@@ -9,7 +9,12 @@ use crate::{
     catalog::Catalog,
     clock::Clock,
     config::Limits,
-    domain::{auth::Principal, billing::Billing, resources::Resources},
+    domain::{
+        auth::Principal,
+        backend::{Analytics, ResourceBackend},
+        billing::Billing,
+        resources::Resources,
+    },
     orchestrators::Orchestrators,
     store::Store,
 };
@@ -31,6 +36,8 @@ pub struct Inner {
     /// SHA-256 hashes of the operator tokens that may call the introspection endpoint.
     pub introspection_tokens: Vec<String>,
     pub server_secret: Vec<u8>,
+    /// Where resources live.
+    pub backend: Arc<dyn ResourceBackend>,
 }
 
 impl std::ops::Deref for AppState {
@@ -77,6 +84,7 @@ impl AppState {
             billing: parts.billing,
             introspection_tokens,
             server_secret: parts.server_secret,
+            backend: Arc::new(Analytics),
         }))
     }
 
@@ -88,6 +96,7 @@ impl AppState {
             .map_or("the orchestrator", |o| o.label.as_str());
         Resources {
             store: &self.store,
+            backend: &self.backend,
             catalog: &self.catalog,
             billing: &self.billing,
             public_url: &self.public_url,

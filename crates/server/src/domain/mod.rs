@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod backend;
 pub mod billing;
 pub mod dashboard;
 pub mod oauth;

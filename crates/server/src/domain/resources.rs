@@ -5,27 +5,26 @@
 //! Checks that need the network (billing) run before the one write transaction that provisions, so
 //! a refused payment provisions nothing.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
-use provisio_protocol::types::{ComponentOption, Pricing, Service, ServiceKind, UpdateDirection};
+use provisio_protocol::types::{ComponentOption, Pricing, Service, ServiceKind};
 use serde_json::Value;
 
 use super::{
     Internal,
     auth::Principal,
+    backend::{ResourceBackend, Target},
     billing::{Activation, Billing},
 };
 use crate::{
     catalog::Catalog,
-    crypto::{RandomError, random_token, token_hash},
+    crypto::{RandomError, token_hash},
     store::{
-        Conn, Store, StoreError, accounts as accounts_sql, oauth as grants,
+        Conn, Store, StoreError, oauth as grants,
         resources::{self as sql, NewResource, ResourceRow},
     },
 };
 
-/// The personal key prefix; keys are `pvpk_<43 base64url>`.
-pub const PERSONAL_KEY_PREFIX: &str = "pvpk";
 /// The plan an organization is on before it ever pays.
 pub const DEFAULT_PLAN: &str = "free";
 
@@ -95,6 +94,7 @@ pub enum ResourceView {
 /// The resource operations, with what they need from configuration.
 pub struct Resources<'a> {
     pub store: &'a Store,
+    pub backend: &'a Arc<dyn ResourceBackend>,
     pub catalog: &'a Catalog,
     pub billing: &'a Billing,
     pub public_url: &'a str,
@@ -142,9 +142,12 @@ impl Resources<'_> {
         };
         let (principal, host, label) =
             (principal.clone(), self.public_url.to_string(), self.orchestrator_label.to_string());
+        let backend = self.backend.clone();
         self.store
             .write(move |conn| {
-                provision(conn, &principal, &service, &input, activation, &host, &label, now)
+                provision(
+                    conn, &*backend, &principal, &service, &input, activation, &host, &label, now,
+                )
             })
             .await
     }
@@ -152,7 +155,7 @@ impl Resources<'_> {
     /// `GET /provisioning/resources/{id}`.
     pub async fn get(&self, principal: &Principal, id: i64) -> Result<ResourceView, ResourceError> {
         let found = self.reachable(principal, id).await?;
-        Ok(self.view(&found, None))
+        Ok(self.view(&found))
     }
 
     /// `POST …/{id}/update_service`.
@@ -226,7 +229,7 @@ impl Resources<'_> {
             })
             .await?
             .ok_or(ResourceError::NotFound)?;
-        Ok(self.view(&updated, None))
+        Ok(self.view(&updated))
     }
 
     /// `POST …/{id}/rotate_credentials`: new project key and personal key; the old ones die now.
@@ -240,19 +243,20 @@ impl Resources<'_> {
         if current.removed {
             return Err(ResourceError::Removed);
         }
-        let label = self.orchestrator_label.to_string();
-        let (row, personal) = self
-            .store
-            .write(move |conn| -> Result<(ResourceRow, String), ResourceError> {
-                let fresh = random_token("pub")?;
-                sql::replace_project_key(conn, id, &current.api_key, &fresh, now)?;
-                sql::revoke_personal_keys(conn, id, None, now)?;
-                let personal = issue_personal_key(conn, id, &label, now)?;
+        let (label, host, backend) = (
+            self.orchestrator_label.to_string(),
+            self.public_url.to_string(),
+            self.backend.clone(),
+        );
+        self.store
+            .write(move |conn| -> Result<ResourceView, ResourceError> {
+                backend.rotate(conn, &current, now)?;
                 let row = sql::find_resource(conn, id)?.ok_or(ResourceError::NotFound)?;
-                Ok((row, personal))
+                let mut access = backend.public_access(&row, &host);
+                access.extend(backend.issue(conn, &row, &label, now)?);
+                Ok(ResourceView::Complete { id, access })
             })
-            .await?;
-        Ok(self.view(&row, Some(personal)))
+            .await
     }
 
     /// `POST …/{id}/remove`: revokes the credentials, keeps the data; removing twice is fine.
@@ -262,11 +266,12 @@ impl Resources<'_> {
         id: i64,
         now: i64,
     ) -> Result<ResourceView, ResourceError> {
-        self.reachable(principal, id).await?;
+        let current = self.reachable(principal, id).await?;
+        let backend = self.backend.clone();
         self.store
             .write(move |conn| -> Result<(), ResourceError> {
                 if sql::mark_removed(conn, id, now)? {
-                    sql::revoke_personal_keys(conn, id, None, now)?;
+                    backend.revoke(conn, &current, now)?;
                 }
                 Ok(())
             })
@@ -299,29 +304,19 @@ impl Resources<'_> {
     }
 
     fn update_allowed(&self, from: &str, to: &str) -> bool {
-        self.catalog.get(from).is_some_and(|s| {
-            s.allowed_updates.iter().any(|u| {
-                u.service == to
-                    && matches!(
-                        u.direction,
-                        UpdateDirection::Any | UpdateDirection::Up | UpdateDirection::Down
-                    )
-            })
-        })
+        // Every direction the catalog lists (any, up, down) permits the move it names.
+        self.catalog.get(from).is_some_and(|s| s.allowed_updates.iter().any(|u| u.service == to))
     }
 
-    fn view(&self, row: &ResourceRow, personal_key: Option<String>) -> ResourceView {
+    /// The answer to reads and updates: never a secret.
+    fn view(&self, row: &ResourceRow) -> ResourceView {
         if row.removed {
             return ResourceView::Removed { id: row.project_id };
         }
-        let mut access = BTreeMap::from([
-            ("api_key".to_string(), row.api_key.clone()),
-            ("host".to_string(), self.public_url.to_string()),
-        ]);
-        if let Some(key) = personal_key {
-            access.insert("personal_api_key".into(), key);
+        ResourceView::Complete {
+            id: row.project_id,
+            access: self.backend.public_access(row, self.public_url),
         }
-        ResourceView::Complete { id: row.project_id, access }
     }
 }
 
@@ -332,11 +327,12 @@ fn split(payment: Option<(String, Activation)>) -> (Option<String>, Option<Strin
     }
 }
 
-/// The provisioning transaction: find or make the project, (re)activate the resource, hand out a
-/// fresh personal key and revoke the one provisioning issued before.
+/// The provisioning transaction: find or make the resource, (re)activate it, record any payment,
+/// widen the token's scope, and hand out fresh credentials.
 #[allow(clippy::too_many_arguments)]
 fn provision(
     conn: &mut dyn Conn,
+    backend: &dyn ResourceBackend,
     principal: &Principal,
     service: &Service,
     input: &CreateInput,
@@ -350,36 +346,30 @@ fn provision(
         Some(key) => sql::find_by_orchestrator_project(conn, org, &principal.orchestrator, key)?,
         None => sql::find_resource(conn, principal.primary_project_id)?,
     };
-    let row = match existing {
+    let id = match existing {
         Some(row) => {
             if row.removed {
                 sql::reactivate(conn, row.project_id, now)?;
-                let fresh = random_token("pub")?;
-                sql::replace_project_key(conn, row.project_id, &row.api_key, &fresh, now)?;
+                backend.reactivate(conn, &row, now)?;
             }
-            row
+            row.project_id
         }
         None => {
-            let project_id = match &input.project_id {
-                Some(key) => {
-                    let name = project_name(input.configuration.as_ref())
-                        .unwrap_or_else(|| format!("Project {key}"));
-                    accounts_sql::insert_project(
-                        conn,
-                        org,
-                        &name,
-                        false,
-                        &random_token("pub")?,
-                        now,
-                    )?
-                }
-                None => principal.primary_project_id,
+            let name = match &input.project_id {
+                Some(key) => project_name(input.configuration.as_ref())
+                    .unwrap_or_else(|| format!("Project {key}")),
+                None => String::new(),
             };
+            let target = match input.project_id {
+                Some(_) => Target::New { name: &name },
+                None => Target::Primary(principal.primary_project_id),
+            };
+            let id = backend.create(conn, org, target, now)?;
             let configuration = input.configuration.as_ref().map(Value::to_string);
             sql::insert_resource(
                 conn,
                 &NewResource {
-                    project_id,
+                    project_id: id,
                     organization_id: org,
                     service_id: &service.id,
                     orchestrator: &principal.orchestrator,
@@ -390,10 +380,10 @@ fn provision(
                 },
                 now,
             )?;
-            sql::find_resource(conn, project_id)?.ok_or(ResourceError::NotFound)?
+            id
         }
     };
-    grants::add_family_project(conn, &principal.family_id, row.project_id)?;
+    grants::add_family_project(conn, &principal.family_id, id)?;
     if let Some((hash, activation)) = payment {
         let plan = if service.kind == Some(ServiceKind::Plan) {
             service.id.clone()
@@ -402,36 +392,10 @@ fn provision(
         };
         sql::record_billing(conn, org, &plan, Some(&hash), activation.reference.as_deref(), now)?;
     }
-    sql::revoke_personal_keys(conn, row.project_id, Some("provisioning"), now)?;
-    let personal = issue_personal_key(conn, row.project_id, label, now)?;
-    let row = sql::find_resource(conn, row.project_id)?.ok_or(ResourceError::NotFound)?;
-    let access = BTreeMap::from([
-        ("api_key".to_string(), row.api_key),
-        ("host".to_string(), host.to_string()),
-        ("personal_api_key".to_string(), personal),
-    ]);
-    Ok(ResourceView::Complete { id: row.project_id, access })
-}
-
-/// A new personal key for a project; only its hash and display prefix are stored.
-fn issue_personal_key(
-    conn: &mut dyn Conn,
-    project_id: i64,
-    orchestrator_label: &str,
-    now: i64,
-) -> Result<String, ResourceError> {
-    let key = random_token(PERSONAL_KEY_PREFIX)?;
-    let prefix: String = key.chars().take(PERSONAL_KEY_PREFIX.len() + 8).collect();
-    sql::insert_personal_key(
-        conn,
-        project_id,
-        &format!("Provisioned by {orchestrator_label}"),
-        &prefix,
-        &token_hash(&key),
-        "provisioning",
-        now,
-    )?;
-    Ok(key)
+    let row = sql::find_resource(conn, id)?.ok_or(ResourceError::NotFound)?;
+    let mut access = backend.public_access(&row, host);
+    access.extend(backend.issue(conn, &row, label, now)?);
+    Ok(ResourceView::Complete { id, access })
 }
 
 fn project_name(configuration: Option<&Value>) -> Option<String> {
