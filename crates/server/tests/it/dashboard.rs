@@ -121,6 +121,25 @@ async fn a_link_opens_one_session_and_the_project_page() {
     assert!(html.contains("expired or was already used"));
     assert_eq!(app.count("sessions").await, 1);
 
+    // After a rotation the page shows the new project key, not the old one, and the old personal key
+    // as revoked.
+    let old_key = app.scalar_text(&format!("SELECT api_key FROM projects WHERE id = {id}")).await;
+    let rotated = app
+        .with_bearer(
+            Req::post(&format!("/provisioning/resources/{id}/rotate_credentials"), ""),
+            &access,
+        )
+        .await;
+    let new_key =
+        rotated.json["complete"]["access_configuration"]["api_key"].as_str().unwrap().to_string();
+    let (_, _, html) = app.browse(&format!("/projects/{id}"), Some(&cookie)).await;
+    assert!(html.contains(&new_key) && !html.contains(&old_key));
+    let old_row = html.split("<tr>").find(|row| row.contains(&personal[..12])).unwrap();
+    assert!(
+        old_row.contains("2026-01-01T00:00:00Z</td><td>2026-01-01T00:00:00Z"),
+        "revoked at rotation: {old_row}"
+    );
+
     // The home page lists the user's projects.
     let (_, _, home) = app.browse("/", Some(&cookie)).await;
     assert!(home.contains(&format!("/projects/{id}")));
