@@ -124,22 +124,15 @@ impl Resources<'_> {
             return Err(ResourceError::NoTeam);
         }
         let plan = self.plan_of(&principal.organization_id).await?;
-        let activation = if price_is_paid(&service, &plan) {
-            let token = input.payment_token.as_deref().ok_or_else(|| {
-                ResourceError::RequiresPayment(format!(
-                    "Service {} requires payment credentials",
-                    service.id
-                ))
-            })?;
-            let activation = self
-                .billing
-                .activate(&principal.organization_id, &service.id, token)
-                .await
-                .map_err(|refused| ResourceError::RequiresPayment(refused.0))?;
-            Some((token_hash(token), activation))
-        } else {
-            None
-        };
+        let activation = self
+            .charge(
+                &principal.organization_id,
+                &service,
+                &plan,
+                input.payment_token.as_deref(),
+                ResourceError::RequiresPayment,
+            )
+            .await?;
         let (principal, host, label) =
             (principal.clone(), self.public_url.to_string(), self.orchestrator_label.to_string());
         let backend = self.backend.clone();
@@ -191,22 +184,15 @@ impl Resources<'_> {
         let plan = self.plan_of(&principal.organization_id).await?;
         let new_plan =
             if target.kind == Some(ServiceKind::Plan) { target.id.clone() } else { plan.clone() };
-        let payment = if price_is_paid(&target, &new_plan) {
-            let token = input.payment_token.as_deref().ok_or_else(|| {
-                ResourceError::RequiresPayment(format!(
-                    "Service {} requires payment credentials",
-                    target.id
-                ))
-            })?;
-            let activation = self
-                .billing
-                .activate(&principal.organization_id, &target.id, token)
-                .await
-                .map_err(|refused| ResourceError::BillingFailed(refused.0))?;
-            Some((token_hash(token), activation))
-        } else {
-            None
-        };
+        let payment = self
+            .charge(
+                &principal.organization_id,
+                &target,
+                &new_plan,
+                input.payment_token.as_deref(),
+                ResourceError::BillingFailed,
+            )
+            .await?;
         let configuration = input.configuration.as_ref().map(Value::to_string);
         let organization_id = principal.organization_id.clone();
         let changes_plan = new_plan != plan || payment.is_some();
@@ -292,6 +278,33 @@ impl Resources<'_> {
             .read(move |conn| sql::find_resource(conn, id))
             .await?
             .ok_or(ResourceError::NotFound)
+    }
+
+    /// Activates billing when `service` costs money on `plan`: no token → `requires_payment_credentials`;
+    /// a token the backend refuses → `refused(reason)`. `None` when nothing is owed.
+    async fn charge(
+        &self,
+        organization_id: &str,
+        service: &Service,
+        plan: &str,
+        token: Option<&str>,
+        refused: fn(String) -> ResourceError,
+    ) -> Result<Option<(String, Activation)>, ResourceError> {
+        if !price_is_paid(service, plan) {
+            return Ok(None);
+        }
+        let token = token.ok_or_else(|| {
+            ResourceError::RequiresPayment(format!(
+                "Service {} requires payment credentials",
+                service.id
+            ))
+        })?;
+        let activation = self
+            .billing
+            .activate(organization_id, &service.id, token)
+            .await
+            .map_err(|reason| refused(reason.0))?;
+        Ok(Some((token_hash(token), activation)))
     }
 
     async fn plan_of(&self, organization_id: &str) -> Result<String, ResourceError> {

@@ -3,6 +3,7 @@
 //! API-Version → path id → body; every error in the status envelope.
 
 use axum::{
+    body::Bytes,
     extract::{Path, State},
     http::HeaderMap,
     response::Response,
@@ -97,14 +98,7 @@ pub async fn rotate_credentials(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
-    let id = resource_id(&raw_id)?;
-    let path = format!("/provisioning/resources/{id}/rotate_credentials");
-    idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
-        let view = state.resources(&principal).rotate(&principal, id, state.clock.now()).await;
-        answer(view, &raw_id, StatusCode::CredentialRotationFailed)
-    })
-    .await
+    act(state, raw_id, headers, body, Action::Rotate).await
 }
 
 pub async fn remove(
@@ -113,12 +107,38 @@ pub async fn remove(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
+    act(state, raw_id, headers, body, Action::Remove).await
+}
+
+/// The body-less actions on one resource.
+#[derive(Clone, Copy)]
+enum Action {
+    Rotate,
+    Remove,
+}
+
+async fn act(
+    state: AppState,
+    raw_id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    action: Action,
+) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
-    let path = format!("/provisioning/resources/{id}/remove");
+    let (name, internal) = match action {
+        Action::Rotate => ("rotate_credentials", StatusCode::CredentialRotationFailed),
+        Action::Remove => ("remove", StatusCode::ServerError),
+    };
+    let path = format!("/provisioning/resources/{id}/{name}");
     idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
-        let view = state.resources(&principal).remove(&principal, id, state.clock.now()).await;
-        answer(view, &raw_id, StatusCode::ServerError)
+        let resources = state.resources(&principal);
+        let now = state.clock.now();
+        let view = match action {
+            Action::Rotate => resources.rotate(&principal, id, now).await,
+            Action::Remove => resources.remove(&principal, id, now).await,
+        };
+        answer(view, &raw_id, internal)
     })
     .await
 }
