@@ -30,6 +30,16 @@ impl Clock {
         }
     }
 
+    /// Milliseconds, for rate limits (a manual clock moves in whole seconds).
+    pub fn now_ms(&self) -> i64 {
+        match &self.manual {
+            Some(t) => t.load(Ordering::SeqCst).saturating_mul(1000),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+
     /// Moves a manual clock; no effect on the system clock.
     pub fn advance(&self, secs: i64) {
         if let Some(t) = &self.manual {

@@ -67,6 +67,8 @@ pub struct FileConfig {
     /// How payment tokens are turned into paid plans.
     #[serde(default)]
     pub billing: BillingConfig,
+    #[serde(default)]
+    pub rate_limits: crate::rate_limit::RateLimits,
 }
 
 /// Protocol limits (spec 3.1).

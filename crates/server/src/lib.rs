@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod orchestrators;
+pub mod rate_limit;
 pub mod serve;
 pub mod state;
 pub mod store;

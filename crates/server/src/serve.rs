@@ -80,6 +80,7 @@ pub async fn prepare(
         billing,
         introspection_tokens: args.introspection_token.clone(),
         server_secret: server_secret.into_bytes(),
+        rate_limits: file.rate_limits,
     });
     Ok(Startup { state, generated_secret })
 }
@@ -134,9 +135,9 @@ pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeErr
     let addr = listener.local_addr()?;
     print_banner(addr, &startup);
     let store = startup.state.store.clone();
-    axum::serve(listener, crate::http::router(startup.state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app =
+        crate::http::router(startup.state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

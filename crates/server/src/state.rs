@@ -16,6 +16,7 @@ use crate::{
         resources::Resources,
     },
     orchestrators::Orchestrators,
+    rate_limit::{RateLimiter, RateLimits, RetryAfter, Scope},
     store::Store,
 };
 
@@ -38,6 +39,7 @@ pub struct Inner {
     pub server_secret: Vec<u8>,
     /// Where resources live.
     pub backend: Arc<dyn ResourceBackend>,
+    pub rate_limiter: RateLimiter,
 }
 
 impl std::ops::Deref for AppState {
@@ -61,6 +63,7 @@ pub struct Parts {
     pub introspection_tokens: Vec<String>,
     /// Key material for sealing recorded idempotent responses.
     pub server_secret: Vec<u8>,
+    pub rate_limits: RateLimits,
 }
 
 impl AppState {
@@ -85,7 +88,13 @@ impl AppState {
             introspection_tokens,
             server_secret: parts.server_secret,
             backend: Arc::new(Analytics),
+            rate_limiter: RateLimiter::new(&parts.rate_limits),
         }))
+    }
+
+    /// Counts one call against a limit; `Err` carries the `Retry-After` seconds.
+    pub fn limit(&self, scope: Scope, key: &str) -> Result<(), u64> {
+        self.rate_limiter.check(scope, key, self.clock.now_ms()).map_err(|RetryAfter(s)| s)
     }
 
     /// The resource operations, for a token of `principal`'s orchestrator.

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     domain::accounts::{self, AccountError, Outcome},
+    rate_limit::Scope,
     state::AppState,
 };
 
@@ -39,6 +40,14 @@ pub async fn create(
     };
     let id = request.id.clone().unwrap_or_default();
     let with_id = |code, message: &str| ApiError::from(TypedError::for_request(&id, code, message));
+    let email = accounts::normalize_email(request.email.as_deref().unwrap_or_default());
+    state
+        .limit(Scope::OrchestratorAccount, &format!("{}\n{account}", orchestrator.name))
+        .and_then(|()| state.limit(Scope::Email, &email))
+        .map_err(|seconds| {
+            with_id(TypedCode::RateLimited, "Too many account requests; retry later")
+                .retry_after(seconds)
+        })?;
     let team_id = team_id(request.configuration_value("team_id")).map_err(|()| {
         with_id(TypedCode::InvalidRequest, "configuration.team_id must be an integer")
     })?;

@@ -11,7 +11,7 @@ use provisio_protocol::{
 use super::{
     idempotency::idempotent,
     reply::{ApiError, json},
-    request::{RawBody, authenticate_signed},
+    request::{RawBody, authenticate_signed, limit_token},
 };
 use crate::{
     domain::dashboard::{self, DashboardError},
@@ -24,6 +24,10 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, "").await?;
+    limit_token(&state, &principal).map_err(|seconds| {
+        flat(FlatCode::RateLimited, "Too many requests for this token; retry later")
+            .retry_after(seconds)
+    })?;
     let conflict = || {
         flat(
             FlatCode::IdempotencyConflict,

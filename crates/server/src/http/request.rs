@@ -114,3 +114,11 @@ pub async fn authenticate_signed(
     check_api_version(headers)?;
     Ok(principal)
 }
+
+/// The per-token limit on resource and deep-link calls; `Err` carries the `Retry-After` seconds.
+pub fn limit_token(
+    state: &AppState,
+    principal: &crate::domain::auth::Principal,
+) -> Result<(), u64> {
+    state.limit(crate::rate_limit::Scope::Token, &principal.family_id)
+}

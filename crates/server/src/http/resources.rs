@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::{
     idempotency::idempotent,
     reply::{ApiError, json},
-    request::{RawBody, authenticate_signed},
+    request::{RawBody, authenticate_signed, limit_token},
 };
 use crate::{
     domain::resources::{CreateInput, ResourceError, ResourceView, UpdateInput},
@@ -31,6 +31,7 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, "").await?;
+    limit_token(&state, &principal).map_err(|s| limited("", s))?;
     idempotent(
         &state,
         &headers,
@@ -63,6 +64,7 @@ pub async fn get(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
+    limit_token(&state, &principal).map_err(|s| limited(&raw_id, s))?;
     let id = resource_id(&raw_id)?;
     answer(state.resources(&principal).get(&principal, id).await, &raw_id, StatusCode::ServerError)
 }
@@ -74,6 +76,7 @@ pub async fn update_service(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
+    limit_token(&state, &principal).map_err(|s| limited(&raw_id, s))?;
     let id = resource_id(&raw_id)?;
     let path = format!("/provisioning/resources/{id}/update_service");
     idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
@@ -125,6 +128,7 @@ async fn act(
     action: Action,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
+    limit_token(&state, &principal).map_err(|s| limited(&raw_id, s))?;
     let id = resource_id(&raw_id)?;
     let (name, internal) = match action {
         Action::Rotate => ("rotate_credentials", StatusCode::CredentialRotationFailed),
@@ -141,6 +145,15 @@ async fn act(
         answer(view, &raw_id, internal)
     })
     .await
+}
+
+fn limited(raw_id: &str, seconds: u64) -> ApiError {
+    ApiError::from(StatusError::new(
+        raw_id,
+        StatusCode::RateLimited,
+        "Too many requests for this token; retry later",
+    ))
+    .retry_after(seconds)
 }
 
 fn conflict(raw_id: &str) -> ApiError {

@@ -4,15 +4,18 @@
 
 mod pages;
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{ConnectInfo, Path, Query, State},
+    http::{Extensions, HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
 use crate::{
     domain::dashboard::{self, DashboardError},
+    rate_limit::Scope,
     state::AppState,
 };
 
@@ -24,7 +27,22 @@ pub struct LoginQuery {
 }
 
 /// `GET /login?token=…&project_id=…`: the link's own project decides where the user lands.
-pub async fn login(State(state): State<AppState>, Query(query): Query<LoginQuery>) -> Response {
+/// Limited per client address, so link tokens cannot be guessed at speed.
+pub async fn login(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let client = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+    if let Err(seconds) = state.limit(Scope::LoginIp, &client) {
+        let mut response = page(StatusCode::TOO_MANY_REQUESTS, pages::too_many());
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let Some(token) = query.token.filter(|t| !t.is_empty()) else {
         return Redirect::to("/?error=missing_token").into_response();
     };

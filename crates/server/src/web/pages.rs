@@ -110,6 +110,13 @@ pub fn not_found() -> Markup {
     )
 }
 
+pub fn too_many() -> Markup {
+    layout(
+        "Slow down",
+        html! { h1 { "Too many attempts" } p { "Please wait a moment and open your link again." } },
+    )
+}
+
 pub fn failure() -> Markup {
     layout("Error", html! { h1 { "Something went wrong" } p { "Please try again in a moment." } })
 }

@@ -10,6 +10,7 @@ mod idempotency;
 mod introspect;
 mod oauth;
 mod protocol_endpoints;
+mod rate_limits;
 mod resources;
 mod startup;
 mod support;

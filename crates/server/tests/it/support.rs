@@ -11,7 +11,9 @@ use provisio_server::{
     catalog::Catalog,
     clock::Clock,
     config::Limits,
+    domain::billing::Billing,
     orchestrators::{Orchestrator, Orchestrators},
+    rate_limit::RateLimits,
     state::Parts,
     store::{Row, Store},
 };
@@ -46,7 +48,7 @@ impl TestApp {
     }
 
     /// The default set-up with another billing backend.
-    pub async fn with_billing(billing: provisio_server::domain::billing::Billing) -> Self {
+    pub async fn with_billing(billing: Billing) -> Self {
         let orchestrators = Orchestrators::new(vec![Orchestrator::new(
             "stripe",
             Some("Stripe".into()),
@@ -62,19 +64,30 @@ impl TestApp {
         Self::assemble(orchestrators, limits).await
     }
 
-    async fn assemble(orchestrators: Orchestrators, limits: Limits) -> Self {
-        Self::assemble_with(
-            orchestrators,
-            limits,
-            provisio_server::domain::billing::Billing::Record,
-        )
-        .await
+    /// The default set-up with these rate limits (other tests run without limits).
+    pub async fn with_rate_limits(rate_limits: RateLimits) -> Self {
+        let orchestrators = Orchestrators::new(vec![Orchestrator::new(
+            "stripe",
+            Some("Stripe".into()),
+            &[SECRET.to_string()],
+        )]);
+        Self::assemble_full(orchestrators, Limits::default(), Billing::Record, rate_limits).await
     }
 
-    async fn assemble_with(
+    async fn assemble(orchestrators: Orchestrators, limits: Limits) -> Self {
+        Self::assemble_with(orchestrators, limits, Billing::Record).await
+    }
+
+    async fn assemble_with(orchestrators: Orchestrators, limits: Limits, billing: Billing) -> Self {
+        let unlimited = RateLimits { enabled: false, ..RateLimits::default() };
+        Self::assemble_full(orchestrators, limits, billing, unlimited).await
+    }
+
+    async fn assemble_full(
         orchestrators: Orchestrators,
         limits: Limits,
-        billing: provisio_server::domain::billing::Billing,
+        billing: Billing,
+        rate_limits: RateLimits,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
@@ -89,6 +102,7 @@ impl TestApp {
             billing,
             introspection_tokens: vec![OPERATOR_TOKEN.to_string()],
             server_secret: b"test-server-secret".to_vec(),
+            rate_limits,
         });
         let router = provisio_server::http::router(state.clone());
         Self { state, router, _dir: dir }

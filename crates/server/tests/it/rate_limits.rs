@@ -1,0 +1,101 @@
+//! Rate limits: per orchestrator account and per email on account requests, per token on resource
+//! and deep-link calls, per client address on dashboard logins — 429 with `Retry-After` in each
+//! endpoint's own envelope, and calls pass again once the bucket refills.
+
+use provisio_server::rate_limit::{Rate, RateLimits};
+use serde_json::json;
+
+use crate::support::{NOW, Req, SECRET, TestApp, account_body};
+
+/// Two calls at once, then one a second, for every limit.
+fn tight() -> RateLimits {
+    let rate = Rate { burst: 2, per_minute: 60 };
+    RateLimits {
+        enabled: true,
+        account_requests_per_orchestrator_account: Rate { burst: 4, per_minute: 60 },
+        account_requests_per_email: rate,
+        resource_calls_per_token: rate,
+        dashboard_logins_per_ip: rate,
+    }
+}
+
+fn typed_limited(id: &str) -> serde_json::Value {
+    json!({"id": id, "type": "error", "error": {"code": "rate_limited", "message": "Too many account requests; retry later"}})
+}
+
+#[tokio::test]
+async fn account_requests_are_limited_per_email_and_per_orchestrator_account() {
+    let app = TestApp::with_rate_limits(tight()).await;
+    for i in 0..2 {
+        assert_eq!(
+            app.account_request(&account_body(&format!("ar_e{i}"), "Same@example.com"))
+                .await
+                .status,
+            200
+        );
+    }
+    let reply = app.account_request(&account_body("ar_e2", " same@example.com")).await;
+    reply.assert(429, typed_limited("ar_e2"));
+    assert_eq!(reply.headers["retry-after"], "1");
+    // Other emails still pass until the account's own limit (4) is spent.
+    assert_eq!(app.account_request(&account_body("ar_o1", "other1@example.com")).await.status, 200);
+    app.account_request(&account_body("ar_o2", "other2@example.com"))
+        .await
+        .assert(429, typed_limited("ar_o2"));
+    let mut other_account = account_body("ar_o3", "other3@example.com");
+    other_account["orchestrator"]["stripe"]["account"] = json!("acct_other");
+    assert_eq!(
+        app.account_request(&other_account).await.status,
+        200,
+        "another Stripe account has its own bucket"
+    );
+
+    // A second later one more call fits.
+    app.state.clock.advance(1);
+    let later = app
+        .send(
+            Req::json("/provisioning/account_requests", &account_body("ar_e3", "same@example.com"))
+                .signed_with(&[SECRET], NOW + 1)
+                .build(),
+        )
+        .await;
+    assert_eq!(later.status, 200, "{}", later.json);
+}
+
+#[tokio::test]
+async fn resource_and_deep_link_calls_are_limited_per_token() {
+    let app = TestApp::with_rate_limits(RateLimits {
+        account_requests_per_email: Rate { burst: 10, per_minute: 600 },
+        ..tight()
+    })
+    .await;
+    let access =
+        app.tokens_for("limited@example.com").await["access_token"].as_str().unwrap().to_string();
+    let id = app.provision(&access, &json!({})).await.json["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.with_bearer(Req::get(&format!("/provisioning/resources/{id}")), &access).await.status,
+        200
+    );
+    let reply = app.with_bearer(Req::get(&format!("/provisioning/resources/{id}")), &access).await;
+    reply.assert(429, json!({"status":"error","id":id,"error":{"code":"rate_limited","message":"Too many requests for this token; retry later"}}));
+    assert_eq!(reply.headers["retry-after"], "1");
+    let reply = app
+        .with_bearer(
+            Req::json("/provisioning/deep_links", &json!({"purpose": "dashboard"})),
+            &access,
+        )
+        .await;
+    reply.assert(429, json!({"error":{"code":"rate_limited","message":"Too many requests for this token; retry later"}}));
+    assert_eq!(reply.headers["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn dashboard_logins_are_limited_per_address() {
+    let app = TestApp::with_rate_limits(tight()).await;
+    for _ in 0..2 {
+        assert_eq!(app.browse("/login?token=guess", None).await.0, 303);
+    }
+    let (status, headers, html) = app.browse("/login?token=guess", None).await;
+    assert_eq!((status, headers["retry-after"].to_str().unwrap()), (429, "1"));
+    assert!(html.contains("Too many attempts"));
+}
