@@ -3,7 +3,13 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Subcommand};
-use provisio_server::{admin::seed, clock::Clock, config::DEFAULT_DATABASE_URL, store::Store};
+use provisio_server::{
+    admin::seed,
+    clock::Clock,
+    config::DEFAULT_DATABASE_URL,
+    domain::accounts as accounts_domain,
+    store::{Store, accounts, audit},
+};
 
 #[derive(Args)]
 pub struct AdminArgs {
@@ -27,6 +33,18 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the audit log as JSON lines, oldest first.
+    Audit {
+        /// Only events at or after this time: Unix seconds or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events of this user: a user id or an email.
+        #[arg(long)]
+        user: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
@@ -45,6 +63,33 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             if let Some(path) = out {
                 std::fs::write(&path, serde_json::to_vec(&seeded)?)?;
                 eprintln!("wrote {}", path.display());
+            }
+        }
+        Task::Audit { since, user, limit } => {
+            let since = match since.as_deref() {
+                None => 0,
+                Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse()?,
+                Some(s) => {
+                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)?
+                        .unix_timestamp()
+                }
+            };
+            let events = store
+                .read(move |conn| -> Result<_, provisio_server::store::StoreError> {
+                    let user_id = match user {
+                        Some(u) if u.contains('@') => accounts::find_user_by_email(
+                            conn,
+                            &accounts_domain::normalize_email(&u),
+                        )?
+                        .unwrap_or_else(|| "-".into()),
+                        other => other.unwrap_or_default(),
+                    };
+                    let filter = Some(user_id.as_str()).filter(|u| !u.is_empty());
+                    audit::list(conn, since, filter, limit)
+                })
+                .await?;
+            for event in events {
+                println!("{}", serde_json::to_string(&event)?);
             }
         }
     }

@@ -3,6 +3,7 @@
 //! `config` reads settings, `store` persists, `http` speaks the protocol; `serve` wires them up.
 
 pub mod admin;
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -7,6 +7,7 @@ use super::{
     tokens::{IssuedTokens, issue_family},
 };
 use crate::{
+    audit::Actor,
     crypto::{RandomError, random_id, random_secret, random_token, token_hash},
     orchestrators::{LinkingPolicy, Orchestrator, ResponseMode},
     store::{
@@ -107,11 +108,13 @@ pub async fn request_account(
     now: i64,
 ) -> Result<Outcome, AccountError> {
     let (orchestrator, public_url) = (orchestrator.clone(), public_url.to_string());
-    store.write(move |conn| decide(conn, &orchestrator, &request, &public_url, now)).await
+    let actor = Actor::current(&orchestrator.name);
+    store.write(move |conn| decide(conn, &actor, &orchestrator, &request, &public_url, now)).await
 }
 
 fn decide(
     conn: &mut dyn Conn,
+    actor: &Actor,
     orchestrator: &Orchestrator,
     request: &AccountRequest,
     public_url: &str,
@@ -128,7 +131,19 @@ fn decide(
         Some((_, resolution)) => resolution,
         None => {
             let resolved = match create_user(conn, orchestrator, request, &email_normalized, now)? {
-                Some(created) => created,
+                Some(created) => {
+                    let (user, org, project) =
+                        (&created.user_id, &created.project.organization_id, created.project.id);
+                    actor.record(
+                        conn,
+                        "account.created",
+                        Some(user),
+                        Some(org),
+                        Some(project),
+                        now,
+                    )?;
+                    created
+                }
                 None => {
                     let user_id = sql::find_user_by_email(conn, &email_normalized)?
                         .ok_or(AccountError::TeamResolutionFailed)?;
@@ -141,18 +156,21 @@ fn decide(
                             public_url,
                             now,
                         )?;
+                        actor.record(conn, "consent.requested", Some(&user_id), None, None, now)?;
                         return Ok(Outcome::RequiresAuth { url });
                     }
-                    Resolution {
-                        project: resolve_project(
-                            conn,
-                            &user_id,
-                            request.team_id,
-                            orchestrator,
-                            now,
-                        )?,
-                        user_id,
-                    }
+                    let project =
+                        resolve_project(conn, &user_id, request.team_id, orchestrator, now)?;
+                    let (org, id) = (project.organization_id.clone(), project.id);
+                    actor.record(
+                        conn,
+                        "account.linked",
+                        Some(&user_id),
+                        Some(&org),
+                        Some(id),
+                        now,
+                    )?;
+                    Resolution { project, user_id }
                 }
             };
             if !request.request_id.is_empty() {
@@ -189,10 +207,12 @@ fn decide(
                 now,
                 now + CODE_TTL_SECS,
             )?;
+            actor.grant(conn, "code.issued", &grant, now)?;
             Outcome::Code(code)
         }
         ResponseMode::Credentials => {
             let tokens = issue_family(conn, &grant, None, &orchestrator.tokens, now)?;
+            actor.grant(conn, "tokens.issued", &grant, now)?;
             Outcome::Credentials { tokens, organization_id: grant.organization_id }
         }
     })

@@ -4,6 +4,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{Internal, auth::Principal};
 use crate::{
+    audit::Actor,
     crypto::{RandomError, random_secret, token_hash},
     store::{
         Store, StoreError,
@@ -61,9 +62,11 @@ pub async fn issue_link(
     let (hash, user, org) =
         (token_hash(&token), principal.user_id.clone(), principal.organization_id.clone());
     let expires = now + DEEP_LINK_TTL_SECS;
+    let actor = Actor::current(&principal.orchestrator);
     store
-        .write(move |conn| {
-            sql::insert_deep_link(conn, &hash, &user, &org, project_id, now, expires)
+        .write(move |conn| -> Result<(), StoreError> {
+            sql::insert_deep_link(conn, &hash, &user, &org, project_id, now, expires)?;
+            actor.record(conn, "deep_link.issued", Some(&user), Some(&org), Some(project_id), now)
         })
         .await?;
     let expires_at = OffsetDateTime::from_unix_timestamp(expires)
@@ -85,12 +88,14 @@ pub async fn open_session(
 ) -> Result<(String, i64), DashboardError> {
     let session = random_secret()?;
     let (link_hash, session_hash) = (token_hash(link_token), token_hash(&session));
+    let actor = Actor::current("");
     let project = store
         .write(move |conn| -> Result<Option<i64>, DashboardError> {
             let Some((user_id, project_id)) = sql::consume_deep_link(conn, &link_hash, now)? else {
                 return Ok(None);
             };
             sql::insert_session(conn, &session_hash, &user_id, now, now + SESSION_TTL_SECS)?;
+            actor.record(conn, "deep_link.used", Some(&user_id), None, Some(project_id), now)?;
             Ok(Some(project_id))
         })
         .await?

@@ -9,6 +9,7 @@ use super::{
     tokens::{IssuedTokens, issue_family, issue_pair},
 };
 use crate::{
+    audit::Actor,
     crypto::token_hash,
     orchestrators::{Orchestrator, Orchestrators},
     store::{
@@ -62,15 +63,25 @@ pub async fn redeem_code(
     let verifier = code_verifier.map(String::from);
     let signed_by = signed_by.map(|o| o.name.clone());
     let orchestrators = orchestrators.clone();
+    let actor = Actor::current("");
     store
         .write(move |conn| {
-            redeem(conn, &orchestrators, &code_hash, verifier.as_deref(), signed_by.as_deref(), now)
+            redeem(
+                conn,
+                &actor,
+                &orchestrators,
+                &code_hash,
+                verifier.as_deref(),
+                signed_by.as_deref(),
+                now,
+            )
         })
         .await?
 }
 
 fn redeem(
     conn: &mut dyn Conn,
+    actor: &Actor,
     orchestrators: &Orchestrators,
     code_hash: &str,
     verifier: Option<&str>,
@@ -106,6 +117,7 @@ fn redeem(
         for family in sql::families_of_code(conn, code_hash)? {
             sql::revoke_family(conn, &family, "code_reuse", now)?;
         }
+        actor.grant(conn, "code.reused.tokens_revoked", &stored.grant, now)?;
         tracing::warn!(orchestrator = %stored.grant.orchestrator, "authorization code redeemed twice; its tokens are revoked");
         return Ok(Err(GrantError::InvalidGrant("Authorization code has already been used")));
     }
@@ -117,6 +129,7 @@ fn redeem(
     };
     let tokens = issue_family(conn, &stored.grant, Some(code_hash), &orchestrator.tokens, now)?;
     let available_teams = accounts_sql::available_teams(conn, &stored.grant.user_id)?;
+    actor.grant(conn, "code.redeemed", &stored.grant, now)?;
     Ok(Ok(CodeTokens { tokens, organization_id: stored.grant.organization_id, available_teams }))
 }
 
@@ -130,11 +143,13 @@ pub async fn refresh(
 ) -> Result<IssuedTokens, GrantError> {
     let hash = token_hash(refresh_token);
     let orchestrators = orchestrators.clone();
-    store.write(move |conn| rotate(conn, &orchestrators, &hash, now)).await?
+    let actor = Actor::current("");
+    store.write(move |conn| rotate(conn, &actor, &orchestrators, &hash, now)).await?
 }
 
 fn rotate(
     conn: &mut dyn Conn,
+    actor: &Actor,
     orchestrators: &Orchestrators,
     hash: &str,
     now: i64,
@@ -142,6 +157,9 @@ fn rotate(
     const INVALID: GrantError = GrantError::InvalidGrant("Invalid refresh token");
     let Some(family_id) = sql::rotate_refresh_token(conn, hash, now)? else {
         if let Some(family) = sql::rotated_refresh_family(conn, hash)? {
+            if let Some(grant) = sql::live_family(conn, &family)? {
+                actor.grant(conn, "refresh.reused.family_revoked", &grant, now)?;
+            }
             sql::revoke_family(conn, &family, "refresh_reuse", now)?;
             tracing::warn!(family = %family, "rotated refresh token presented again; its family is revoked");
             return Ok(Err(INVALID));
@@ -155,5 +173,6 @@ fn rotate(
         return Err(INVALID);
     };
     sql::revoke_access_tokens(conn, &family_id, now)?;
+    actor.grant(conn, "token.refreshed", &grant, now)?;
     Ok(Ok(issue_pair(conn, family_id, &orchestrator.tokens, now)?))
 }

@@ -17,6 +17,7 @@ use super::{
     billing::{Activation, Billing},
 };
 use crate::{
+    audit::Actor,
     catalog::Catalog,
     crypto::{RandomError, token_hash},
     store::{
@@ -136,10 +137,12 @@ impl Resources<'_> {
         let (principal, host, label) =
             (principal.clone(), self.public_url.to_string(), self.orchestrator_label.to_string());
         let backend = self.backend.clone();
+        let actor = Actor::current(&principal.orchestrator);
         self.store
             .write(move |conn| {
                 provision(
-                    conn, &*backend, &principal, &service, &input, activation, &host, &label, now,
+                    conn, &actor, &*backend, &principal, &service, &input, activation, &host,
+                    &label, now,
                 )
             })
             .await
@@ -196,10 +199,19 @@ impl Resources<'_> {
         let configuration = input.configuration.as_ref().map(Value::to_string);
         let organization_id = principal.organization_id.clone();
         let changes_plan = new_plan != plan || payment.is_some();
+        let (actor, user) = (Actor::current(&principal.orchestrator), principal.user_id.clone());
         let updated = self
             .store
             .write(move |conn| -> Result<Option<ResourceRow>, ResourceError> {
                 sql::set_service(conn, id, &target.id, configuration.as_deref(), now)?;
+                actor.record(
+                    conn,
+                    "resource.updated",
+                    Some(&user),
+                    Some(&organization_id),
+                    Some(id),
+                    now,
+                )?;
                 if changes_plan {
                     let (hash, reference) = split(payment);
                     sql::record_billing(
@@ -234,9 +246,18 @@ impl Resources<'_> {
             self.public_url.to_string(),
             self.backend.clone(),
         );
+        let (actor, user) = (Actor::current(&principal.orchestrator), principal.user_id.clone());
         self.store
             .write(move |conn| -> Result<ResourceView, ResourceError> {
                 backend.rotate(conn, &current, now)?;
+                actor.record(
+                    conn,
+                    "resource.rotated",
+                    Some(&user),
+                    Some(&current.organization_id),
+                    Some(id),
+                    now,
+                )?;
                 let row = sql::find_resource(conn, id)?.ok_or(ResourceError::NotFound)?;
                 let mut access = backend.public_access(&row, &host);
                 access.extend(backend.issue(conn, &row, &label, now)?);
@@ -254,10 +275,19 @@ impl Resources<'_> {
     ) -> Result<ResourceView, ResourceError> {
         let current = self.reachable(principal, id).await?;
         let backend = self.backend.clone();
+        let (actor, user) = (Actor::current(&principal.orchestrator), principal.user_id.clone());
         self.store
             .write(move |conn| -> Result<(), ResourceError> {
                 if sql::mark_removed(conn, id, now)? {
                     backend.revoke(conn, &current, now)?;
+                    actor.record(
+                        conn,
+                        "resource.removed",
+                        Some(&user),
+                        Some(&current.organization_id),
+                        Some(id),
+                        now,
+                    )?;
                 }
                 Ok(())
             })
@@ -345,6 +375,7 @@ fn split(payment: Option<(String, Activation)>) -> (Option<String>, Option<Strin
 #[allow(clippy::too_many_arguments)]
 fn provision(
     conn: &mut dyn Conn,
+    actor: &Actor,
     backend: &dyn ResourceBackend,
     principal: &Principal,
     service: &Service,
@@ -359,14 +390,13 @@ fn provision(
         Some(key) => sql::find_by_orchestrator_project(conn, org, &principal.orchestrator, key)?,
         None => sql::find_resource(conn, principal.primary_project_id)?,
     };
-    let id = match existing {
-        Some(row) => {
-            if row.removed {
-                sql::reactivate(conn, row.project_id, now)?;
-                backend.reactivate(conn, &row, now)?;
-            }
-            row.project_id
+    let (id, event) = match existing {
+        Some(row) if row.removed => {
+            sql::reactivate(conn, row.project_id, now)?;
+            backend.reactivate(conn, &row, now)?;
+            (row.project_id, "resource.reactivated")
         }
+        Some(row) => (row.project_id, "resource.reprovisioned"),
         None => {
             let name = match &input.project_id {
                 Some(key) => project_name(input.configuration.as_ref())
@@ -393,10 +423,11 @@ fn provision(
                 },
                 now,
             )?;
-            id
+            (id, "resource.created")
         }
     };
     grants::add_family_project(conn, &principal.family_id, id)?;
+    actor.record(conn, event, Some(&principal.user_id), Some(org), Some(id), now)?;
     if let Some((hash, activation)) = payment {
         let plan = if service.kind == Some(ServiceKind::Plan) {
             service.id.clone()

@@ -51,10 +51,22 @@ pub fn apply(router: Router, limits: &Limits) -> Router {
                     .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(axum::middleware::from_fn(with_request_id))
             .layer(CatchPanicLayer::custom(|_| ApiError::server_error().into_response()))
             .layer(axum::middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
     )
+}
+
+/// Makes the request id available to the audit log for the rest of the request.
+async fn with_request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    crate::audit::with_request_id(id, next.run(req)).await
 }
 
 async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {

@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "idempotency",
         sql: include_str!("../../migrations/sqlite/0005_idempotency.sql"),
     },
+    Migration {
+        version: 6,
+        name: "audit",
+        sql: include_str!("../../migrations/sqlite/0006_audit.sql"),
+    },
 ];
 
 /// Applies the pending migrations (inside the caller's write transaction).

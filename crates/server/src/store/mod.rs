@@ -5,6 +5,7 @@
 //! on a read connection. Queries are written once, with `$N` placeholders, against [`sql::Conn`].
 
 pub mod accounts;
+pub mod audit;
 pub mod dashboard;
 pub mod idempotency;
 mod migrate;

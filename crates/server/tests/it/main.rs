@@ -3,6 +3,7 @@
 
 mod accounts;
 mod at_rest;
+mod audit;
 mod billing;
 mod concurrency;
 mod dashboard;
