@@ -39,7 +39,7 @@ impl Actor {
     pub fn grant(
         &self,
         conn: &mut dyn Conn,
-        event: &str,
+        event: &'static str,
         grant: &Grant,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -58,12 +58,13 @@ impl Actor {
     pub fn record(
         &self,
         conn: &mut dyn Conn,
-        event: &str,
+        event: &'static str,
         user_id: Option<&str>,
         organization_id: Option<&str>,
         project_id: Option<i64>,
         now: i64,
     ) -> Result<(), StoreError> {
+        crate::metrics::event(event);
         sql::insert(
             conn,
             &AuditEvent {

@@ -53,6 +53,17 @@ pub enum Scope {
 /// arithmetic is exact in integers.
 const CALL: u64 = 60_000;
 
+impl Scope {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::OrchestratorAccount => "orchestrator_account",
+            Self::Email => "email",
+            Self::Token => "token",
+            Self::LoginIp => "login_ip",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     /// Units left (see [`CALL`]).

@@ -68,6 +68,7 @@ pub struct Parts {
 
 impl AppState {
     pub fn new(parts: Parts) -> Self {
+        crate::metrics::handle();
         let services = ServicesResponse { data: parts.catalog.services().to_vec() };
         let services_body = Bytes::from(serde_json::to_vec(&services).unwrap_or_default());
         let introspection_tokens = parts
@@ -94,7 +95,10 @@ impl AppState {
 
     /// Counts one call against a limit; `Err` carries the `Retry-After` seconds.
     pub fn limit(&self, scope: Scope, key: &str) -> Result<(), u64> {
-        self.rate_limiter.check(scope, key, self.clock.now_ms()).map_err(|RetryAfter(s)| s)
+        self.rate_limiter.check(scope, key, self.clock.now_ms()).map_err(|RetryAfter(s)| {
+            crate::metrics::rate_limited(scope.label());
+            s
+        })
     }
 
     /// The resource operations, for a token of `principal`'s orchestrator.

@@ -122,6 +122,7 @@ fn redeem(
         return Ok(Err(GrantError::InvalidGrant("Authorization code has already been used")));
     }
     if !sql::consume_code(conn, code_hash, now)? {
+        crate::metrics::code_expired();
         return Err(GrantError::InvalidGrant("Authorization code has expired"));
     }
     let Some(orchestrator) = orchestrators.get(&stored.grant.orchestrator) else {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{HeaderName, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -52,10 +52,29 @@ pub fn apply(router: Router, limits: &Limits) -> Router {
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(axum::middleware::from_fn(with_request_id))
+            .layer(axum::middleware::from_fn(measure))
             .layer(CatchPanicLayer::custom(|_| ApiError::server_error().into_response()))
             .layer(axum::middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
     )
+}
+
+/// Counts the request by route template (never the raw path: ids and tokens stay out of labels).
+async fn measure(req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    crate::metrics::request(
+        endpoint,
+        method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// Makes the request id available to the audit log for the rest of the request.

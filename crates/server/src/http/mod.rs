@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(crate::web::logout))
         .route("/v1/keys/introspect", post(introspect::introspect))
         .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

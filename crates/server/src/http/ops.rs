@@ -21,3 +21,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     }
 }
+
+/// Prometheus text exposition.
+pub async fn metrics() -> Response {
+    let mut response = Response::new(axum::body::Body::from(crate::metrics::render()));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

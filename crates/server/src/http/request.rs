@@ -45,6 +45,7 @@ pub fn verify_signature<'s>(
         .verify(header, body, state.clock.now(), state.limits.signature_tolerance_secs)
         .map_err(|reason| {
             tracing::debug!(reason = reason.reason(), "signature refused");
+            crate::metrics::signature_failure(reason.reason());
             FlatError::invalid_signature().into()
         })
 }

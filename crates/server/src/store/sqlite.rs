@@ -43,9 +43,17 @@ impl Sqlite {
 
     /// Sends a job to the writer (`write`) or a reader.
     pub(super) fn submit(&self, write: bool, job: Job) -> Result<(), StoreError> {
-        let slot = if write { &self.writer } else { &self.readers };
+        let (slot, kind) = if write { (&self.writer, "write") } else { (&self.readers, "read") };
         let sender = slot.lock().map_err(|_| StoreError::Closed)?;
-        sender.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
+        crate::metrics::db_in_flight(kind, 1.0);
+        let job: Job = Box::new(move |conn| {
+            job(conn);
+            crate::metrics::db_in_flight(kind, -1.0);
+        });
+        sender.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| {
+            crate::metrics::db_in_flight(kind, -1.0);
+            StoreError::Closed
+        })
     }
 
     /// Stops accepting work; the threads finish what they have and exit.

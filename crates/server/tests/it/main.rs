@@ -9,6 +9,7 @@ mod concurrency;
 mod dashboard;
 mod idempotency;
 mod introspect;
+mod metrics;
 mod oauth;
 mod protocol_endpoints;
 mod rate_limits;

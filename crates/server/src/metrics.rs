@@ -1,0 +1,63 @@
+//! Prometheus metrics, served at `/metrics` (text format) from the main listener: requests by
+//! endpoint and status, latency histograms, domain events (accounts created vs linked, codes issued,
+//! redeemed and expired, refresh reuse), signature failures by reason, rate-limit hits, and the
+//! database's in-flight work.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Latency buckets in seconds: fine below 25 ms where the targets are.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// Installs the process-wide recorder once; later calls (tests build many apps) reuse it.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// The text exposition, or a note when no recorder could be installed.
+pub fn render() -> String {
+    handle().map_or_else(|| "# metrics recorder unavailable\n".into(), PrometheusHandle::render)
+}
+
+/// One domain event (the audit log's names).
+pub fn event(name: &'static str) {
+    metrics::counter!("provisio_events_total", "event" => name).increment(1);
+}
+
+pub fn signature_failure(reason: &'static str) {
+    metrics::counter!("provisio_signature_failures_total", "reason" => reason).increment(1);
+}
+
+pub fn rate_limited(scope: &'static str) {
+    metrics::counter!("provisio_rate_limited_total", "scope" => scope).increment(1);
+}
+
+pub fn code_expired() {
+    metrics::counter!("provisio_codes_expired_total").increment(1);
+}
+
+/// A finished HTTP request.
+pub fn request(endpoint: String, method: String, status: u16, seconds: f64) {
+    metrics::counter!("provisio_http_requests_total", "endpoint" => endpoint.clone(), "method" => method, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("provisio_http_request_duration_seconds", "endpoint" => endpoint)
+        .record(seconds);
+}
+
+/// Database work queued or running, by kind (`write`, `read`).
+pub fn db_in_flight(kind: &'static str, delta: f64) {
+    metrics::gauge!("provisio_db_jobs_in_flight", "kind" => kind).increment(delta);
+}

@@ -1,0 +1,30 @@
+//! `/metrics` after a flow: the Prometheus names an operator dashboards on are present.
+
+use serde_json::json;
+
+use crate::support::{NOW, Req, TestApp};
+
+#[tokio::test]
+async fn metric_names_are_present_after_a_flow() {
+    let app = TestApp::new().await;
+    let tokens = app.tokens_for("metrics@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    app.provision(access, &json!({})).await;
+    app.send(Req::get("/provisioning/health").signed_with(&["wrong"], NOW).build()).await;
+    let (status, headers, text) = app.browse("/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    for name in [
+        r#"provisio_http_requests_total{endpoint="/provisioning/account_requests",method="POST",status="200"}"#,
+        r#"provisio_http_requests_total{endpoint="/provisioning/resources",method="POST",status="200"}"#,
+        r#"provisio_http_request_duration_seconds_bucket{endpoint="/oauth/token",le="0.005"}"#,
+        r#"provisio_events_total{event="account.created"}"#,
+        r#"provisio_events_total{event="code.redeemed"}"#,
+        r#"provisio_events_total{event="resource.created"}"#,
+        r#"provisio_signature_failures_total{reason="mismatch"}"#,
+        r#"provisio_db_jobs_in_flight{kind="write"}"#,
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(!text.contains(access), "no token in labels");
+}
