@@ -258,8 +258,10 @@ async fn one_flow(
                 let reply = client.get_resource(id, access).await;
                 recorder.record("get", t, &reply)
             } else {
-                let reply =
-                    client.resource_action(id, "rotate_credentials", &json!({}), access).await;
+                // A unique (ignored) field: two byte-identical signed POSTs are one request.
+                let reply = client
+                    .resource_action(id, "rotate_credentials", &json!({"bench_call": n}), access)
+                    .await;
                 recorder.record("rotate", t, &reply)
             }
         }

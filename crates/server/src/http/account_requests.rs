@@ -15,11 +15,13 @@ use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{
+    idempotency::replay_safe,
     reply::{ApiError, json},
     request::{RawBody, check_api_version, require_signature_header, verify_signature},
 };
 use crate::{
     domain::accounts::{self, AccountError, Outcome},
+    orchestrators::Orchestrator,
     rate_limit::Scope,
     state::AppState,
 };
@@ -35,6 +37,16 @@ pub async fn create(
         TypedError::anonymous(TypedCode::Unauthorized, "Authentication required").into()
     })?;
     let orchestrator = verify_signature(&state, &headers, &body)?;
+    let path = "/provisioning/account_requests";
+    replay_safe(&state, &headers, path, &body, authenticated(&state, orchestrator, request)).await
+}
+
+/// Everything after the signature: orchestrator account → rate limit → `team_id` → account work.
+async fn authenticated(
+    state: &AppState,
+    orchestrator: &Orchestrator,
+    request: AccountRequest,
+) -> Result<Response, ApiError> {
     let Some(account) = request.orchestrator_account() else {
         return Err(invalid("orchestrator.stripe.account is required"));
     };

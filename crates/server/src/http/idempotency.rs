@@ -1,7 +1,9 @@
-//! `Idempotency-Key` on the resource POSTs and `deep_links` (spec 5.5): the same key with the same
-//! body answers the recorded response; with a different body, 409 `idempotency_conflict`. Only 2xx
-//! answers are recorded, for 24 hours, sealed (ChaCha20-Poly1305) under a key derived from the
-//! server secret and the Idempotency-Key, which itself is stored only hashed.
+//! Answering a repeated request from its recorded response instead of running it twice:
+//! `Idempotency-Key` on the resource POSTs and `deep_links` (spec 5.5: same key and body → the
+//! recorded answer; different body → 409 `idempotency_conflict`; kept 24 hours), and replay safety
+//! for byte-identical signed POSTs (kept while the signature could still verify). Only 2xx answers
+//! are recorded, sealed (ChaCha20-Poly1305) under a key derived from the server secret and the
+//! request's own key (Idempotency-Key or signature), which is stored only hashed.
 
 use std::future::Future;
 
@@ -31,9 +33,31 @@ const TTL_SECS: i64 = 24 * 3600;
 /// Recorded bodies larger than this are not recorded (credentials answers are tiny).
 const MAX_RECORDED: usize = 64 * 1024;
 
-/// Runs `handler` once per (organization, path, Idempotency-Key); replays or refuses repeats.
-/// `conflict` builds the endpoint's own 409 answer.
+/// Runs `handler` once per (organization, path, Idempotency-Key) and once per signed request;
+/// replays or refuses repeats. `conflict` builds the endpoint's own 409 answer.
 pub async fn idempotent<F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: &Principal,
+    path: &str,
+    body: &[u8],
+    conflict: impl FnOnce() -> ApiError,
+    handler: F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    replay_safe(
+        state,
+        headers,
+        path,
+        body,
+        by_key(state, headers, principal, path, body, conflict, handler),
+    )
+    .await
+}
+
+async fn by_key<F>(
     state: &AppState,
     headers: &HeaderMap,
     principal: &Principal,
@@ -54,6 +78,49 @@ where
     };
     let scope =
         format!("{}\n{}\n{}\n{}", principal.orchestrator, principal.organization_id, path, key);
+    once(state, scope, body, TTL_SECS, conflict, handler).await
+}
+
+/// Replay safety: a byte-identical signed POST seen again while its signature is still valid is
+/// answered from the recorded response instead of running twice. Call it after the signature is
+/// verified; the signature header (which covers timestamp and body) names the request.
+pub async fn replay_safe<F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+    handler: F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    let Some(signature) =
+        headers.get(provisio_protocol::signature::SIGNATURE_HEADER).and_then(|v| v.to_str().ok())
+    else {
+        return handler.await;
+    };
+    let scope = format!("replay\n{path}\n{signature}");
+    // Kept past the window on both sides, so no valid copy of the request can run again.
+    let ttl = i64::try_from(state.limits.signature_tolerance_secs)
+        .unwrap_or(i64::MAX / 4)
+        .saturating_mul(2)
+        .saturating_add(1);
+    once(state, scope, body, ttl, ApiError::server_error, handler).await
+}
+
+/// Runs `handler` once per scope: a repeat with the same body gets the recorded 2xx answer, one
+/// with a different body gets `conflict()`.
+async fn once<F>(
+    state: &AppState,
+    scope: String,
+    body: &[u8],
+    ttl: i64,
+    conflict: impl FnOnce() -> ApiError,
+    handler: F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
     let key_hash = token_hash(&scope);
     let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
     let now = state.clock.now();
@@ -80,10 +147,10 @@ where
         let recorded = Recorded { request_hash, status: parts.status.as_u16(), nonce, sealed_body };
         let stored = state
             .store
-            .write(move |conn| sql::insert(conn, &key_hash, &recorded, now, now + TTL_SECS))
+            .write(move |conn| sql::insert(conn, &key_hash, &recorded, now, now + ttl))
             .await;
         if let Err(e) = stored {
-            tracing::warn!(error = %e, "could not record an idempotent response");
+            tracing::warn!(error = %e, "could not record a response");
         }
     }
     let mut response = Response::from_parts(parts, Body::from(bytes));

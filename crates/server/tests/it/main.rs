@@ -13,6 +13,7 @@ mod metrics;
 mod oauth;
 mod protocol_endpoints;
 mod rate_limits;
+mod replay;
 mod resources;
 mod startup;
 mod support;

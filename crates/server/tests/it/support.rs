@@ -233,6 +233,14 @@ impl TestApp {
     }
 }
 
+/// A timestamp inside the signature window that differs from call to call, so two requests with the
+/// same body are two requests (a byte-identical signed request is a replay, answered from record).
+pub fn fresh_timestamp() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static NEXT: AtomicI64 = AtomicI64::new(0);
+    NOW - NEXT.fetch_add(1, Ordering::Relaxed) % 250
+}
+
 /// A minimal valid account request.
 pub fn account_body(id: &str, email: &str) -> Value {
     provisio_orchestrator::client::account_request_body(id, email, "acct_test")
@@ -274,7 +282,7 @@ impl Req {
     }
 
     fn new(method: &'static str, path: &str, body: Vec<u8>) -> Self {
-        let signature = Some(signature::header_value(&[SECRET], NOW, &body));
+        let signature = Some(signature::header_value(&[SECRET], fresh_timestamp(), &body));
         Self {
             method,
             path: path.into(),

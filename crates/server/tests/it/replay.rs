@@ -1,0 +1,67 @@
+//! Replay safety: a byte-identical signed POST (same signature header, same body) seen again inside
+//! the signature window is answered from the recorded response and never runs twice.
+
+use serde_json::json;
+
+use crate::support::{NOW, Req, SECRET, TestApp, account_body};
+
+#[tokio::test]
+async fn a_replayed_create_returns_the_same_answer_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let access =
+        app.tokens_for("replay@example.com").await["access_token"].as_str().unwrap().to_string();
+    let request = || {
+        Req::json("/provisioning/resources", &json!({"project_id": "r"}))
+            .signed_with(&[SECRET], NOW - 7)
+    };
+    let first = app.with_bearer(request(), &access).await;
+    let keys = app.count("personal_keys").await;
+    let second = app.with_bearer(request(), &access).await;
+    assert_eq!(
+        (second.status, &second.json),
+        (200, &first.json),
+        "the same personal key, not a new one"
+    );
+    assert_eq!(second.headers["idempotent-replayed"], "true");
+    assert_eq!(app.count("personal_keys").await, keys, "nothing ran twice");
+    // A fresh signature is a new request and runs.
+    let third = app
+        .with_bearer(
+            Req::json("/provisioning/resources", &json!({"project_id": "r"}))
+                .signed_with(&[SECRET], NOW - 8),
+            &access,
+        )
+        .await;
+    assert_ne!(third.json, first.json);
+}
+
+#[tokio::test]
+async fn a_replayed_account_request_returns_the_same_code() {
+    let app = TestApp::new().await;
+    let request = || {
+        Req::json(
+            "/provisioning/account_requests",
+            &account_body("ar_replay", "replay-ar@example.com"),
+        )
+        .signed_with(&[SECRET], NOW - 3)
+    };
+    let first = app.send(request().build()).await;
+    let second = app.send(request().build()).await;
+    assert_eq!((second.status, &second.json), (200, &first.json));
+    assert_eq!(app.count("authorization_codes").await, 1, "one code, not two");
+}
+
+#[tokio::test]
+async fn a_replayed_deep_link_request_returns_the_same_link() {
+    let app = TestApp::new().await;
+    let access =
+        app.tokens_for("replay-dl@example.com").await["access_token"].as_str().unwrap().to_string();
+    let request = || {
+        Req::json("/provisioning/deep_links", &json!({"purpose": "dashboard"}))
+            .signed_with(&[SECRET], NOW - 5)
+    };
+    let first = app.with_bearer(request(), &access).await;
+    let second = app.with_bearer(request(), &access).await;
+    assert_eq!(second.json, first.json);
+    assert_eq!(app.count("deep_links").await, 1);
+}
