@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod browser;
+mod crash;
 mod serve;
 mod server;

@@ -71,6 +71,15 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL: no shutdown, no flush, as a power cut or OOM kill would do.
+    pub fn kill_hard(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().unwrap()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
