@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Subcommand};
 use provisio_server::{
-    admin::seed,
+    admin::{accounts as admin_accounts, seed},
     clock::Clock,
     config::DEFAULT_DATABASE_URL,
     domain::accounts as accounts_domain,
@@ -33,6 +33,25 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// List users (JSON lines), newest first.
+    Users {
+        /// Only emails containing this.
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show a user (id or email): organizations, projects, resources, live token families (JSON).
+    User { who: String },
+    /// Add a demo project to an organization (never linked to, never offered as a team).
+    DemoProject {
+        #[arg(long)]
+        organization: String,
+        #[arg(long, default_value = "Demo project")]
+        name: String,
+    },
+    /// Revoke every live token of a user (id or email); the orchestrator must link again.
+    RevokeTokens { who: String },
     /// Print the audit log as JSON lines, oldest first.
     Audit {
         /// Only events at or after this time: Unix seconds or RFC 3339.
@@ -64,6 +83,36 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 std::fs::write(&path, serde_json::to_vec(&seeded)?)?;
                 eprintln!("wrote {}", path.display());
             }
+        }
+        Task::Users { email, limit } => {
+            for user in admin_accounts::list_users(&store, &email, limit).await? {
+                println!("{}", serde_json::to_string(&user)?);
+            }
+        }
+        Task::User { who } => match admin_accounts::show_user(&store, &who).await? {
+            Some(view) => println!("{}", serde_json::to_string_pretty(&view)?),
+            None => {
+                eprintln!("no such user: {who}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        Task::DemoProject { organization, name } => {
+            let id = admin_accounts::create_demo_project(
+                &store,
+                &organization,
+                &name,
+                Clock::system().now(),
+            )
+            .await?;
+            println!(
+                "{}",
+                serde_json::json!({"project_id": id, "organization_id": organization, "is_demo": true})
+            );
+        }
+        Task::RevokeTokens { who } => {
+            let revoked =
+                admin_accounts::revoke_user_tokens(&store, &who, Clock::system().now()).await?;
+            println!("{}", serde_json::json!({"user": who, "revoked_token_families": revoked}));
         }
         Task::Audit { since, user, limit } => {
             let since = match since.as_deref() {
