@@ -133,11 +133,12 @@ pub async fn bind(args: &ServeArgs) -> Result<TcpListener, ServeError> {
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
 pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal();
     print_banner(addr, &startup);
     let store = startup.state.store.clone();
     let app =
         crate::http::router(startup.state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -168,26 +169,38 @@ fn print_banner(addr: SocketAddr, startup: &Startup) {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registers the SIGTERM/SIGINT handlers now (before anyone learns the address, so an early
+/// signal is never the default kill) and returns the future that resolves on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut terminate, mut interrupt) = signals;
+            tokio::select! {
+                () = recv(terminate.as_mut()) => {},
+                () = recv(interrupt.as_mut()) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received; draining in-flight requests");
     }
-    tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+/// The next delivery of a signal whose handler could be registered; never, otherwise.
+#[cfg(unix)]
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
