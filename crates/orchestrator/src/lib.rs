@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod conformance;
 pub mod pkce;
 pub mod state;
 

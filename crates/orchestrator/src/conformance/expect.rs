@@ -1,0 +1,282 @@
+//! What a check expects of one answer, said once: the same value prints the "expected" column and
+//! judges the reply.
+
+use serde_json::Value;
+
+use super::{
+    runner::Verdict,
+    schemas::{Schema, Schemas},
+};
+use crate::Reply;
+
+/// The spec's words for every signature failure (3.4).
+pub const SIGNATURE_FAILED: &str = "Signature verification failed";
+/// The spec's words for a missing or wrong `API-Version` (3.3).
+pub const SUPPORTED_VERSIONS: &str = "Supported API-Versions: 0.1d";
+
+/// The error envelopes a check can expect (spec 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    Flat,
+    Typed,
+    OAuth,
+}
+
+impl Envelope {
+    fn schema(self) -> Schema {
+        match self {
+            Self::Flat => Schema::ErrorFlat,
+            Self::Typed => Schema::ErrorTyped,
+            Self::OAuth => Schema::ErrorOAuth,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Flat => "flat",
+            Self::Typed => "typed",
+            Self::OAuth => "oauth",
+        }
+    }
+
+    /// The code and the message of an envelope (`error_description` for oauth).
+    fn parts(self, body: &Value) -> (Option<&str>, Option<&str>) {
+        match self {
+            Self::OAuth => (body["error"].as_str(), body["error_description"].as_str()),
+            _ => (body["error"]["code"].as_str(), body["error"]["message"].as_str()),
+        }
+    }
+}
+
+/// Whether a typed error carries the request `id` (spec 4: only once authenticated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IdRule {
+    Absent,
+    Is(String),
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Error { envelope: Envelope, code: &'static str, message: Option<&'static str>, id: IdRule },
+    Schema { schema: Schema, fields: Vec<(&'static str, Value)> },
+    Any,
+}
+
+/// An expected answer: a status and what the body must be.
+#[derive(Debug, Clone)]
+pub struct Expect {
+    status: u16,
+    body: Body,
+}
+
+impl Expect {
+    fn error(status: u16, envelope: Envelope, code: &'static str) -> Self {
+        Self { status, body: Body::Error { envelope, code, message: None, id: IdRule::Absent } }
+    }
+
+    pub fn flat(status: u16, code: &'static str) -> Self {
+        Self::error(status, Envelope::Flat, code)
+    }
+
+    /// A typed error without `id` (call [`Expect::with_id`] for one raised after authentication).
+    pub fn typed(status: u16, code: &'static str) -> Self {
+        Self::error(status, Envelope::Typed, code)
+    }
+
+    pub fn oauth(status: u16, code: &'static str) -> Self {
+        Self::error(status, Envelope::OAuth, code)
+    }
+
+    /// 401 flat `invalid_signature` with the spec's exact message.
+    pub fn invalid_signature() -> Self {
+        Self::flat(401, "invalid_signature").message(SIGNATURE_FAILED)
+    }
+
+    /// 400 flat `invalid_api_version` with the spec's exact message.
+    pub fn invalid_api_version() -> Self {
+        Self::flat(400, "invalid_api_version").message(SUPPORTED_VERSIONS)
+    }
+
+    /// A success whose body matches a shipped schema.
+    pub fn schema(status: u16, schema: Schema) -> Self {
+        Self { status, body: Body::Schema { schema, fields: Vec::new() } }
+    }
+
+    /// Only the status matters.
+    pub fn status(status: u16) -> Self {
+        Self { status, body: Body::Any }
+    }
+
+    /// The exact message (or `error_description`).
+    pub fn message(mut self, text: &'static str) -> Self {
+        if let Body::Error { message, .. } = &mut self.body {
+            *message = Some(text);
+        }
+        self
+    }
+
+    /// The typed error carries this request `id`.
+    pub fn with_id(mut self, request_id: &str) -> Self {
+        if let Body::Error { id, .. } = &mut self.body {
+            *id = IdRule::Is(request_id.to_string());
+        }
+        self
+    }
+
+    /// A schema-checked body also has `value` at the JSON `pointer`.
+    pub fn field(mut self, pointer: &'static str, value: impl Into<Value>) -> Self {
+        if let Body::Schema { fields, .. } = &mut self.body {
+            fields.push((pointer, value.into()));
+        }
+        self
+    }
+
+    /// The "expected" column.
+    pub fn describe(&self) -> String {
+        match &self.body {
+            Body::Any => self.status.to_string(),
+            Body::Schema { schema, fields } => {
+                let mut text = format!("{} matching {}", self.status, schema.file());
+                for (pointer, value) in fields {
+                    text.push_str(&format!(", {pointer} = {value}"));
+                }
+                text
+            }
+            Body::Error { envelope, code, message, id } => {
+                let mut text = format!("{} {} {code}", self.status, envelope.name());
+                if let Some(message) = message {
+                    text.push_str(&format!(" {message:?}"));
+                }
+                if *envelope == Envelope::Typed {
+                    text.push_str(match id {
+                        IdRule::Absent => ", no id",
+                        IdRule::Is(_) => ", with the request id",
+                    });
+                }
+                text
+            }
+        }
+    }
+
+    /// Judges a reply: `Ok(got)` or `Err(got — reason)`.
+    pub fn verify(&self, schemas: &Schemas, reply: &Reply) -> Verdict {
+        let got = summarize(reply);
+        self.mismatch(schemas, reply).map_or(Ok(got.clone()), |why| Err(format!("{got} — {why}")))
+    }
+
+    fn mismatch(&self, schemas: &Schemas, reply: &Reply) -> Option<String> {
+        if reply.status != self.status {
+            return Some(format!("status {} instead of {}", reply.status, self.status));
+        }
+        if matches!(self.body, Body::Any) {
+            return None;
+        }
+        match &reply.json {
+            Some(body) => self.body_mismatch(schemas, body),
+            None => Some("the body is not JSON".into()),
+        }
+    }
+
+    fn body_mismatch(&self, schemas: &Schemas, body: &Value) -> Option<String> {
+        match &self.body {
+            Body::Any => None,
+            Body::Schema { schema, fields } => {
+                if let Err(why) = schemas.validate(*schema, body) {
+                    return Some(why);
+                }
+                fields.iter().find_map(|(pointer, want)| match body.pointer(pointer) {
+                    Some(have) if have == want => None,
+                    Some(have) => Some(format!("{pointer} is {have}, not {want}")),
+                    None => Some(format!("{pointer} is missing")),
+                })
+            }
+            Body::Error { envelope, code, message, id } => {
+                if let Err(why) = schemas.validate(envelope.schema(), body) {
+                    return Some(format!("not the {} envelope: {why}", envelope.name()));
+                }
+                let (have_code, have_message) = envelope.parts(body);
+                if have_code != Some(*code) {
+                    return Some(format!("code {} instead of {code}", have_code.unwrap_or("?")));
+                }
+                if let Some(want) = message
+                    && have_message != Some(*want)
+                {
+                    return Some(format!("message {:?} instead of {want:?}", have_message));
+                }
+                match (envelope, id, body.get("id")) {
+                    (Envelope::Typed, IdRule::Absent, Some(have)) => {
+                        Some(format!("carries id {have}; errors before authentication carry none"))
+                    }
+                    (Envelope::Typed, IdRule::Is(want), have)
+                        if have != Some(&Value::from(want.as_str())) =>
+                    {
+                        Some(format!(
+                            "id {} instead of the request id {want:?}",
+                            have.map_or("absent".into(), Value::to_string)
+                        ))
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// A reply in one line: status and compact body.
+pub fn summarize(reply: &Reply) -> String {
+    let body = match &reply.json {
+        Some(json) => json.to_string(),
+        None if reply.raw.is_empty() => "(empty body)".into(),
+        None => String::from_utf8_lossy(&reply.raw).into_owned(),
+    };
+    format!("{} {body}", reply.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+    use serde_json::json;
+
+    fn reply(status: u16, json: Value) -> Reply {
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            raw: json.to_string().into_bytes(),
+            json: Some(json),
+        }
+    }
+
+    #[test]
+    fn judges_status_envelope_code_message_and_id() {
+        let schemas = Schemas::load().unwrap();
+        let sig = Expect::invalid_signature();
+        let flat = json!({"error":{"code":"invalid_signature","message":SIGNATURE_FAILED}});
+        assert!(sig.verify(&schemas, &reply(401, flat.clone())).is_ok());
+        assert!(sig.verify(&schemas, &reply(403, flat)).is_err());
+        let typed =
+            json!({"type":"error","error":{"code":"invalid_signature","message":SIGNATURE_FAILED}});
+        let why = sig.verify(&schemas, &reply(401, typed)).unwrap_err();
+        assert!(why.contains("not the flat envelope"), "{why}");
+
+        let with_id = Expect::typed(400, "team_resolution_failed").with_id("req_1");
+        let body = |id: Value| json!({"id":id,"type":"error","error":{"code":"team_resolution_failed","message":"x"}});
+        assert!(with_id.verify(&schemas, &reply(400, body(json!("req_1")))).is_ok());
+        assert!(with_id.verify(&schemas, &reply(400, body(json!("other")))).is_err());
+        let anonymous = Expect::typed(400, "team_resolution_failed");
+        assert!(anonymous.verify(&schemas, &reply(400, body(json!("req_1")))).is_err());
+        assert_eq!(with_id.describe(), "400 typed team_resolution_failed, with the request id");
+    }
+
+    #[test]
+    fn schema_and_fields() {
+        let schemas = Schemas::load().unwrap();
+        let ok = Expect::schema(200, Schema::Health).field("/status", "ok");
+        assert!(
+            ok.verify(&schemas, &reply(200, json!({"status":"ok","supported_versions":["0.1d"]})))
+                .is_ok()
+        );
+        assert!(ok.verify(&schemas, &reply(200, json!({"status":"ok"}))).is_err());
+        assert_eq!(ok.describe(), "200 matching health.json, /status = \"ok\"");
+    }
+}

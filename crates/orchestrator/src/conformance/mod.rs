@@ -1,0 +1,119 @@
+//! `provisio conformance`: the APP 0.1d checklist, run against any provider over HTTP.
+//!
+//! Each check makes the data it needs through the protocol (fresh emails under the configured
+//! domain), sends its requests with every header set by hand, and judges the answer against the
+//! spec. Checks that test a choice provisio made where the spec leaves one open are tagged
+//! [`Scope::Provisio`] and can be skipped.
+
+mod expect;
+mod fixtures;
+mod groups;
+mod report;
+mod runner;
+mod schemas;
+mod wire;
+
+pub use report::{CheckResult, Outcome, Report, Scope};
+
+/// Where the provider is and how to run the suite against it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub base_url: String,
+    pub signing_secret: String,
+    /// Domain of the emails the suite signs up (never a real one).
+    pub email_domain: String,
+    /// Prefix the provider mounts the protocol under, e.g. `/api/agentic`; empty for none.
+    pub path_prefix: String,
+    /// Token endpoint; defaults to `<base_url>/oauth/token`.
+    pub token_url: Option<String>,
+    /// Run only these groups; empty runs all.
+    pub only: Vec<Group>,
+    /// Skip the checks of provisio's own choices.
+    pub strict_protocol_only: bool,
+}
+
+/// The default domain of the suite's emails.
+pub const DEFAULT_EMAIL_DOMAIN: &str = "conformance.provisio.test";
+
+impl Config {
+    pub fn new(base_url: impl Into<String>, signing_secret: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            signing_secret: signing_secret.into(),
+            email_domain: DEFAULT_EMAIL_DOMAIN.into(),
+            path_prefix: String::new(),
+            token_url: None,
+            only: Vec::new(),
+            strict_protocol_only: false,
+        }
+    }
+}
+
+/// The check groups, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Health,
+    Services,
+    Signature,
+    ApiVersion,
+    Envelopes,
+    CheckOrder,
+    Accounts,
+    OAuth,
+}
+
+impl Group {
+    pub const ALL: [Self; 8] = [
+        Self::Health,
+        Self::Services,
+        Self::Signature,
+        Self::ApiVersion,
+        Self::Envelopes,
+        Self::CheckOrder,
+        Self::Accounts,
+        Self::OAuth,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Health => "health",
+            Self::Services => "services",
+            Self::Signature => "signature",
+            Self::ApiVersion => "api_version",
+            Self::Envelopes => "envelopes",
+            Self::CheckOrder => "check_order",
+            Self::Accounts => "accounts",
+            Self::OAuth => "oauth",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|g| g.as_str()).collect();
+            format!("unknown group {name:?} (one of: {})", names.join(", "))
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConformanceError {
+    #[error(transparent)]
+    Client(crate::ClientError),
+    #[error("a shipped JSON Schema does not compile: {0}")]
+    Schema(String),
+}
+
+/// Runs the selected groups one check after another and reports every result.
+pub async fn run(config: &Config) -> Result<Report, ConformanceError> {
+    let cx = wire::Ctx::new(config)?;
+    let mut results = Vec::new();
+    for group in Group::ALL {
+        if !config.only.is_empty() && !config.only.contains(&group) {
+            continue;
+        }
+        let mut recorder = runner::Recorder::new(group, config.strict_protocol_only, &cx.schemas);
+        groups::run(group, &cx, &mut recorder).await;
+        results.extend(recorder.finish());
+    }
+    Ok(Report::new(&config.base_url, results))
+}

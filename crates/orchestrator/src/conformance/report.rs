@@ -1,0 +1,137 @@
+//! What a run found: one result per check, a table for people, JSON for scripts.
+
+use comfy_table::{Table, presets::ASCII_FULL_CONDENSED};
+use serde::Serialize;
+
+/// Whether a check tests the protocol itself or only a choice provisio made where the spec leaves
+/// one open (skipped with `--strict-protocol-only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Protocol,
+    Provisio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// Stable id, `<group>.<name>`.
+    pub id: String,
+    pub group: String,
+    pub scope: Scope,
+    pub expected: String,
+    /// What the provider answered (and, on failure, why it does not match).
+    pub got: String,
+    pub outcome: Outcome,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub base_url: String,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub checks: Vec<CheckResult>,
+}
+
+/// Longest `got` shown in the table; the JSON report keeps everything.
+const TABLE_CELL_CHARS: usize = 140;
+
+impl Report {
+    pub fn new(base_url: &str, checks: Vec<CheckResult>) -> Self {
+        let count = |o| checks.iter().filter(|c| c.outcome == o).count();
+        Self {
+            base_url: base_url.to_string(),
+            passed: count(Outcome::Pass),
+            failed: count(Outcome::Fail),
+            skipped: count(Outcome::Skip),
+            checks,
+        }
+    }
+
+    /// Ids of the checks that failed, in run order.
+    pub fn failed_ids(&self) -> Vec<&str> {
+        self.ids(Outcome::Fail)
+    }
+
+    pub fn ids(&self, outcome: Outcome) -> Vec<&str> {
+        self.checks.iter().filter(|c| c.outcome == outcome).map(|c| c.id.as_str()).collect()
+    }
+
+    /// `N passed, M failed`: the line scripts look for.
+    pub fn summary(&self) -> String {
+        format!("{} passed, {} failed", self.passed, self.failed)
+    }
+
+    /// The results as a table: check, expected, got, result.
+    pub fn table(&self) -> String {
+        let mut table = Table::new();
+        table.load_style(ASCII_FULL_CONDENSED).set_header(["check", "expected", "got", "result"]);
+        for check in &self.checks {
+            let result = match check.outcome {
+                Outcome::Pass => "pass",
+                Outcome::Fail => "FAIL",
+                Outcome::Skip => "skip",
+            };
+            let id = match check.scope {
+                Scope::Protocol => check.id.clone(),
+                Scope::Provisio => format!("{} [provisio]", check.id),
+            };
+            table.add_row([id, check.expected.clone(), clip(&check.got), result.to_string()]);
+        }
+        table.to_string()
+    }
+}
+
+/// Shortens a cell to [`TABLE_CELL_CHARS`] characters.
+pub(crate) fn clip(text: &str) -> String {
+    if text.chars().count() <= TABLE_CELL_CHARS {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(TABLE_CELL_CHARS - 1).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, outcome: Outcome) -> CheckResult {
+        CheckResult {
+            id: id.into(),
+            group: "g".into(),
+            scope: Scope::Protocol,
+            expected: "200".into(),
+            got: "x".repeat(500),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn counts_summary_and_table() {
+        let report = Report::new(
+            "http://x",
+            vec![
+                result("g.a", Outcome::Pass),
+                result("g.b", Outcome::Fail),
+                result("g.c", Outcome::Skip),
+            ],
+        );
+        assert_eq!(report.summary(), "1 passed, 1 failed");
+        assert_eq!(report.skipped, 1);
+        assert_eq!(report.failed_ids(), ["g.b"]);
+        let table = report.table();
+        assert!(table.contains("g.b") && table.contains("FAIL"));
+        assert!(!table.contains(&"x".repeat(TABLE_CELL_CHARS + 1)));
+    }
+}
