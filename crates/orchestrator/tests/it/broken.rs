@@ -1,0 +1,273 @@
+//! Every check can fail: deliberately broken providers, each the real one with one defect, make
+//! exactly the checks about that defect fail — and no other.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use axum::http::{HeaderMap, HeaderValue, Method};
+use provisio_protocol::signature::{header_value, sign};
+use serde_json::{Value, json};
+
+use crate::{
+    proxy::{Answer, Breakage, Forward, Proxy},
+    support::{RealServer, SECRET, run},
+};
+
+/// Runs the suite against the real provider behind `breakage` and returns the failed ids, sorted.
+async fn failures(breakage: impl Breakage) -> Vec<String> {
+    let server = RealServer::start().await;
+    let proxy = Proxy::start(&server.base_url, breakage).await;
+    let report = run(&proxy.base_url).await;
+    let mut failed: Vec<String> = report.failed_ids().into_iter().map(String::from).collect();
+    failed.sort();
+    failed
+}
+
+fn sorted(ids: &[&str]) -> Vec<String> {
+    let mut ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+fn is(request: &Forward, method: Method, path: &str) -> bool {
+    request.method == method && request.path == path
+}
+
+/// The fields of a form body (the suite's codes are base64url: nothing to decode).
+fn form(request: &Forward) -> HashMap<String, String> {
+    String::from_utf8_lossy(&request.body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Health without `supported_versions`.
+struct NoSupportedVersions;
+
+impl Breakage for NoSupportedVersions {
+    fn response(&self, request: &Forward, answer: &mut Answer) {
+        if is(request, Method::GET, "/provisioning/health") && answer.status == 200 {
+            answer.set_json(&json!({"status": "ok"}));
+        }
+    }
+}
+
+#[tokio::test]
+async fn omitting_supported_versions_fails_the_health_body_checks() {
+    assert_eq!(failures(NoSupportedVersions).await, sorted(&["health.ok", "health.supports_0_1d"]));
+}
+
+/// Signature failures answered in the typed envelope instead of the flat one.
+struct TypedSignatureFailures;
+
+impl Breakage for TypedSignatureFailures {
+    fn response(&self, _request: &Forward, answer: &mut Answer) {
+        if let Some(body) = answer.json()
+            && body["error"]["code"] == "invalid_signature"
+        {
+            answer.set_json(&json!({"type": "error", "error": body["error"]}));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_typed_signature_failure_fails_every_check_expecting_the_flat_401() {
+    assert_eq!(
+        failures(TypedSignatureFailures).await,
+        sorted(&[
+            "signature.get_missing",
+            "signature.get_malformed",
+            "signature.get_without_v1",
+            "signature.get_wrong_secret",
+            "signature.get_stale_1h",
+            "signature.get_future_1h",
+            "signature.get_stale_330s",
+            "signature.get_future_330s",
+            "signature.get_tampered_body",
+            "signature.get_timestamp_is_signed",
+            "signature.services_missing",
+            "signature.services_wrong_secret",
+            "signature.post_malformed",
+            "signature.post_wrong_secret",
+            "signature.post_stale_1h",
+            "signature.post_future_1h",
+            "signature.post_tampered_body",
+            "signature.post_raw_bytes",
+            "envelopes.flat_exact",
+            "envelopes.signature_flat_on_token_endpoint",
+            "check_order.health_signature_before_version",
+            "check_order.services_signature_before_version",
+            "check_order.account_signature_before_account",
+            "check_order.account_signature_before_team_id",
+        ])
+    );
+}
+
+/// Accepts signatures older than the window: re-signs them as if they were fresh.
+struct StaleSignaturesAccepted;
+
+impl Breakage for StaleSignaturesAccepted {
+    fn request(&self, request: &mut Forward) -> Option<Answer> {
+        let header = request.headers.get("stripe-signature")?.to_str().ok()?.to_string();
+        let items: HashMap<_, _> = header.split(',').filter_map(|i| i.split_once('=')).collect();
+        let t: i64 = items.get("t")?.parse().ok()?;
+        let now = provisio_orchestrator::client::unix_now();
+        let genuine =
+            items.get("v1").is_some_and(|v1| *v1 == sign(SECRET.as_bytes(), t, &request.body));
+        if genuine && now - t > 300 {
+            let fresh = header_value(&[SECRET], now, &request.body);
+            request.headers.insert("stripe-signature", HeaderValue::from_str(&fresh).unwrap());
+        }
+        None
+    }
+}
+
+#[tokio::test]
+async fn accepting_a_stale_signature_fails_the_stale_checks() {
+    assert_eq!(
+        failures(StaleSignaturesAccepted).await,
+        sorted(&["signature.get_stale_1h", "signature.get_stale_330s", "signature.post_stale_1h"])
+    );
+}
+
+/// Lets a code be redeemed again: a repeated redemption gets the first answer back.
+#[derive(Default)]
+struct ReusableCodes {
+    answered: Mutex<HashMap<String, (HeaderMap, Vec<u8>)>>,
+}
+
+impl ReusableCodes {
+    fn code(request: &Forward) -> Option<String> {
+        if !is(request, Method::POST, "/oauth/token") {
+            return None;
+        }
+        let fields = form(request);
+        (fields.get("grant_type")? == "authorization_code").then(|| fields.get("code").cloned())?
+    }
+}
+
+impl Breakage for ReusableCodes {
+    fn request(&self, request: &mut Forward) -> Option<Answer> {
+        let code = Self::code(request)?;
+        let (headers, body) = self.answered.lock().unwrap().get(&code)?.clone();
+        Some(Answer { status: 200, headers, body })
+    }
+
+    fn response(&self, request: &Forward, answer: &mut Answer) {
+        if let Some(code) = Self::code(request)
+            && answer.status == 200
+        {
+            self.answered
+                .lock()
+                .unwrap()
+                .insert(code, (answer.headers.clone(), answer.body.clone()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_code_that_redeems_twice_fails_the_single_use_checks() {
+    assert_eq!(
+        failures(ReusableCodes::default()).await,
+        sorted(&["oauth.code_single_use", "oauth.code_reuse_revokes_its_tokens"])
+    );
+}
+
+/// Ignores `API-Version`: every request reaches the real provider as if it said `0.1d`.
+struct ApiVersionIgnored;
+
+impl Breakage for ApiVersionIgnored {
+    fn request(&self, request: &mut Forward) -> Option<Answer> {
+        request.headers.insert("api-version", HeaderValue::from_static("0.1d"));
+        None
+    }
+}
+
+#[tokio::test]
+async fn ignoring_api_version_fails_the_version_checks() {
+    assert_eq!(
+        failures(ApiVersionIgnored).await,
+        sorted(&[
+            "api_version.health_missing",
+            "api_version.health_wrong",
+            "api_version.health_wrong_case",
+            "api_version.services_missing",
+            "api_version.services_wrong",
+            "api_version.account_requests_missing",
+            "api_version.account_requests_wrong",
+            "api_version.token_wrong",
+            "check_order.account_version_before_body",
+            "check_order.account_version_before_signature",
+            "check_order.token_version_before_grant",
+        ])
+    );
+}
+
+/// Token answers without `Cache-Control: no-store`.
+struct Cacheable;
+
+impl Breakage for Cacheable {
+    fn response(&self, request: &Forward, answer: &mut Answer) {
+        if request.path == "/oauth/token" {
+            answer.headers.remove("cache-control");
+        }
+    }
+}
+
+#[tokio::test]
+async fn cacheable_token_answers_fail_the_no_store_checks() {
+    assert_eq!(
+        failures(Cacheable).await,
+        sorted(&["oauth.code_exchange_no_store", "oauth.refresh_no_store"])
+    );
+}
+
+/// A catalog that claims a next page.
+struct Paginated;
+
+impl Breakage for Paginated {
+    fn response(&self, request: &Forward, answer: &mut Answer) {
+        if is(request, Method::GET, "/provisioning/services")
+            && let Some(mut body) = answer.json()
+            && answer.status == 200
+        {
+            body["next_cursor"] = json!("page_2");
+            answer.set_json(&body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_next_cursor_fails_the_pagination_check() {
+    assert_eq!(failures(Paginated).await, sorted(&["services.no_next_cursor"]));
+}
+
+/// Typed errors lose the request `id` that authenticated errors must carry.
+struct TypedErrorsWithoutId;
+
+impl Breakage for TypedErrorsWithoutId {
+    fn response(&self, _request: &Forward, answer: &mut Answer) {
+        if let Some(Value::Object(mut body)) = answer.json()
+            && body.get("type") == Some(&json!("error"))
+            && body.remove("id").is_some()
+        {
+            answer.set_json(&Value::Object(body));
+        }
+    }
+}
+
+#[tokio::test]
+async fn typed_errors_without_the_request_id_fail_the_authenticated_error_checks() {
+    assert_eq!(
+        failures(TypedErrorsWithoutId).await,
+        sorted(&[
+            "envelopes.typed_exact_with_id",
+            "accounts.team_id_string_refused",
+            "accounts.team_id_float_refused",
+            "accounts.team_id_bool_refused",
+            "accounts.team_id_unknown",
+            "accounts.team_id_foreign",
+            "accounts.request_id_other_email",
+        ])
+    );
+}
