@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod conformance;
 mod orchestrator;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Serve(ServeArgs),
     /// Play the orchestrator (Stripe): sign and send one protocol call, print the JSON.
     Orchestrator(orchestrator::OrchestratorArgs),
+    /// Run the APP 0.1d conformance checklist against a provider.
+    Conformance(conformance::ConformanceArgs),
     /// Load-test a provider with whole protocol flows.
     Bench(bench::BenchArgs),
     /// Operator tasks on the store.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Orchestrator(args) => orchestrator::run(args).await,
+            Command::Conformance(args) => conformance::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Admin(args) => admin::run(args).await,
         }

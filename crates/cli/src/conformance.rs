@@ -1,0 +1,65 @@
+//! `provisio conformance`: runs the APP 0.1d checklist against a provider and prints the verdict.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::Args;
+use provisio_orchestrator::conformance::{self, Config, DEFAULT_EMAIL_DOMAIN, Group};
+
+#[derive(Args)]
+pub struct ConformanceArgs {
+    /// Provider base URL.
+    #[arg(long, env = "PROVISIO_BASE_URL")]
+    base_url: String,
+    /// The orchestrator signing secret the provider is configured with.
+    #[arg(long, env = "PROVISIO_SIGNING_SECRET", hide_env_values = true)]
+    signing_secret: String,
+    /// Domain of the emails the suite signs up (one fresh address per check that needs a user).
+    #[arg(long, default_value = DEFAULT_EMAIL_DOMAIN)]
+    email_domain: String,
+    /// Run only these groups (comma-separated): health, services, signature, api_version,
+    /// envelopes, check_order, accounts, oauth.
+    #[arg(long, value_delimiter = ',', value_parser = Group::parse)]
+    only: Vec<Group>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Skip the checks of provisio's own choices (tagged [provisio]); keep the protocol's.
+    #[arg(long)]
+    strict_protocol_only: bool,
+    /// Prefix the provider mounts the protocol under, e.g. `/api/agentic`.
+    #[arg(long, default_value = "")]
+    path_prefix: String,
+    /// Token endpoint (default: `<base-url>/oauth/token`).
+    #[arg(long)]
+    token_url: Option<String>,
+}
+
+pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let config = Config {
+        email_domain: args.email_domain,
+        path_prefix: args.path_prefix,
+        token_url: args.token_url,
+        only: args.only,
+        strict_protocol_only: args.strict_protocol_only,
+        ..Config::new(args.base_url, args.signing_secret)
+    };
+    let report = conformance::run(&config).await?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    println!("{}", report.table());
+    if report.skipped > 0 {
+        println!(
+            "{} checks, {} skipped (provisio's own choices)",
+            report.checks.len(),
+            report.skipped
+        );
+    } else {
+        println!("{} checks", report.checks.len());
+    }
+    println!("{}", report.summary());
+    Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
