@@ -180,6 +180,14 @@ async fn team_id(cx: &Ctx, rec: &mut Recorder<'_>) {
             .await
     })
     .await;
+    // An explicit null is the same as an absent field (spec 4), also inside `configuration`.
+    rec.expect("team_id_null_is_absent", Protocol, linked(), async {
+        let account = new_account(cx).await?;
+        cx.post(ACCOUNT_REQUESTS, &with_configuration(cx, &account.email, json!({"team_id": null})))
+            .send()
+            .await
+    })
+    .await;
     let unresolved = |id: &str| {
         Expect::typed(400, "team_resolution_failed").message(TEAM_RESOLUTION_MESSAGE).with_id(id)
     };
