@@ -12,12 +12,9 @@ mod protocol;
 pub mod reply;
 pub mod request;
 mod resources;
+pub mod routes;
 
-use axum::{
-    Router,
-    response::IntoResponse,
-    routing::{get, post},
-};
+use axum::{Router, response::IntoResponse};
 use provisio_protocol::{FlatError, envelope::FlatCode};
 
 use crate::state::AppState;
@@ -25,29 +22,9 @@ use reply::ApiError;
 
 pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
-    let routes = Router::new()
-        .route("/provisioning/health", get(protocol::health))
-        .route("/provisioning/services", get(protocol::services))
-        .route("/provisioning/account_requests", post(account_requests::create))
-        .route("/oauth/token", post(oauth::token))
-        .route("/provisioning/resources", post(resources::create))
-        .route("/provisioning/resources/{id}", get(resources::get))
-        .route("/provisioning/resources/{id}/update_service", post(resources::update_service))
-        .route(
-            "/provisioning/resources/{id}/rotate_credentials",
-            post(resources::rotate_credentials),
-        )
-        .route("/provisioning/resources/{id}/remove", post(resources::remove))
-        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
-        .route("/provisioning/deep_links", post(deep_links::create))
-        .route("/login", get(crate::web::login))
-        .route("/", get(crate::web::home))
-        .route("/projects/{id}", get(crate::web::project))
-        .route("/logout", post(crate::web::logout))
-        .route("/v1/keys/introspect", post(introspect::introspect))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        .route("/readyz", get(ops::readyz))
+    let routes = routes::table()
+        .into_iter()
+        .fold(Router::new(), |router, route| router.route(route.path, (route.handler)()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

@@ -31,3 +31,8 @@ pub async fn metrics() -> Response {
     );
     response
 }
+
+/// The OpenAPI 3.1 document of the route table.
+pub async fn openapi() -> Response {
+    reply::json(200, &super::routes::openapi())
+}

@@ -11,6 +11,7 @@ mod idempotency;
 mod introspect;
 mod metrics;
 mod oauth;
+mod openapi;
 mod protocol_endpoints;
 mod rate_limits;
 mod replay;

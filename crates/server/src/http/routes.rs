@@ -1,0 +1,348 @@
+//! The route table: one entry per endpoint with its handler and its documentation. The router and
+//! the OpenAPI document (`GET /openapi.json`) are both built from it, so neither can drift.
+
+use axum::routing::{MethodRouter, get, post};
+use serde_json::{Map, Value, json};
+
+use super::{account_requests, deep_links, introspect, oauth, ops, protocol, resources};
+use crate::state::AppState;
+
+/// How a caller authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    /// `Stripe-Signature` (and `API-Version`).
+    Signature,
+    /// `Authorization: Bearer` plus `Stripe-Signature`.
+    BearerAndSignature,
+    /// The refresh grant: the signature is verified when present.
+    OptionalSignature,
+    /// An operator token from configuration.
+    Operator,
+    /// The dashboard session cookie.
+    Session,
+}
+
+/// One endpoint.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    pub auth: Auth,
+    /// Request body media type, if the endpoint takes one.
+    pub body: Option<&'static str>,
+    /// Status codes the endpoint answers, with what they mean.
+    pub responses: &'static [(u16, &'static str)],
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+const JSON: Option<&str> = Some("application/json");
+const SIGNED: &[(u16, &str)] = &[
+    (400, "invalid_api_version (flat)"),
+    (401, "invalid_signature (flat)"),
+    (500, "server_error (flat)"),
+];
+
+pub fn table() -> Vec<Route> {
+    vec![
+        Route {
+            method: "get",
+            path: "/provisioning/health",
+            summary: "Health of the provider",
+            tag: "protocol",
+            auth: Auth::Signature,
+            body: None,
+            responses: &[(200, "ok")],
+            handler: || get(protocol::health),
+        },
+        Route {
+            method: "get",
+            path: "/provisioning/services",
+            summary: "The service catalog",
+            tag: "protocol",
+            auth: Auth::Signature,
+            body: None,
+            responses: &[(200, "the catalog")],
+            handler: || get(protocol::services),
+        },
+        Route {
+            method: "post",
+            path: "/provisioning/account_requests",
+            summary: "Create or link an account for a verified email",
+            tag: "protocol",
+            auth: Auth::Signature,
+            body: JSON,
+            responses: &[
+                (200, "oauth code, credentials or requires_auth"),
+                (400, "typed error"),
+                (401, "unauthorized (typed) or invalid_signature (flat)"),
+                (429, "rate_limited (typed)"),
+                (500, "account_creation_failed (typed)"),
+            ],
+            handler: || post(account_requests::create),
+        },
+        Route {
+            method: "post",
+            path: "/oauth/token",
+            summary: "Exchange a code or rotate a refresh token",
+            tag: "protocol",
+            auth: Auth::OptionalSignature,
+            body: Some("application/x-www-form-urlencoded"),
+            responses: &[
+                (200, "tokens"),
+                (400, "oauth error"),
+                (401, "invalid_request (oauth) or invalid_signature (flat)"),
+            ],
+            handler: || post(oauth::token),
+        },
+        Route {
+            method: "post",
+            path: "/provisioning/resources",
+            summary: "Provision a resource (idempotent by project_id)",
+            tag: "protocol",
+            auth: Auth::BearerAndSignature,
+            body: JSON,
+            responses: &[
+                (200, "complete with credentials"),
+                (400, "status error"),
+                (401, "unauthorized (status)"),
+                (409, "idempotency_conflict (status)"),
+                (429, "rate_limited (status)"),
+            ],
+            handler: || post(resources::create),
+        },
+        Route {
+            method: "get",
+            path: "/provisioning/resources/{id}",
+            summary: "Read a resource",
+            tag: "protocol",
+            auth: Auth::BearerAndSignature,
+            body: None,
+            responses: &[
+                (200, "complete or removed"),
+                (400, "invalid_resource_id (status)"),
+                (403, "forbidden (status)"),
+                (404, "not_found (status)"),
+            ],
+            handler: || get(resources::get),
+        },
+        Route {
+            method: "post",
+            path: "/provisioning/resources/{id}/update_service",
+            summary: "Move a resource to another service",
+            tag: "protocol",
+            auth: Auth::BearerAndSignature,
+            body: JSON,
+            responses: &[
+                (200, "complete"),
+                (400, "status error"),
+                (403, "forbidden (status)"),
+                (409, "invalid_state (status)"),
+            ],
+            handler: || post(resources::update_service),
+        },
+        Route {
+            method: "post",
+            path: "/provisioning/resources/{id}/rotate_credentials",
+            summary: "Replace a resource's credentials",
+            tag: "protocol",
+            auth: Auth::BearerAndSignature,
+            body: None,
+            responses: &[
+                (200, "complete with new credentials"),
+                (403, "forbidden (status)"),
+                (409, "invalid_state (status)"),
+                (500, "credential_rotation_failed (status)"),
+            ],
+            handler: || post(resources::rotate_credentials),
+        },
+        Route {
+            method: "post",
+            path: "/provisioning/resources/{id}/remove",
+            summary: "Remove a resource (idempotent)",
+            tag: "protocol",
+            auth: Auth::BearerAndSignature,
+            body: None,
+            responses: &[(200, "removed"), (403, "forbidden (status)")],
+            handler: || post(resources::remove),
+        },
+        Route {
+            method: "post",
+            path: "/provisioning/deep_links",
+            summary: "A one-time dashboard link",
+            tag: "protocol",
+            auth: Auth::BearerAndSignature,
+            body: JSON,
+            responses: &[
+                (200, "the link"),
+                (400, "unsupported_purpose (flat)"),
+                (403, "forbidden (flat)"),
+            ],
+            handler: || post(deep_links::create),
+        },
+        Route {
+            method: "get",
+            path: "/.well-known/oauth-authorization-server",
+            summary: "RFC 8414 metadata",
+            tag: "oauth",
+            auth: Auth::None,
+            body: None,
+            responses: &[(200, "metadata")],
+            handler: || get(oauth::metadata),
+        },
+        Route {
+            method: "post",
+            path: "/v1/keys/introspect",
+            summary: "Is a project key or personal key live, and what does it reach (RFC 7662 style)",
+            tag: "operator",
+            auth: Auth::Operator,
+            body: Some("application/x-www-form-urlencoded"),
+            responses: &[(200, "active or not"), (401, "unauthorized (flat)")],
+            handler: || post(introspect::introspect),
+        },
+        Route {
+            method: "get",
+            path: "/login",
+            summary: "Open a dashboard link: sets the session cookie and redirects",
+            tag: "dashboard",
+            auth: Auth::None,
+            body: None,
+            responses: &[
+                (303, "to the project page, or to / with an error"),
+                (429, "too many attempts"),
+            ],
+            handler: || get(crate::web::login),
+        },
+        Route {
+            method: "get",
+            path: "/",
+            summary: "The user's projects",
+            tag: "dashboard",
+            auth: Auth::Session,
+            body: None,
+            responses: &[(200, "HTML")],
+            handler: || get(crate::web::home),
+        },
+        Route {
+            method: "get",
+            path: "/projects/{id}",
+            summary: "One project with its keys",
+            tag: "dashboard",
+            auth: Auth::Session,
+            body: None,
+            responses: &[(200, "HTML"), (303, "no session"), (404, "not the user's")],
+            handler: || get(crate::web::project),
+        },
+        Route {
+            method: "post",
+            path: "/logout",
+            summary: "End the session",
+            tag: "dashboard",
+            auth: Auth::Session,
+            body: None,
+            responses: &[(303, "to /")],
+            handler: || post(crate::web::logout),
+        },
+        Route {
+            method: "get",
+            path: "/healthz",
+            summary: "Liveness",
+            tag: "operations",
+            auth: Auth::None,
+            body: None,
+            responses: &[(200, "alive")],
+            handler: || get(ops::healthz),
+        },
+        Route {
+            method: "get",
+            path: "/readyz",
+            summary: "Readiness: the database answers",
+            tag: "operations",
+            auth: Auth::None,
+            body: None,
+            responses: &[(200, "ready"), (503, "database unreachable")],
+            handler: || get(ops::readyz),
+        },
+        Route {
+            method: "get",
+            path: "/metrics",
+            summary: "Prometheus metrics",
+            tag: "operations",
+            auth: Auth::None,
+            body: None,
+            responses: &[(200, "text exposition")],
+            handler: || get(ops::metrics),
+        },
+        Route {
+            method: "get",
+            path: "/openapi.json",
+            summary: "This document",
+            tag: "operations",
+            auth: Auth::None,
+            body: None,
+            responses: &[(200, "OpenAPI 3.1")],
+            handler: || get(ops::openapi),
+        },
+    ]
+}
+
+/// The OpenAPI 3.1 document of the route table.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for route in table() {
+        let mut responses = Map::new();
+        let signed = matches!(route.auth, Auth::Signature | Auth::BearerAndSignature);
+        for (code, what) in route.responses.iter().chain(if signed { SIGNED } else { &[] }) {
+            responses.entry(code.to_string()).or_insert_with(|| json!({"description": what}));
+        }
+        let mut operation = json!({
+            "summary": route.summary,
+            "tags": [route.tag],
+            "operationId": format!("{}_{}", route.method, route.path.trim_matches('/').replace(['/', '.', '-'], "_").replace(['{', '}'], "")),
+            "responses": responses,
+        });
+        let security = match route.auth {
+            Auth::None => None,
+            Auth::Signature => Some(json!([{"stripeSignature": []}])),
+            Auth::BearerAndSignature => Some(json!([{"stripeSignature": [], "bearer": []}])),
+            Auth::OptionalSignature => Some(json!([{"stripeSignature": []}, {}])),
+            Auth::Operator => Some(json!([{"operator": []}])),
+            Auth::Session => Some(json!([{"session": []}])),
+        };
+        if let Some(security) = security {
+            operation["security"] = security;
+        }
+        if signed {
+            operation["parameters"] = json!([{"name": "API-Version", "in": "header", "required": true, "schema": {"type": "string", "const": provisio_protocol::API_VERSION}}]);
+        }
+        if route.path.contains("{id}") {
+            let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]+$"}});
+            match operation.get_mut("parameters").and_then(Value::as_array_mut) {
+                Some(params) => params.push(id),
+                None => operation["parameters"] = json!([id]),
+            }
+        }
+        if let Some(media) = route.body {
+            operation["requestBody"] =
+                json!({"required": true, "content": {media: {"schema": {"type": "object"}}}});
+        }
+        let entry = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
+        entry[route.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "provisio",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "An Agentic Provisioning Protocol (APP 0.1d) provider. Error envelopes and every code: see the APP 0.1d specification."
+        },
+        "paths": paths,
+        "components": {"securitySchemes": {
+            "stripeSignature": {"type": "apiKey", "in": "header", "name": "Stripe-Signature", "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.\" + raw body>"},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "An access token from /oauth/token"},
+            "operator": {"type": "http", "scheme": "bearer", "description": "An operator token from configuration"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "provisio_session"}
+        }}
+    })
+}
