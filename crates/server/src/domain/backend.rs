@@ -136,13 +136,7 @@ impl ResourceBackend for Analytics {
         resource: &ResourceRow,
         now: i64,
     ) -> Result<(), ResourceError> {
-        sql::replace_project_key(
-            conn,
-            resource.project_id,
-            &resource.api_key,
-            &random_token("pub")?,
-            now,
-        )?;
+        new_project_key(conn, resource, now)?;
         sql::revoke_personal_keys(conn, resource.project_id, None, now)?;
         Ok(())
     }
@@ -153,14 +147,7 @@ impl ResourceBackend for Analytics {
         resource: &ResourceRow,
         now: i64,
     ) -> Result<(), ResourceError> {
-        sql::replace_project_key(
-            conn,
-            resource.project_id,
-            &resource.api_key,
-            &random_token("pub")?,
-            now,
-        )?;
-        Ok(())
+        new_project_key(conn, resource, now)
     }
 
     fn revoke(
@@ -172,4 +159,20 @@ impl ResourceBackend for Analytics {
         sql::revoke_personal_keys(conn, resource.project_id, None, now)?;
         Ok(())
     }
+}
+
+/// Replaces the project's public key; the old one is retired (introspection says inactive).
+fn new_project_key(
+    conn: &mut dyn Conn,
+    resource: &ResourceRow,
+    now: i64,
+) -> Result<(), ResourceError> {
+    sql::replace_project_key(
+        conn,
+        resource.project_id,
+        &resource.api_key,
+        &random_token("pub")?,
+        now,
+    )?;
+    Ok(())
 }

@@ -38,7 +38,9 @@ pub async fn create(
     })?;
     let orchestrator = verify_signature(&state, &headers, &body)?;
     let path = "/provisioning/account_requests";
-    replay_safe(&state, &headers, path, &body, authenticated(&state, orchestrator, request)).await
+    // No bearer here: the signature and the body are the whole request.
+    replay_safe(&state, &headers, "", path, &body, authenticated(&state, orchestrator, request))
+        .await
 }
 
 /// Everything after the signature: orchestrator account → rate limit → `team_id` → account work.

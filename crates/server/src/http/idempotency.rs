@@ -47,9 +47,11 @@ pub async fn idempotent<F>(
 where
     F: Future<Output = Result<Response, ApiError>>,
 {
+    let caller = &principal.family_id;
     replay_safe(
         state,
         headers,
+        caller,
         path,
         body,
         by_key(state, headers, principal, path, body, conflict, handler),
@@ -83,10 +85,13 @@ where
 
 /// Replay safety: a byte-identical signed POST seen again while its signature is still valid is
 /// answered from the recorded response instead of running twice. Call it after the signature is
-/// verified; the signature header (which covers timestamp and body) names the request.
+/// verified. The signature header (which covers timestamp and body) names the request together
+/// with `caller`: the bearer's token family, because the signature does not cover the
+/// `Authorization` header — two tokens sending the same body in the same second are two requests.
 pub async fn replay_safe<F>(
     state: &AppState,
     headers: &HeaderMap,
+    caller: &str,
     path: &str,
     body: &[u8],
     handler: F,
@@ -99,7 +104,7 @@ where
     else {
         return handler.await;
     };
-    let scope = format!("replay\n{path}\n{signature}");
+    let scope = format!("replay\n{caller}\n{path}\n{signature}");
     // Kept past the window on both sides, so no valid copy of the request can run again.
     let ttl = i64::try_from(state.limits.signature_tolerance_secs)
         .unwrap_or(i64::MAX / 4)

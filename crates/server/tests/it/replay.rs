@@ -65,3 +65,21 @@ async fn a_replayed_deep_link_request_returns_the_same_link() {
     assert_eq!(second.json, first.json);
     assert_eq!(app.count("deep_links").await, 1);
 }
+
+#[tokio::test]
+async fn two_tokens_sending_the_same_signed_body_are_two_requests() {
+    // The signature does not cover `Authorization`: the same body signed in the same second by the
+    // orchestrator for two different users must not share a recorded answer.
+    let app = TestApp::new().await;
+    let a =
+        app.tokens_for("replay-a@example.com").await["access_token"].as_str().unwrap().to_string();
+    let b =
+        app.tokens_for("replay-b@example.com").await["access_token"].as_str().unwrap().to_string();
+    let request =
+        || Req::json("/provisioning/resources", &json!({})).signed_with(&[SECRET], NOW - 9);
+    let for_a = app.with_bearer(request(), &a).await;
+    let for_b = app.with_bearer(request(), &b).await;
+    assert_eq!((for_a.status, for_b.status), (200, 200));
+    assert_ne!(for_a.json["id"], for_b.json["id"], "each user gets their own resource");
+    assert!(for_b.headers.get("idempotent-replayed").is_none());
+}
