@@ -52,7 +52,8 @@ pub struct SignatureHeader {
 impl SignatureHeader {
     /// Parses the header value as raw bytes (a header need not be UTF-8). Items are comma-separated
     /// `key=value` pairs with optional surrounding spaces; unknown keys are ignored; exactly one `t`
-    /// and at least one `v1` are required, and every `v1` must be 64 hex digits in either case.
+    /// and at least one well-formed `v1` (64 hex digits, either case) are required; `v1` values that
+    /// are not well-formed are skipped.
     pub fn parse(value: &[u8]) -> Result<Self, SignatureError> {
         let mut timestamp = None;
         let mut signatures = Vec::new();
@@ -67,7 +68,9 @@ impl SignatureHeader {
                     return Err(SignatureError::Malformed);
                 }
                 b"t" => {}
-                b"v1" => signatures.push(decode_digest(val).ok_or(SignatureError::Malformed)?),
+                // Every well-formed `v1` is collected; one that is not 64 hex digits cannot match any
+                // secret, so it is skipped rather than spoiling a valid one beside it (spec 3.1).
+                b"v1" => signatures.extend(decode_digest(val)),
                 _ => {}
             }
         }
@@ -314,6 +317,19 @@ mod tests {
             );
         }
         assert_eq!(keys(&["s"]).verify(None, b"", NOW, 300), Err(SignatureError::Missing));
+    }
+
+    #[test]
+    fn a_malformed_v1_beside_a_valid_one_is_skipped() {
+        let good = sign(b"s", NOW, b"");
+        for header in
+            [format!("t={NOW},v1=abc,v1={good}"), format!("t={NOW},v1={},v1={good}", &good[..63])]
+        {
+            assert!(
+                keys(&["s"]).verify(Some(header.as_bytes()), b"", NOW, 300).is_ok(),
+                "{header}"
+            );
+        }
     }
 
     #[test]
