@@ -21,7 +21,10 @@ use super::{
     request::{RawBody, authenticate_signed, limit_token},
 };
 use crate::{
-    domain::resources::{CreateInput, ResourceError, ResourceView, UpdateInput},
+    domain::{
+        auth::Principal,
+        resources::{CreateInput, ResourceError, ResourceView, UpdateInput},
+    },
     state::AppState,
 };
 
@@ -30,8 +33,7 @@ pub async fn create(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate_signed(&state, &headers, &body, "").await?;
-    limit_token(&state, &principal).map_err(|s| limited("", s))?;
+    let principal = admit(&state, &headers, &body, "").await?;
     idempotent(
         &state,
         &headers,
@@ -63,8 +65,7 @@ pub async fn get(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
-    limit_token(&state, &principal).map_err(|s| limited(&raw_id, s))?;
+    let principal = admit(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
     answer(state.resources(&principal).get(&principal, id).await, &raw_id, StatusCode::ServerError)
 }
@@ -75,8 +76,7 @@ pub async fn update_service(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
-    limit_token(&state, &principal).map_err(|s| limited(&raw_id, s))?;
+    let principal = admit(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
     let path = format!("/provisioning/resources/{id}/update_service");
     idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
@@ -127,8 +127,7 @@ async fn act(
     body: Bytes,
     action: Action,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate_signed(&state, &headers, &body, &raw_id).await?;
-    limit_token(&state, &principal).map_err(|s| limited(&raw_id, s))?;
+    let principal = admit(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
     let (name, internal) = match action {
         Action::Rotate => ("rotate_credentials", StatusCode::CredentialRotationFailed),
@@ -145,6 +144,18 @@ async fn act(
         answer(view, &raw_id, internal)
     })
     .await
+}
+
+/// Bearer → signature → API-Version → the per-token rate limit, answered in the status envelope.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    raw_id: &str,
+) -> Result<Principal, ApiError> {
+    let principal = authenticate_signed(state, headers, body, raw_id).await?;
+    limit_token(state, &principal).map_err(|seconds| limited(raw_id, seconds))?;
+    Ok(principal)
 }
 
 fn limited(raw_id: &str, seconds: u64) -> ApiError {
