@@ -385,3 +385,31 @@ async fn twenty_concurrent_creates_with_one_project_id_make_one_project() {
         "one live provisioned key"
     );
 }
+
+#[tokio::test]
+async fn a_failed_rotation_is_credential_rotation_failed_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let access = token(&app, "rotfail@example.com").await;
+    let id = id_of(&app.provision(&access, &json!({})).await);
+    let key = app.scalar_text(&format!("SELECT api_key FROM projects WHERE id = {id}")).await;
+    // Break the table a rotation writes to, so its transaction fails part-way.
+    app.exec("DROP TABLE retired_project_keys").await;
+    app.with_bearer(
+        Req::post(&format!("/provisioning/resources/{id}/rotate_credentials"), ""),
+        &access,
+    )
+    .await
+    .assert(
+        500,
+        status_error(
+            &id,
+            "credential_rotation_failed",
+            "The operation failed; nothing was changed",
+        ),
+    );
+    assert_eq!(
+        app.scalar_text(&format!("SELECT api_key FROM projects WHERE id = {id}")).await,
+        key
+    );
+    assert_eq!(live_personal_keys(&app, &id).await, 1, "the old personal key still works");
+}
