@@ -236,6 +236,24 @@ impl Client {
         .await
     }
 
+    /// `GET` of a URL meant for a browser (a deep link), as a browser's first request for it: no
+    /// redirect is followed and no cookie is sent, so `Location` and `Set-Cookie` stay in the
+    /// answer's headers.
+    pub async fn open(&self, url: &str) -> Result<Reply, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(self.config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(ClientError::Build)?;
+        let transport = |source| ClientError::Transport { url: url.to_string(), source };
+        let response = http.get(url).send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let raw = response.bytes().await.map_err(transport)?.to_vec();
+        let json = serde_json::from_slice(&raw).ok();
+        Ok(Reply { status, headers, raw, json })
+    }
+
     /// Sends one request, signing `body` exactly as sent.
     pub async fn send(
         &self,

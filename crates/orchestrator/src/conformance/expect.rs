@@ -20,6 +20,7 @@ pub enum Envelope {
     Flat,
     Typed,
     OAuth,
+    Status,
 }
 
 impl Envelope {
@@ -28,6 +29,7 @@ impl Envelope {
             Self::Flat => Schema::ErrorFlat,
             Self::Typed => Schema::ErrorTyped,
             Self::OAuth => Schema::ErrorOAuth,
+            Self::Status => Schema::ErrorStatus,
         }
     }
 
@@ -36,6 +38,7 @@ impl Envelope {
             Self::Flat => "flat",
             Self::Typed => "typed",
             Self::OAuth => "oauth",
+            Self::Status => "status",
         }
     }
 
@@ -48,7 +51,8 @@ impl Envelope {
     }
 }
 
-/// Whether a typed error carries the request `id` (spec 4: only once authenticated).
+/// Whether a typed error carries the request `id` (spec 4: only once authenticated); the `id` a
+/// status error carries (the resource the request named, `""` when none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum IdRule {
     Absent,
@@ -87,6 +91,12 @@ impl Expect {
         Self::error(status, Envelope::OAuth, code)
     }
 
+    /// A status-envelope error (resources, bearer failures on deep links) whose `id` is the
+    /// resource the request named, `""` when it named none.
+    pub fn status_error(status: u16, code: &'static str, id: &str) -> Self {
+        Self::error(status, Envelope::Status, code).with_id(id)
+    }
+
     /// 401 flat `invalid_signature` with the spec's exact message.
     pub fn invalid_signature() -> Self {
         Self::flat(401, "invalid_signature").message(SIGNATURE_FAILED)
@@ -115,7 +125,7 @@ impl Expect {
         self
     }
 
-    /// The typed error carries this request `id`.
+    /// The typed error carries this request `id` (a status error: this resource id).
     pub fn with_id(mut self, request_id: &str) -> Self {
         if let Body::Error { id, .. } = &mut self.body {
             *id = IdRule::Is(request_id.to_string());
@@ -133,6 +143,16 @@ impl Expect {
 
     /// The "expected" column.
     pub fn describe(&self) -> String {
+        self.describe_id(None)
+    }
+
+    /// The "expected" column of a status error whose `id` is only known once the check runs:
+    /// `words` say which resource it is.
+    pub fn describe_with_id(&self, words: &str) -> String {
+        self.describe_id(Some(words))
+    }
+
+    fn describe_id(&self, id_words: Option<&str>) -> String {
         match &self.body {
             Body::Any => self.status.to_string(),
             Body::Schema { schema, fields } => {
@@ -147,11 +167,14 @@ impl Expect {
                 if let Some(message) = message {
                     text.push_str(&format!(" {message:?}"));
                 }
-                if *envelope == Envelope::Typed {
-                    text.push_str(match id {
-                        IdRule::Absent => ", no id",
-                        IdRule::Is(_) => ", with the request id",
-                    });
+                match (envelope, id) {
+                    (Envelope::Typed, IdRule::Absent) => text.push_str(", no id"),
+                    (Envelope::Typed, IdRule::Is(_)) => text.push_str(", with the request id"),
+                    (Envelope::Status, IdRule::Is(want)) => match id_words {
+                        Some(words) => text.push_str(&format!(", id = {words}")),
+                        None => text.push_str(&format!(", id {want:?}")),
+                    },
+                    _ => {}
                 }
                 text
             }
@@ -207,11 +230,13 @@ impl Expect {
                     (Envelope::Typed, IdRule::Absent, Some(have)) => {
                         Some(format!("carries id {have}; errors before authentication carry none"))
                     }
-                    (Envelope::Typed, IdRule::Is(want), have)
+                    (Envelope::Typed | Envelope::Status, IdRule::Is(want), have)
                         if have != Some(&Value::from(want.as_str())) =>
                     {
+                        let whose =
+                            if *envelope == Envelope::Typed { "request" } else { "resource" };
                         Some(format!(
-                            "id {} instead of the request id {want:?}",
+                            "id {} instead of the {whose} id {want:?}",
                             have.map_or("absent".into(), Value::to_string)
                         ))
                     }
@@ -266,6 +291,16 @@ mod tests {
         let anonymous = Expect::typed(400, "team_resolution_failed");
         assert!(anonymous.verify(&schemas, &reply(400, body(json!("req_1")))).is_err());
         assert_eq!(with_id.describe(), "400 typed team_resolution_failed, with the request id");
+
+        let forbidden = Expect::status_error(403, "forbidden", "17");
+        let status =
+            |id: &str| json!({"status":"error","id":id,"error":{"code":"forbidden","message":"m"}});
+        assert!(forbidden.verify(&schemas, &reply(403, status("17"))).is_ok());
+        let why = forbidden.verify(&schemas, &reply(403, status(""))).unwrap_err();
+        assert!(why.contains("instead of the resource id"), "{why}");
+        let flat = json!({"error":{"code":"forbidden","message":"m"}});
+        assert!(forbidden.verify(&schemas, &reply(403, flat)).is_err());
+        assert_eq!(forbidden.describe(), "403 status forbidden, id \"17\"");
     }
 
     #[test]

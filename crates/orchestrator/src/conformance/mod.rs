@@ -60,10 +60,12 @@ pub enum Group {
     CheckOrder,
     Accounts,
     OAuth,
+    Resources,
+    DeepLinks,
 }
 
 impl Group {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Health,
         Self::Services,
         Self::Signature,
@@ -72,6 +74,8 @@ impl Group {
         Self::CheckOrder,
         Self::Accounts,
         Self::OAuth,
+        Self::Resources,
+        Self::DeepLinks,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -84,6 +88,8 @@ impl Group {
             Self::CheckOrder => "check_order",
             Self::Accounts => "accounts",
             Self::OAuth => "oauth",
+            Self::Resources => "resources",
+            Self::DeepLinks => "deep_links",
         }
     }
 

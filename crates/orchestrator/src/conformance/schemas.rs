@@ -12,21 +12,29 @@ pub enum Schema {
     AccountRequest,
     TokenCode,
     TokenRefresh,
+    ResourceComplete,
+    ResourceRemoved,
+    DeepLink,
     ErrorFlat,
     ErrorTyped,
     ErrorOAuth,
+    ErrorStatus,
 }
 
 impl Schema {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 12] = [
         Self::Health,
         Self::Services,
         Self::AccountRequest,
         Self::TokenCode,
         Self::TokenRefresh,
+        Self::ResourceComplete,
+        Self::ResourceRemoved,
+        Self::DeepLink,
         Self::ErrorFlat,
         Self::ErrorTyped,
         Self::ErrorOAuth,
+        Self::ErrorStatus,
     ];
 
     /// The file name, as the report names it.
@@ -37,9 +45,13 @@ impl Schema {
             Self::AccountRequest => "account_request.json",
             Self::TokenCode => "token_code.json",
             Self::TokenRefresh => "token_refresh.json",
+            Self::ResourceComplete => "resource_complete.json",
+            Self::ResourceRemoved => "resource_removed.json",
+            Self::DeepLink => "deep_link.json",
             Self::ErrorFlat => "error_flat.json",
             Self::ErrorTyped => "error_typed.json",
             Self::ErrorOAuth => "error_oauth.json",
+            Self::ErrorStatus => "error_status.json",
         }
     }
 
@@ -50,9 +62,13 @@ impl Schema {
             Self::AccountRequest => include_str!("schemas/account_request.json"),
             Self::TokenCode => include_str!("schemas/token_code.json"),
             Self::TokenRefresh => include_str!("schemas/token_refresh.json"),
+            Self::ResourceComplete => include_str!("schemas/resource_complete.json"),
+            Self::ResourceRemoved => include_str!("schemas/resource_removed.json"),
+            Self::DeepLink => include_str!("schemas/deep_link.json"),
             Self::ErrorFlat => include_str!("schemas/error_flat.json"),
             Self::ErrorTyped => include_str!("schemas/error_typed.json"),
             Self::ErrorOAuth => include_str!("schemas/error_oauth.json"),
+            Self::ErrorStatus => include_str!("schemas/error_status.json"),
         }
     }
 }
@@ -127,6 +143,26 @@ mod tests {
                 Schema::AccountRequest,
                 json!({"id":"r","type":"oauth","oauth":{"code":"c"}}),
                 json!({"id":"r","type":"oauth","credentials":{}}),
+            ),
+            (
+                Schema::ErrorStatus,
+                json!({"status":"error","id":"","error":{"code":"c","message":"m"}}),
+                json!({"status":"error","error":{"code":"c","message":"m"}}),
+            ),
+            (
+                Schema::ResourceComplete,
+                json!({"status":"complete","id":"7","complete":{"access_configuration":{"api_key":"k"}}}),
+                json!({"status":"complete","id":"7","complete":{"access_configuration":{"port":5432}}}),
+            ),
+            (
+                Schema::ResourceRemoved,
+                json!({"status":"removed","id":"7"}),
+                json!({"status":"removed","id":"7","complete":{}}),
+            ),
+            (
+                Schema::DeepLink,
+                json!({"purpose":"dashboard","url":"https://p.example/login?token=t","expires_at":"2026-01-01T00:10:00Z"}),
+                json!({"purpose":"dashboard","url":"/login?token=t","expires_at":"2026-01-01T00:10:00Z"}),
             ),
             (
                 Schema::TokenRefresh,

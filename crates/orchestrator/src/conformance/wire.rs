@@ -16,6 +16,18 @@ use crate::{
 pub const HEALTH: &str = "/provisioning/health";
 pub const SERVICES: &str = "/provisioning/services";
 pub const ACCOUNT_REQUESTS: &str = "/provisioning/account_requests";
+pub const RESOURCES: &str = "/provisioning/resources";
+pub const DEEP_LINKS: &str = "/provisioning/deep_links";
+
+/// `GET` path of one resource.
+pub fn resource(id: &str) -> String {
+    format!("{RESOURCES}/{id}")
+}
+
+/// Path of an action on one resource: `update_service`, `rotate_credentials` or `remove`.
+pub fn action(id: &str, name: &str) -> String {
+    format!("{RESOURCES}/{id}/{name}")
+}
 
 /// A secret no provider is configured with.
 pub const WRONG_SECRET: &str = "whsec_conformance_not_the_secret";
@@ -66,6 +78,17 @@ impl Ctx {
         format!("req_conformance_{}_{}", self.run, self.next())
     }
 
+    /// A fresh orchestrator `project_id` (the idempotency key of a resource create).
+    pub fn project_key(&self) -> String {
+        format!("proj_conformance_{}_{}", self.run, self.next())
+    }
+
+    /// A value no other request of the run carries: an unknown body field that makes two otherwise
+    /// identical requests differ, so a provider's replay cache cannot answer the second.
+    pub fn nonce(&self) -> String {
+        format!("{}_{}", self.run, self.next())
+    }
+
     /// A complete `Stripe-Signature` value for `body` at time `t`, with the configured secret.
     pub fn sign_at(&self, t: i64, body: &[u8]) -> String {
         signature::header_value(&[&self.secret], t, body)
@@ -84,6 +107,11 @@ impl Ctx {
     pub fn get_root(&self, path: &str) -> Probe<'_> {
         let base = self.client.config().base_url.trim_end_matches('/');
         self.probe(Method::GET, format!("{base}{path}"), Vec::new(), None)
+    }
+
+    /// What a browser's first `GET` of `url` gets (a deep link): no redirect followed.
+    pub async fn open(&self, url: &str) -> Result<Reply, String> {
+        self.client.open(url).await.map_err(|e| format!("no answer: {e}"))
     }
 
     pub fn request(&self, method: Method, path: &str) -> Probe<'_> {
@@ -122,6 +150,8 @@ impl Ctx {
             content_type,
             version: Some(API_VERSION.into()),
             signature: Signature::Valid,
+            bearer: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -129,6 +159,8 @@ impl Ctx {
 enum Signature {
     /// Signed now over the exact body sent.
     Valid,
+    /// Signed at this Unix time over the exact body sent.
+    At(i64),
     Omit,
     /// This header value, as given.
     Header(String),
@@ -143,6 +175,8 @@ pub struct Probe<'c> {
     content_type: Option<&'static str>,
     version: Option<String>,
     signature: Signature,
+    bearer: Option<String>,
+    headers: Vec<(String, String)>,
 }
 
 impl Probe<'_> {
@@ -174,6 +208,25 @@ impl Probe<'_> {
         self
     }
 
+    /// Signs at Unix time `t` instead of now (still valid within the tolerance): the same body under
+    /// another timestamp is another `Stripe-Signature`.
+    pub fn signed_at(mut self, t: i64) -> Self {
+        self.signature = Signature::At(t);
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>`.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_string());
+        self
+    }
+
+    /// Sends one more header, as given (`Idempotency-Key`, or an `Authorization` of another scheme).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
     pub async fn send(self) -> Result<Reply, String> {
         let mut headers = Vec::new();
         if let Some(version) = self.version {
@@ -181,13 +234,15 @@ impl Probe<'_> {
         }
         let signature = match self.signature {
             Signature::Valid => Some(self.cx.sign_at(unix_now(), &self.body)),
+            Signature::At(t) => Some(self.cx.sign_at(t, &self.body)),
             Signature::Omit => None,
             Signature::Header(value) => Some(value),
         };
         if let Some(value) = signature {
             headers.push((signature::SIGNATURE_HEADER.to_string(), value));
         }
-        let auth = Auth { unsigned: true, bearer: None, extra_headers: headers };
+        headers.extend(self.headers);
+        let auth = Auth { unsigned: true, bearer: self.bearer, extra_headers: headers };
         self.cx
             .client
             .send(self.method, &self.url, self.body, self.content_type, &auth)

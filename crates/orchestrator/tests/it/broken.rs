@@ -1,7 +1,13 @@
 //! Every check can fail: deliberately broken providers, each the real one with one defect, make
 //! exactly the checks about that defect fail — and no other.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use axum::http::{HeaderMap, HeaderValue, Method};
 use provisio_protocol::signature::{header_value, sign};
@@ -99,6 +105,8 @@ async fn a_typed_signature_failure_fails_every_check_expecting_the_flat_401() {
             "check_order.services_signature_before_version",
             "check_order.account_signature_before_account",
             "check_order.account_signature_before_team_id",
+            "check_order.resource_signature_before_version",
+            "check_order.deep_link_signature_before_version",
         ])
     );
 }
@@ -199,6 +207,9 @@ async fn ignoring_api_version_fails_the_version_checks() {
             "check_order.account_version_before_body",
             "check_order.account_version_before_signature",
             "check_order.token_version_before_grant",
+            "check_order.resource_version_before_path_id",
+            "check_order.resource_version_before_body",
+            "check_order.deep_link_version_before_body",
         ])
     );
 }
@@ -268,6 +279,182 @@ async fn typed_errors_without_the_request_id_fail_the_authenticated_error_checks
             "accounts.team_id_unknown",
             "accounts.team_id_foreign",
             "accounts.request_id_other_email",
+        ])
+    );
+}
+
+/// The resource id a path under `/provisioning/resources/` names, and the action after it (`""` for
+/// the read).
+fn resource_path(request: &Forward) -> Option<(&str, &str)> {
+    let rest = request.path.strip_prefix("/provisioning/resources/")?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
+}
+
+/// A successful create: the resource id it answered.
+fn created_id(request: &Forward, answer: &Answer) -> Option<String> {
+    if !is(request, Method::POST, "/provisioning/resources") || answer.status != 200 {
+        return None;
+    }
+    answer.json()?["id"].as_str().map(String::from)
+}
+
+/// A dashboard link works more than once: a second visit gets the first visit's answer, session
+/// cookie included.
+#[derive(Default)]
+struct ReusableDeepLinks {
+    visited: Mutex<HashMap<String, Answer>>,
+}
+
+impl ReusableDeepLinks {
+    fn is_visit(request: &Forward) -> bool {
+        request.method == Method::GET && request.path.starts_with("/login?")
+    }
+}
+
+impl Breakage for ReusableDeepLinks {
+    fn request(&self, request: &mut Forward) -> Option<Answer> {
+        if !Self::is_visit(request) {
+            return None;
+        }
+        self.visited.lock().unwrap().get(&request.path).cloned()
+    }
+
+    fn response(&self, request: &Forward, answer: &mut Answer) {
+        if Self::is_visit(request) && answer.headers.contains_key("set-cookie") {
+            self.visited.lock().unwrap().insert(request.path.clone(), answer.clone());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deep_link_that_works_twice_fails_the_second_visit_checks() {
+    assert_eq!(
+        failures(ReusableDeepLinks::default()).await,
+        sorted(&["deep_links.open_twice_refused", "deep_links.open_twice_error_redirect"])
+    );
+}
+
+/// `rotate_credentials` answers the credentials the resource was created with (the provider did
+/// rotate them: the read shows the new public key).
+#[derive(Default)]
+struct RotationAnswersOldCredentials {
+    created: Mutex<HashMap<String, Value>>,
+}
+
+impl Breakage for RotationAnswersOldCredentials {
+    fn response(&self, request: &Forward, answer: &mut Answer) {
+        if let Some(id) = created_id(request, answer)
+            && let Some(body) = answer.json()
+        {
+            let access = body["complete"]["access_configuration"].clone();
+            self.created.lock().unwrap().insert(id, access);
+        }
+        if let Some((id, "rotate_credentials")) = resource_path(request)
+            && answer.status == 200
+            && let Some(mut body) = answer.json()
+            && let Some(old) = self.created.lock().unwrap().get(id)
+        {
+            body["complete"]["access_configuration"] = old.clone();
+            answer.set_json(&body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_answering_the_old_credentials_fails_the_rotation_checks() {
+    assert_eq!(
+        failures(RotationAnswersOldCredentials::default()).await,
+        sorted(&[
+            "resources.rotate_new_credentials",
+            "resources.rotate_new_keys",
+            "resources.rotate_read_shows_new_values",
+            "resources.rotate_twice_differs",
+        ])
+    );
+}
+
+/// No scoping: a call another user's token may not make is made with the token that created the
+/// resource.
+#[derive(Default)]
+struct ScopingIgnored {
+    owners: Mutex<HashMap<String, HeaderValue>>,
+}
+
+impl Breakage for ScopingIgnored {
+    fn retry(&self, request: &Forward, answer: &Answer) -> Option<Forward> {
+        let (id, _) = resource_path(request)?;
+        if answer.status != 403 {
+            return None;
+        }
+        let owner = self.owners.lock().unwrap().get(id)?.clone();
+        let mut headers = request.headers.clone();
+        headers.insert("authorization", owner);
+        let (method, path, body) =
+            (request.method.clone(), request.path.clone(), request.body.clone());
+        Some(Forward { method, path, headers, body })
+    }
+
+    fn response(&self, request: &Forward, answer: &mut Answer) {
+        if let Some(id) = created_id(request, answer)
+            && let Some(bearer) = request.headers.get("authorization")
+        {
+            self.owners.lock().unwrap().insert(id, bearer.clone());
+        }
+    }
+}
+
+#[tokio::test]
+async fn ignoring_the_token_scope_fails_the_foreign_resource_checks() {
+    assert_eq!(
+        failures(ScopingIgnored::default()).await,
+        sorted(&[
+            "resources.foreign_get",
+            "resources.foreign_update",
+            "resources.foreign_rotate",
+            "resources.foreign_remove",
+            "resources.foreign_calls_change_nothing",
+        ])
+    );
+}
+
+/// `project_id` is not an idempotency key: every create with one makes a new resource (the proxy
+/// gives each its own `project_id` and signs the new body as the orchestrator would).
+#[derive(Default)]
+struct ProjectIdIgnored {
+    seq: AtomicU64,
+}
+
+impl Breakage for ProjectIdIgnored {
+    fn request(&self, request: &mut Forward) -> Option<Answer> {
+        if !is(request, Method::POST, "/provisioning/resources") {
+            return None;
+        }
+        let mut body: Value = serde_json::from_slice(&request.body).ok()?;
+        let key = body["project_id"].as_str()?.to_string();
+        let header = request.headers.get("stripe-signature")?.to_str().ok()?.to_string();
+        let items: HashMap<_, _> = header.split(',').filter_map(|i| i.split_once('=')).collect();
+        let t: i64 = items.get("t")?.parse().ok()?;
+        if items.get("v1") != Some(&sign(SECRET.as_bytes(), t, &request.body).as_str()) {
+            return None;
+        }
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        body["project_id"] = json!(format!("{key}-ignored-{n}"));
+        request.body = serde_json::to_vec(&body).unwrap();
+        let signed = header_value(&[SECRET], t, &request.body);
+        request.headers.insert("stripe-signature", HeaderValue::from_str(&signed).unwrap());
+        None
+    }
+}
+
+#[tokio::test]
+async fn ignoring_project_id_fails_the_idempotency_checks() {
+    assert_eq!(
+        failures(ProjectIdIgnored::default()).await,
+        sorted(&[
+            "resources.project_id_idempotent",
+            "resources.project_id_fresh_personal_key",
+            "resources.project_id_one_project",
+            "resources.create_reactivates_removed",
         ])
     );
 }

@@ -1,5 +1,7 @@
 //! A broken provider: a thin proxy in front of the real one that changes one behaviour. Each
-//! defect is a [`Breakage`]; everything it leaves alone is the real provider's answer.
+//! defect is a [`Breakage`]; everything it leaves alone is the real provider's answer. The proxy is
+//! the provider's public address: URLs of the real provider in its answers (deep links, `host`)
+//! name the proxy, so a browser's visit to a link passes through the defect too.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -21,6 +23,7 @@ pub struct Forward {
 }
 
 /// An answer on its way back.
+#[derive(Clone)]
 pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
@@ -44,12 +47,20 @@ pub trait Breakage: Send + Sync + 'static {
         None
     }
 
+    /// Asks for the request to be sent again, changed, once the real provider has answered it;
+    /// the second answer replaces the first.
+    fn retry(&self, _request: &Forward, _answer: &Answer) -> Option<Forward> {
+        None
+    }
+
     /// Changes the real provider's answer.
     fn response(&self, _request: &Forward, _answer: &mut Answer) {}
 }
 
 struct Shared {
     upstream: String,
+    /// The proxy's own base URL.
+    public: String,
     http: reqwest::Client,
     breakage: Box<dyn Breakage>,
 }
@@ -64,19 +75,23 @@ impl Proxy {
     pub async fn start(upstream: &str, breakage: impl Breakage) -> Self {
         // reqwest is built without a bundled crypto provider (as in the crate itself).
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
-            http: reqwest::Client::new(),
+            public: base_url.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             breakage: Box::new(breakage),
         });
         let app = Router::new().fallback(relay).with_state(shared);
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { base_url: format!("http://{addr}"), task }
+        Self { base_url, task }
     }
 }
 
@@ -106,18 +121,10 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     let answer = match shared.breakage.request(&mut forward) {
         Some(answer) => answer,
         None => {
-            let reply = shared
-                .http
-                .request(forward.method.clone(), format!("{}{}", shared.upstream, forward.path))
-                .headers(forward.headers.clone())
-                .body(forward.body.clone())
-                .send()
-                .await
-                .unwrap();
-            let status = reply.status().as_u16();
-            let headers = end_to_end(reply.headers());
-            let body = reply.bytes().await.unwrap().to_vec();
-            let mut answer = Answer { status, headers, body };
+            let mut answer = upstream(&shared, &forward).await;
+            if let Some(again) = shared.breakage.retry(&forward, &answer) {
+                answer = upstream(&shared, &again).await;
+            }
             shared.breakage.response(&forward, &mut answer);
             answer
         }
@@ -126,4 +133,25 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     *response.status_mut() = StatusCode::from_u16(answer.status).unwrap();
     *response.headers_mut() = answer.headers;
     response
+}
+
+/// The real provider's answer to `forward`, with its own URLs turned into the proxy's.
+async fn upstream(shared: &Shared, forward: &Forward) -> Answer {
+    let reply = shared
+        .http
+        .request(forward.method.clone(), format!("{}{}", shared.upstream, forward.path))
+        .headers(forward.headers.clone())
+        .body(forward.body.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    let headers = end_to_end(reply.headers());
+    let mut body = reply.bytes().await.unwrap().to_vec();
+    if let Ok(text) = std::str::from_utf8(&body)
+        && text.contains(&shared.upstream)
+    {
+        body = text.replace(&shared.upstream, &shared.public).into_bytes();
+    }
+    Answer { status, headers, body }
 }

@@ -5,10 +5,15 @@ use serde_json::{Value, json};
 
 use super::super::{
     expect::Expect,
-    fixtures::{account_body, code_for, patched, pkce_body, with_configuration, without},
+    fixtures::{
+        account_body, code_for, new_account, patched, pkce_body, with_configuration, without,
+    },
     report::Scope::{Protocol, Provisio},
     runner::Recorder,
-    wire::{ACCOUNT_REQUESTS, Ctx, HEALTH, SERVICES, WRONG_SECRET},
+    wire::{
+        ACCOUNT_REQUESTS, Ctx, DEEP_LINKS, HEALTH, RESOURCES, SERVICES, WRONG_SECRET, action,
+        resource,
+    },
 };
 use crate::client::{form_encode, unix_now};
 
@@ -19,6 +24,7 @@ pub async fn run(cx: &Ctx, rec: &mut Recorder<'_>) {
     reads(cx, rec).await;
     account_requests(cx, rec).await;
     token(cx, rec).await;
+    bearer_endpoints(cx, rec).await;
 }
 
 /// health, services: signature → API-Version.
@@ -222,5 +228,90 @@ async fn token(cx: &Ctx, rec: &mut Recorder<'_>) {
             cx.token(&form).signature(header).send().await
         },
     )
+    .await;
+}
+
+/// resources*, deep_links: bearer → signature → API-Version → path id → body.
+async fn bearer_endpoints(cx: &Ctx, rec: &mut Recorder<'_>) {
+    const MALFORMED: &[u8] = b"{\"service_id\": ";
+    /// Not a resource id provisio hands out (its ids are decimal).
+    const BAD_ID: &str = "conformance-id";
+    let wrong_signature =
+        |body: &[u8]| provisio_protocol::signature::header_value(&[WRONG_SECRET], unix_now(), body);
+    let unauthorized = || Expect::status_error(401, "unauthorized", "");
+    let create = || cx.post(RESOURCES, &json!({}));
+    let link = || cx.post(DEEP_LINKS, &json!({"purpose": "dashboard"}));
+
+    rec.expect(
+        "resource_bearer_before_signature",
+        Protocol,
+        unauthorized(),
+        create().unsigned().send(),
+    )
+    .await;
+    rec.expect(
+        "resource_bearer_before_version",
+        Protocol,
+        unauthorized(),
+        create().version(Some("0.1c")).send(),
+    )
+    .await;
+    rec.expect("resource_signature_before_version", Protocol, Expect::invalid_signature(), async {
+        let account = new_account(cx).await?;
+        let header = wrong_signature(b"{}");
+        create().bearer(account.access_token()).signature(header).version(None).send().await
+    })
+    .await;
+    rec.expect("resource_version_before_path_id", Protocol, Expect::invalid_api_version(), async {
+        let account = new_account(cx).await?;
+        cx.get(&resource(BAD_ID)).bearer(account.access_token()).version(Some("0.1c")).send().await
+    })
+    .await;
+    rec.expect("resource_version_before_body", Protocol, Expect::invalid_api_version(), async {
+        let account = new_account(cx).await?;
+        create().raw_body(MALFORMED).bearer(account.access_token()).version(None).send().await
+    })
+    .await;
+    rec.expect(
+        "resource_path_id_before_body",
+        Provisio,
+        Expect::status_error(400, "invalid_resource_id", BAD_ID),
+        async {
+            let account = new_account(cx).await?;
+            cx.post(&action(BAD_ID, "update_service"), &json!({}))
+                .raw_body(MALFORMED)
+                .bearer(account.access_token())
+                .send()
+                .await
+        },
+    )
+    .await;
+    rec.expect(
+        "deep_link_bearer_before_signature",
+        Protocol,
+        unauthorized(),
+        link().unsigned().send(),
+    )
+    .await;
+    rec.expect(
+        "deep_link_signature_before_version",
+        Protocol,
+        Expect::invalid_signature(),
+        async {
+            let account = new_account(cx).await?;
+            let header = wrong_signature(b"{\"purpose\":\"dashboard\"}");
+            link()
+                .bearer(account.access_token())
+                .signature(header)
+                .version(Some("0.1c"))
+                .send()
+                .await
+        },
+    )
+    .await;
+    rec.expect("deep_link_version_before_body", Protocol, Expect::invalid_api_version(), async {
+        let account = new_account(cx).await?;
+        link().raw_body(MALFORMED).bearer(account.access_token()).version(None).send().await
+    })
     .await;
 }

@@ -4,9 +4,11 @@
 mod accounts;
 mod api_version;
 mod check_order;
+mod deep_links;
 mod envelopes;
 mod health;
 mod oauth;
+mod resources;
 mod services;
 mod signature;
 
@@ -22,5 +24,7 @@ pub async fn run(group: Group, cx: &Ctx, rec: &mut Recorder<'_>) {
         Group::CheckOrder => check_order::run(cx, rec).await,
         Group::Accounts => accounts::run(cx, rec).await,
         Group::OAuth => oauth::run(cx, rec).await,
+        Group::Resources => resources::run(cx, rec).await,
+        Group::DeepLinks => deep_links::run(cx, rec).await,
     }
 }

@@ -62,6 +62,15 @@ async fn get_checks(cx: &Ctx, rec: &mut Recorder<'_>) {
         health().signature(format!("t={now},v1={bogus},v1={}", cx.v1(now, b""))).send().await
     })
     .await;
+    // Spec 3.1 collects every `v1`: one that is not even hex is skipped, not fatal.
+    rec.expect("get_with_malformed_v1", Protocol, ok(), async {
+        let now = unix_now();
+        health()
+            .signature(format!("t={now},v1={},v1={}", "z".repeat(64), cx.v1(now, b"")))
+            .send()
+            .await
+    })
+    .await;
     rec.expect("get_uppercase_hex", Protocol, ok(), async {
         let now = unix_now();
         health().signature(format!("t={now},v1={}", cx.v1(now, b"").to_uppercase())).send().await
@@ -127,6 +136,12 @@ async fn post_checks(cx: &Ctx, rec: &mut Recorder<'_>) {
         let (value, now) = (body(), unix_now());
         let bogus = sign(WRONG_SECRET.as_bytes(), now, &bytes(&value));
         let header = format!("t={now},v1={bogus},v1={}", cx.v1(now, &bytes(&value)));
+        cx.post(ACCOUNT_REQUESTS, &value).signature(header).send().await
+    })
+    .await;
+    rec.expect("post_with_malformed_v1", Protocol, linked(), async {
+        let (value, now) = (body(), unix_now());
+        let header = format!("t={now},v1={},v1=not-hex", cx.v1(now, &bytes(&value)));
         cx.post(ACCOUNT_REQUESTS, &value).signature(header).send().await
     })
     .await;

@@ -1,0 +1,847 @@
+//! The resource endpoints (spec 5.5–5.9): create, read, `update_service`, `rotate_credentials` and
+//! `remove` on the happy path, judged against the shipped schemas; bearer failures; `project_id` as
+//! the idempotency key; scoping to the token; what rotation and removal do; the errors an
+//! orchestrator can provoke, each in the status envelope; `Idempotency-Key`.
+//!
+//! The services come from the provider's own catalog ([`Catalog`]). Requests one check repeats for
+//! the same token differ in an unknown field ([`distinct`]), so a replay cache cannot answer them.
+
+use serde_json::{Value, json};
+
+use super::super::{
+    expect::{Expect, summarize},
+    fixtures::{
+        Account, Catalog, Resource, access, code_for, complete, create_body, distinct, new_account,
+        provision, redeem, refreshed, team_ids, with_configuration, with_resource,
+    },
+    report::Scope::{Protocol, Provisio},
+    runner::{Recorder, Verdict, judge},
+    schemas::Schema,
+    wire::{Ctx, RESOURCES, action, resource},
+};
+use crate::{Reply, client::unix_now};
+
+/// The spec's words for a resource outside the token's scope (5.6).
+const NOT_ACCESSIBLE: &str = "Resource not accessible with this token";
+/// The spec's words for an action on a removed resource (5.7).
+const REMOVED: &str = "Resource has been removed";
+/// A service no catalog has, and the spec's words for it (5.5).
+const UNKNOWN_SERVICE: &str = "conformance_no_such_service";
+const UNKNOWN_SERVICE_MESSAGE: &str = "Unknown service_id: conformance_no_such_service";
+/// A well-formed resource id that this run's tokens never reach.
+const UNKNOWN_ID: &str = "987654321987";
+/// Not a token any provider issued.
+const WRONG_BEARER: &str = "conformance-not-a-token";
+
+type Known = Result<Catalog, String>;
+
+/// An `update_service` body (`null`: malformed JSON) and the service to provision first (`None`:
+/// the catalog's subject); `None` when the catalog offers no such case.
+type UpdateCase = fn(&Catalog) -> Option<(Value, Option<&str>)>;
+
+pub async fn run(cx: &Ctx, rec: &mut Recorder<'_>) {
+    let catalog = Catalog::fetch(cx).await;
+    happy_path(cx, &catalog, rec).await;
+    bearer(cx, &catalog, rec).await;
+    project_id(cx, &catalog, rec).await;
+    scoping(cx, &catalog, rec).await;
+    rotation(cx, &catalog, rec).await;
+    removal(cx, &catalog, rec).await;
+    errors(cx, &catalog, rec).await;
+    idempotency_key(cx, &catalog, rec).await;
+}
+
+/// The catalog, or why the check cannot run.
+fn ready(catalog: &Known) -> Result<&Catalog, String> {
+    catalog.as_ref().map_err(Clone::clone)
+}
+
+fn complete_answer() -> Expect {
+    Expect::schema(200, Schema::ResourceComplete)
+}
+
+fn removed_answer() -> Expect {
+    Expect::schema(200, Schema::ResourceRemoved)
+}
+
+/// `expect`, and the answer names the resource `id`.
+fn about(expect: Expect, id: &str) -> Expect {
+    expect.field("/id", id)
+}
+
+fn with_created_id(expect: &Expect) -> String {
+    format!("{}, /id = the created resource's id", expect.describe())
+}
+
+/// `update_service` to `service`.
+fn update_body(service: &str) -> Value {
+    json!({"service_id": service})
+}
+
+/// The `access_configuration` of a reply (`null` when there is none).
+fn reply_access(reply: &Reply) -> Value {
+    reply.json.as_ref().map(|j| access(j).clone()).unwrap_or_default()
+}
+
+/// Every value `read` shows is the one `answer` gave for that key.
+fn shows_values_of(read: &Value, answer: &Value) -> bool {
+    read.as_object().is_some_and(|values| {
+        !values.is_empty() && values.iter().all(|(key, value)| answer.get(key) == Some(value))
+    })
+}
+
+async fn happy_path(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
+    rec.expect("create", Protocol, complete_answer(), async {
+        let catalog = ready(catalog)?;
+        let account = new_account(cx).await?;
+        let body = create_body(cx, catalog.subject());
+        cx.post(RESOURCES, &body).bearer(account.access_token()).send().await
+    })
+    .await;
+    // Spec 5.5: without `service_id` the catalog's default deployable.
+    rec.expect("create_default_service", Protocol, complete_answer(), async {
+        let account = new_account(cx).await?;
+        let body = json!({"project_id": cx.project_key()});
+        cx.post(RESOURCES, &body).bearer(account.access_token()).send().await
+    })
+    .await;
+    rec.check("get", Protocol, with_created_id(&complete_answer()), async {
+        let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+        let reply = cx.get(&resource(&created.id)).bearer(account.access_token()).send().await?;
+        about(complete_answer(), &created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.check(
+        "get_public_values_only",
+        Provisio,
+        "the read shows api_key and host as created, and no personal_api_key",
+        async {
+            let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+            let reply =
+                cx.get(&resource(&created.id)).bearer(account.access_token()).send().await?;
+            public_values_only(&reply, created.access())
+        },
+    )
+    .await;
+    rec.check("update_service", Protocol, with_created_id(&complete_answer()), async {
+        let catalog = ready(catalog)?;
+        let (account, created) = with_resource(cx, catalog.subject()).await?;
+        let body = update_body(catalog.update_target());
+        let reply = cx
+            .post(&action(&created.id, "update_service"), &body)
+            .bearer(account.access_token())
+            .send()
+            .await?;
+        about(complete_answer(), &created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.check(
+        "update_service_public_values_only",
+        Provisio,
+        "the update answers api_key and host as created, and no personal_api_key",
+        async {
+            let catalog = ready(catalog)?;
+            let (account, created) = with_resource(cx, catalog.subject()).await?;
+            let body = update_body(catalog.update_target());
+            let reply = cx
+                .post(&action(&created.id, "update_service"), &body)
+                .bearer(account.access_token())
+                .send()
+                .await?;
+            public_values_only(&reply, created.access())
+        },
+    )
+    .await;
+    // decisions.md: updating to the current service is allowed.
+    rec.check("update_service_to_current", Provisio, with_created_id(&complete_answer()), async {
+        let subject = ready(catalog)?.subject();
+        let (account, created) = with_resource(cx, subject).await?;
+        let reply = cx
+            .post(&action(&created.id, "update_service"), &update_body(subject))
+            .bearer(account.access_token())
+            .send()
+            .await?;
+        about(complete_answer(), &created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.check("rotate_credentials", Protocol, with_created_id(&complete_answer()), async {
+        let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+        let reply = cx
+            .post(&action(&created.id, "rotate_credentials"), &json!({}))
+            .bearer(account.access_token())
+            .send()
+            .await?;
+        about(complete_answer(), &created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.check("remove", Protocol, with_created_id(&removed_answer()), async {
+        let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+        let reply = cx
+            .post(&action(&created.id, "remove"), &json!({}))
+            .bearer(account.access_token())
+            .send()
+            .await?;
+        about(removed_answer(), &created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+}
+
+/// A read or update answer: complete, `api_key` and `host` as `created` gave them, no
+/// `personal_api_key` (provisio's analytics backend; spec 5.6, 5.7).
+fn public_values_only(reply: &Reply, created: &Value) -> Verdict {
+    let got = summarize(reply);
+    let values = reply_access(reply);
+    if reply.status != 200 || !values.is_object() {
+        return Err(format!("{got} — not a complete answer"));
+    }
+    if values.get("personal_api_key").is_some() {
+        return Err(format!("{got} — shows personal_api_key"));
+    }
+    for key in ["api_key", "host"] {
+        if values.get(key).is_none() || values.get(key) != created.get(key) {
+            return Err(format!("{got} — {key} is not the created one"));
+        }
+    }
+    Ok(got)
+}
+
+/// Bearer failures (spec 2, 3.4, 4): 401 `unauthorized` in the status envelope, `id` the resource
+/// the request named.
+async fn bearer(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
+    let refused = |id: &str| Expect::status_error(401, "unauthorized", id);
+
+    rec.expect("create_missing_bearer", Protocol, refused(""), async {
+        cx.post(RESOURCES, &create_body(cx, ready(catalog)?.subject())).send().await
+    })
+    .await;
+    let described = refused("").describe_with_id("the resource's id");
+    for (name, path) in [
+        ("get_missing_bearer", None),
+        ("update_missing_bearer", Some("update_service")),
+        ("rotate_missing_bearer", Some("rotate_credentials")),
+        ("remove_missing_bearer", Some("remove")),
+    ] {
+        rec.check(name, Protocol, described.clone(), async {
+            let catalog = ready(catalog)?;
+            let (_, created) = with_resource(cx, catalog.subject()).await?;
+            let reply = match path {
+                None => cx.get(&resource(&created.id)).send().await?,
+                Some(name) => {
+                    let body = update_body(catalog.update_target());
+                    cx.post(&action(&created.id, name), &body).send().await?
+                }
+            };
+            refused(&created.id).verify(&cx.schemas, &reply)
+        })
+        .await;
+    }
+    rec.expect("create_wrong_bearer", Protocol, refused(""), async {
+        let body = create_body(cx, ready(catalog)?.subject());
+        cx.post(RESOURCES, &body).bearer(WRONG_BEARER).send().await
+    })
+    .await;
+    rec.check("get_wrong_bearer", Protocol, described.clone(), async {
+        let (_, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+        let reply = cx.get(&resource(&created.id)).bearer(WRONG_BEARER).send().await?;
+        refused(&created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.expect("create_basic_scheme", Protocol, refused(""), async {
+        let catalog = ready(catalog)?;
+        let account = new_account(cx).await?;
+        let basic = format!("Basic {}", account.access_token());
+        cx.post(RESOURCES, &create_body(cx, catalog.subject()))
+            .header("Authorization", &basic)
+            .send()
+            .await
+    })
+    .await;
+    // Spec 5.4: a refresh invalidates the old access token immediately.
+    rec.expect("create_revoked_bearer", Protocol, refused(""), async {
+        let catalog = ready(catalog)?;
+        let account = new_account(cx).await?;
+        refreshed(cx, &account).await?;
+        let body = create_body(cx, catalog.subject());
+        cx.post(RESOURCES, &body).bearer(account.access_token()).send().await
+    })
+    .await;
+    rec.check("get_revoked_bearer", Protocol, described, async {
+        let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+        refreshed(cx, &account).await?;
+        let reply = cx.get(&resource(&created.id)).bearer(account.access_token()).send().await?;
+        refused(&created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.check(
+        "refreshed_bearer_keeps_resources",
+        Protocol,
+        format!("{} (with the refreshed access token)", with_created_id(&complete_answer())),
+        async {
+            let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+            let fresh = refreshed(cx, &account).await?;
+            let token = fresh["access_token"].as_str().unwrap_or_default();
+            let reply = cx.get(&resource(&created.id)).bearer(token).send().await?;
+            about(complete_answer(), &created.id).verify(&cx.schemas, &reply)
+        },
+    )
+    .await;
+    rec.expect(
+        "missing_bearer_message",
+        Provisio,
+        refused("").message("Missing bearer token"),
+        async { cx.post(RESOURCES, &create_body(cx, ready(catalog)?.subject())).send().await },
+    )
+    .await;
+    rec.expect(
+        "invalid_bearer_message",
+        Provisio,
+        refused("").message("Invalid or expired access token"),
+        async {
+            let body = create_body(cx, ready(catalog)?.subject());
+            cx.post(RESOURCES, &body).bearer(WRONG_BEARER).send().await
+        },
+    )
+    .await;
+}
+
+/// `project_id` is the idempotency key of a create (spec 5.5).
+async fn project_id(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
+    rec.check(
+        "project_id_idempotent",
+        Protocol,
+        "the same project_id twice: the same resource id",
+        async {
+            let account = new_account(cx).await?;
+            let (first, second) =
+                twice(cx, &account, &create_body(cx, ready(catalog)?.subject())).await?;
+            let got = format!("ids {:?} and {:?}", first.id, second.id);
+            judge(first.id == second.id, got)
+        },
+    )
+    .await;
+    rec.check(
+        "project_id_fresh_personal_key",
+        Provisio,
+        "the same project_id twice: the same api_key, a new personal_api_key",
+        async {
+            let account = new_account(cx).await?;
+            let (first, second) =
+                twice(cx, &account, &create_body(cx, ready(catalog)?.subject())).await?;
+            let (a, b) = (first.access(), second.access());
+            let got = format!("{a} then {b}");
+            let fresh =
+                b["personal_api_key"].is_string() && a["personal_api_key"] != b["personal_api_key"];
+            judge(first.id == second.id && a["api_key"] == b["api_key"] && fresh, got)
+        },
+    )
+    .await;
+    rec.check(
+        "project_id_one_project",
+        Provisio,
+        "the same project_id twice adds one project to available_teams",
+        async {
+            let account = new_account(cx).await?;
+            twice(cx, &account, &create_body(cx, ready(catalog)?.subject())).await?;
+            // Linked again to the first project by `team_id` (without it, a user with two
+            // projects gets a new one: spec 5.3).
+            let configuration = json!({"team_id": account.first_team()?});
+            let body = with_configuration(cx, &account.email, configuration);
+            let teams = team_ids(&redeem(cx, &code_for(cx, &body).await?).await?);
+            judge(teams.len() == 2, format!("available_teams ids {teams:?}"))
+        },
+    )
+    .await;
+    rec.check("project_id_distinct", Protocol, "two project_ids: two resources", async {
+        let subject = ready(catalog)?.subject();
+        let account = new_account(cx).await?;
+        let first = provision(cx, account.access_token(), &create_body(cx, subject)).await?;
+        let second = provision(cx, account.access_token(), &create_body(cx, subject)).await?;
+        let got = format!("ids {:?} and {:?}", first.id, second.id);
+        judge(first.id != second.id, got)
+    })
+    .await;
+    rec.check(
+        "project_id_per_account",
+        Protocol,
+        "one project_id under two users: two resources",
+        async {
+            let subject = ready(catalog)?.subject();
+            let body = create_body(cx, subject);
+            let (one, other) = (new_account(cx).await?, new_account(cx).await?);
+            let first = provision(cx, one.access_token(), &body).await?;
+            let second = provision(cx, other.access_token(), &distinct(cx, body)).await?;
+            let got = format!("ids {:?} and {:?}", first.id, second.id);
+            judge(first.id != second.id, got)
+        },
+    )
+    .await;
+    rec.check(
+        "no_project_id_idempotent",
+        Protocol,
+        "no project_id twice: the same resource id",
+        async {
+            let account = new_account(cx).await?;
+            let body = json!({"service_id": ready(catalog)?.subject()});
+            let (first, second) = twice(cx, &account, &body).await?;
+            let got = format!("ids {:?} and {:?}", first.id, second.id);
+            judge(first.id == second.id, got)
+        },
+    )
+    .await;
+    rec.check(
+        "no_project_id_is_primary_project",
+        Provisio,
+        "no project_id: the resource is the linked project (id = available_teams[0].id)",
+        async {
+            let account = new_account(cx).await?;
+            let body = json!({"service_id": ready(catalog)?.subject()});
+            let created = provision(cx, account.access_token(), &body).await?;
+            let team = account.first_team()?;
+            judge(created.id == team.to_string(), format!("id {:?}, team {team}", created.id))
+        },
+    )
+    .await;
+}
+
+/// Creates with `body`, then again with the same request in other bytes.
+async fn twice(cx: &Ctx, account: &Account, body: &Value) -> Result<(Resource, Resource), String> {
+    let first = provision(cx, account.access_token(), body).await?;
+    let second = provision(cx, account.access_token(), &distinct(cx, body.clone())).await?;
+    Ok((first, second))
+}
+
+/// A second user's token reaches nothing of the first's (spec 5.6): 403 `forbidden` on every call,
+/// and the resource is as it was.
+async fn scoping(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
+    let forbidden = |id: &str| Expect::status_error(403, "forbidden", id).message(NOT_ACCESSIBLE);
+    let described = forbidden("").describe_with_id("the other user's resource's id");
+    for (name, path) in [
+        ("foreign_get", None),
+        ("foreign_update", Some("update_service")),
+        ("foreign_rotate", Some("rotate_credentials")),
+        ("foreign_remove", Some("remove")),
+    ] {
+        rec.check(name, Protocol, described.clone(), async {
+            let catalog = ready(catalog)?;
+            let (_, created) = with_resource(cx, catalog.subject()).await?;
+            let intruder = new_account(cx).await?;
+            let reply = foreign_call(cx, catalog, &intruder, &created.id, path).await?;
+            forbidden(&created.id).verify(&cx.schemas, &reply)
+        })
+        .await;
+    }
+    rec.check(
+        "foreign_calls_change_nothing",
+        Protocol,
+        "after another user's update, rotate and remove: the owner reads it complete, as created",
+        async {
+            let catalog = ready(catalog)?;
+            let (owner, created) = with_resource(cx, catalog.subject()).await?;
+            let intruder = new_account(cx).await?;
+            for path in ["update_service", "rotate_credentials", "remove"] {
+                foreign_call(cx, catalog, &intruder, &created.id, Some(path)).await?;
+            }
+            let reply = cx.get(&resource(&created.id)).bearer(owner.access_token()).send().await?;
+            let got = summarize(&reply);
+            let same = reply.status == 200
+                && reply.json.as_ref().is_some_and(|j| j["status"] == "complete")
+                && shows_values_of(&reply_access(&reply), created.access());
+            judge(same, got)
+        },
+    )
+    .await;
+}
+
+/// `intruder` calls `path` (`None`: the read) on another user's resource `id`.
+async fn foreign_call(
+    cx: &Ctx,
+    catalog: &Catalog,
+    intruder: &Account,
+    id: &str,
+    path: Option<&str>,
+) -> Result<Reply, String> {
+    match path {
+        None => cx.get(&resource(id)).bearer(intruder.access_token()).send().await,
+        Some(name) => {
+            let body = distinct(cx, update_body(catalog.update_target()));
+            cx.post(&action(id, name), &body).bearer(intruder.access_token()).send().await
+        }
+    }
+}
+
+/// `rotate_credentials` (spec 5.8): new credentials, and the old ones are no longer the
+/// resource's. The protocol gives an orchestrator no call that uses a credential, so what it can
+/// observe is the answers and the read.
+async fn rotation(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
+    let rotate = |account: &Account, id: &str| {
+        let (token, path) = (account.access_token().to_string(), action(id, "rotate_credentials"));
+        async move { complete(cx, &path, &distinct(cx, json!({})), &token).await }
+    };
+
+    rec.check(
+        "rotate_new_credentials",
+        Protocol,
+        "the rotated access_configuration is not the created one",
+        async {
+            let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+            let rotated = rotate(&account, &created.id).await?;
+            let got = format!("{} then {}", created.access(), rotated.access());
+            judge(rotated.access() != created.access(), got)
+        },
+    )
+    .await;
+    rec.check(
+        "rotate_new_keys",
+        Provisio,
+        "rotation: a new api_key and a new personal_api_key, the same host",
+        async {
+            let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+            let rotated = rotate(&account, &created.id).await?;
+            let (old, new) = (created.access(), rotated.access());
+            let changed = |key: &str| new[key].is_string() && new[key] != old[key];
+            let got = format!("{old} then {new}");
+            judge(
+                changed("api_key") && changed("personal_api_key") && new["host"] == old["host"],
+                got,
+            )
+        },
+    )
+    .await;
+    rec.check(
+        "rotate_read_shows_new_values",
+        Protocol,
+        "the read after a rotation shows the rotated values",
+        async {
+            let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+            let rotated = rotate(&account, &created.id).await?;
+            let reply =
+                cx.get(&resource(&created.id)).bearer(account.access_token()).send().await?;
+            let read = reply_access(&reply);
+            let got = format!("read {read}, rotation answered {}", rotated.access());
+            judge(reply.status == 200 && shows_values_of(&read, rotated.access()), got)
+        },
+    )
+    .await;
+    rec.check(
+        "rotate_twice_differs",
+        Protocol,
+        "two rotations: two different access_configurations",
+        async {
+            let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+            let first = rotate(&account, &created.id).await?;
+            let second = rotate(&account, &created.id).await?;
+            let got = format!("{} then {}", first.access(), second.access());
+            judge(first.access() != second.access(), got)
+        },
+    )
+    .await;
+}
+
+/// `remove` (spec 5.9, 5.5–5.7): the resource reads as removed, removing again is fine, updates and
+/// rotations are refused, and a create with its `project_id` brings it back.
+async fn removal(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
+    let remove = |account: &Account, id: &str| {
+        let (token, path) = (account.access_token().to_string(), action(id, "remove"));
+        async move { cx.post(&path, &distinct(cx, json!({}))).bearer(&token).send().await }
+    };
+    let removed_first = || async {
+        let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+        let reply = remove(&account, &created.id).await?;
+        if reply.status != 200 {
+            return Err(format!("set-up failed: remove answered {}", summarize(&reply)));
+        }
+        Ok((account, created))
+    };
+
+    rec.check("read_after_remove", Protocol, with_created_id(&removed_answer()), async {
+        let (account, created) = removed_first().await?;
+        let reply = cx.get(&resource(&created.id)).bearer(account.access_token()).send().await?;
+        about(removed_answer(), &created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.check("remove_twice", Protocol, with_created_id(&removed_answer()), async {
+        let (account, created) = removed_first().await?;
+        let reply = remove(&account, &created.id).await?;
+        about(removed_answer(), &created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    let invalid_state = |id: &str| Expect::status_error(409, "invalid_state", id).message(REMOVED);
+    let described = invalid_state("").describe_with_id("the resource's id");
+    rec.check("update_after_remove", Protocol, described.clone(), async {
+        let (account, created) = removed_first().await?;
+        let body = update_body(ready(catalog)?.update_target());
+        let reply = cx
+            .post(&action(&created.id, "update_service"), &body)
+            .bearer(account.access_token())
+            .send()
+            .await?;
+        invalid_state(&created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.check("rotate_after_remove", Protocol, described, async {
+        let (account, created) = removed_first().await?;
+        let reply = cx
+            .post(&action(&created.id, "rotate_credentials"), &json!({}))
+            .bearer(account.access_token())
+            .send()
+            .await?;
+        invalid_state(&created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.check(
+        "create_reactivates_removed",
+        Protocol,
+        "a create with a removed resource's project_id: the same id, complete, and read complete",
+        async {
+            let subject = ready(catalog)?.subject();
+            let account = new_account(cx).await?;
+            let body = create_body(cx, subject);
+            let created = provision(cx, account.access_token(), &body).await?;
+            let reply = remove(&account, &created.id).await?;
+            if reply.status != 200 {
+                return Err(format!("set-up failed: remove answered {}", summarize(&reply)));
+            }
+            let again = provision(cx, account.access_token(), &distinct(cx, body)).await?;
+            let read = cx.get(&resource(&created.id)).bearer(account.access_token()).send().await?;
+            let complete = read.json.as_ref().is_some_and(|j| j["status"] == "complete");
+            let got =
+                format!("ids {:?} then {:?}; read {}", created.id, again.id, summarize(&read));
+            judge(again.id == created.id && complete, got)
+        },
+    )
+    .await;
+}
+
+/// The errors of the resource endpoints an orchestrator can provoke.
+async fn errors(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
+    let error = |status, code, id: &str| Expect::status_error(status, code, id);
+    let on_resource = |expect: Expect| expect.describe_with_id("the resource's id");
+    let not_applicable =
+        |what: &str| -> Verdict { Ok(format!("not applicable: the catalog has no {what}")) };
+
+    rec.expect(
+        "unknown_service",
+        Protocol,
+        error(400, "unknown_service", "").message(UNKNOWN_SERVICE_MESSAGE),
+        async {
+            let account = new_account(cx).await?;
+            let body = create_body(cx, UNKNOWN_SERVICE);
+            cx.post(RESOURCES, &body).bearer(account.access_token()).send().await
+        },
+    )
+    .await;
+    let invalid_configuration = error(400, "invalid_configuration", "");
+    rec.check("invalid_configuration", Protocol, invalid_configuration.describe(), async {
+        let Some((service, configuration)) = ready(catalog)?.invalid_configuration() else {
+            return not_applicable("service with a configuration_schema");
+        };
+        let account = new_account(cx).await?;
+        let mut body = create_body(cx, service);
+        body["configuration"] = configuration;
+        let reply = cx.post(RESOURCES, &body).bearer(account.access_token()).send().await?;
+        invalid_configuration.verify(&cx.schemas, &reply)
+    })
+    .await;
+    let requires_payment = |id: &str| error(400, "requires_payment_credentials", id);
+    rec.check("create_requires_payment", Protocol, requires_payment("").describe(), async {
+        let Some(paid) = ready(catalog)?.paid() else { return not_applicable("paid service") };
+        let account = new_account(cx).await?;
+        let reply = cx
+            .post(RESOURCES, &create_body(cx, paid))
+            .bearer(account.access_token())
+            .send()
+            .await?;
+        requires_payment("").verify(&cx.schemas, &reply)
+    })
+    .await;
+    rec.expect("malformed_json", Protocol, error(400, "invalid_request", ""), async {
+        let account = new_account(cx).await?;
+        cx.post(RESOURCES, &json!({}))
+            .raw_body(&b"{\"service_id\": "[..])
+            .bearer(account.access_token())
+            .send()
+            .await
+    })
+    .await;
+    rec.expect("non_object_json", Protocol, error(400, "invalid_request", ""), async {
+        let account = new_account(cx).await?;
+        cx.post(RESOURCES, &json!(["conformance"])).bearer(account.access_token()).send().await
+    })
+    .await;
+
+    // On an existing resource: `id` is the resource's.
+    let cases: [(&str, _, Expect, UpdateCase); 5] = [
+        ("update_malformed_json", Protocol, error(400, "invalid_request", ""), |_| {
+            Some((Value::Null, None))
+        }),
+        ("update_missing_service_id", Protocol, error(400, "missing_service_id", ""), |_| {
+            Some((json!({}), None))
+        }),
+        (
+            "update_unknown_service",
+            Protocol,
+            error(400, "unknown_service", "").message(UNKNOWN_SERVICE_MESSAGE),
+            |_| Some((update_body(UNKNOWN_SERVICE), None)),
+        ),
+        ("update_requires_payment", Protocol, requires_payment(""), |catalog| {
+            catalog.paid_update().map(|paid| (update_body(paid), None))
+        }),
+        ("update_not_allowed", Provisio, error(400, "update_not_allowed", ""), |catalog| {
+            catalog.disallowed_update().map(|(from, to)| (update_body(to), Some(from)))
+        }),
+    ];
+    for (name, scope, expect, case) in cases {
+        rec.check(name, scope, on_resource(expect.clone()), async {
+            let catalog = ready(catalog)?;
+            let Some((body, from)) = case(catalog) else {
+                return not_applicable("service for this case");
+            };
+            let (account, created) = with_resource(cx, from.unwrap_or(catalog.subject())).await?;
+            let probe = cx.post(&action(&created.id, "update_service"), &body);
+            let probe =
+                if body.is_null() { probe.raw_body(&b"{\"service_id\": "[..]) } else { probe };
+            let reply = probe.bearer(account.access_token()).send().await?;
+            expect.with_id(&created.id).verify(&cx.schemas, &reply)
+        })
+        .await;
+    }
+    // decisions.md: a payment token the billing backend refuses (`record` and `stripe` both refuse
+    // one that does not start with `spt_`).
+    let refused = error(400, "billing_activation_failed", "");
+    rec.check("update_payment_refused", Provisio, on_resource(refused.clone()), async {
+        let catalog = ready(catalog)?;
+        let Some(paid) = catalog.paid_update() else { return not_applicable("paid update") };
+        let (account, created) = with_resource(cx, catalog.subject()).await?;
+        let mut body = update_body(paid);
+        body["payment_credentials"] = json!({
+            "type": "stripe_payment_token",
+            "stripe_payment_token": "tok_conformance_not_a_shared_payment_token"
+        });
+        let reply = cx
+            .post(&action(&created.id, "update_service"), &body)
+            .bearer(account.access_token())
+            .send()
+            .await?;
+        refused.clone().with_id(&created.id).verify(&cx.schemas, &reply)
+    })
+    .await;
+    // decisions.md: a resource id is a project's decimal id.
+    rec.expect(
+        "invalid_resource_id",
+        Provisio,
+        error(400, "invalid_resource_id", "conformance-id")
+            .message("Invalid resource id: conformance-id"),
+        async {
+            let account = new_account(cx).await?;
+            cx.get(&resource("conformance-id")).bearer(account.access_token()).send().await
+        },
+    )
+    .await;
+    // decisions.md: an id outside the token's scope is 403 also when it does not exist.
+    rec.expect(
+        "unknown_resource_forbidden",
+        Provisio,
+        error(403, "forbidden", UNKNOWN_ID).message(NOT_ACCESSIBLE),
+        async {
+            let account = new_account(cx).await?;
+            cx.get(&resource(UNKNOWN_ID)).bearer(account.access_token()).send().await
+        },
+    )
+    .await;
+    // decisions.md: the linked project is in the token's scope but not provisioned yet.
+    rec.check(
+        "never_provisioned_not_found",
+        Provisio,
+        error(404, "not_found", "").describe_with_id("the linked project's id"),
+        async {
+            let account = new_account(cx).await?;
+            let team = account.first_team()?.to_string();
+            let reply = cx.get(&resource(&team)).bearer(account.access_token()).send().await?;
+            error(404, "not_found", &team).verify(&cx.schemas, &reply)
+        },
+    )
+    .await;
+}
+
+/// `Idempotency-Key` on the resource POSTs (spec 5.5). The two requests carry different
+/// `Stripe-Signature` timestamps, so it is the key, not a replay cache, that answers the second.
+async fn idempotency_key(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
+    const KEY: &str = "Idempotency-Key";
+
+    rec.check(
+        "idempotency_key_same_answer",
+        Protocol,
+        "the same Idempotency-Key and body twice: the recorded answer, byte for byte",
+        async {
+            let account = new_account(cx).await?;
+            let key = format!("conformance-{}", cx.nonce());
+            let body = json!({"service_id": ready(catalog)?.subject()});
+            let now = unix_now();
+            let send = |t: i64| {
+                cx.post(RESOURCES, &body)
+                    .bearer(account.access_token())
+                    .header(KEY, &key)
+                    .signed_at(t)
+                    .send()
+            };
+            let first = send(now).await?;
+            let second = send(now - 1).await?;
+            let got = format!("{} then {}", summarize(&first), summarize(&second));
+            judge(first.status == 200 && second.status == 200 && first.raw == second.raw, got)
+        },
+    )
+    .await;
+    rec.check(
+        "idempotency_key_replayed_header",
+        Provisio,
+        "the replayed answer says Idempotent-Replayed: true",
+        async {
+            let account = new_account(cx).await?;
+            let key = format!("conformance-{}", cx.nonce());
+            let body = json!({"service_id": ready(catalog)?.subject()});
+            let now = unix_now();
+            for t in [now, now - 1] {
+                let reply = cx
+                    .post(RESOURCES, &body)
+                    .bearer(account.access_token())
+                    .header(KEY, &key)
+                    .signed_at(t)
+                    .send()
+                    .await?;
+                if t != now {
+                    let header = reply.headers.get("idempotent-replayed");
+                    let value = header.and_then(|v| v.to_str().ok()).unwrap_or("(none)");
+                    let got = format!("{} Idempotent-Replayed: {value}", reply.status);
+                    return judge(reply.status == 200 && value == "true", got);
+                }
+            }
+            Err("no second answer".into())
+        },
+    )
+    .await;
+    rec.expect(
+        "idempotency_key_conflict",
+        Protocol,
+        Expect::status_error(409, "idempotency_conflict", ""),
+        async {
+            let account = new_account(cx).await?;
+            let key = format!("conformance-{}", cx.nonce());
+            let body = json!({"service_id": ready(catalog)?.subject()});
+            let first =
+                cx.post(RESOURCES, &body).bearer(account.access_token()).header(KEY, &key).send();
+            let first = first.await?;
+            if first.status != 200 {
+                return Err(format!(
+                    "set-up failed: the first create answered {}",
+                    summarize(&first)
+                ));
+            }
+            cx.post(RESOURCES, &distinct(cx, body))
+                .bearer(account.access_token())
+                .header(KEY, &key)
+                .send()
+                .await
+        },
+    )
+    .await;
+}
