@@ -125,7 +125,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             };
             let events = store
                 .read(move |conn| -> Result<_, provisio_server::store::StoreError> {
-                    let user_id = match user {
+                    let user_id = match user.clone() {
                         Some(u) if u.contains('@') => accounts::find_user_by_email(
                             conn,
                             &accounts_domain::normalize_email(&u),

@@ -61,3 +61,8 @@ pub fn request(endpoint: String, method: String, status: u16, seconds: f64) {
 pub fn db_in_flight(kind: &'static str, delta: f64) {
     metrics::gauge!("provisio_db_jobs_in_flight", "kind" => kind).increment(delta);
 }
+
+/// A PostgreSQL write transaction attempted again after a serialization conflict.
+pub fn db_conflict() {
+    metrics::counter!("provisio_db_conflicts_total").increment(1);
+}

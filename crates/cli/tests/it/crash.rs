@@ -86,7 +86,7 @@ async fn a_killed_server_keeps_every_answered_request_and_nothing_half_made() {
         "sqlite://{}",
         restarted.dir.as_ref().unwrap().path().join("provisio.db").display()
     );
-    let store = Store::connect(&db).unwrap();
+    let store = Store::connect(&db).await.unwrap();
     let checked = store
         .read(move |conn| -> Result<usize, StoreError> {
             assert_eq!(conn.query_one("PRAGMA integrity_check", &[])?.text(0)?, "ok");

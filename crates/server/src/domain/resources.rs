@@ -141,8 +141,16 @@ impl Resources<'_> {
         self.store
             .write(move |conn| {
                 provision(
-                    conn, &actor, &*backend, &principal, &service, &input, activation, &host,
-                    &label, now,
+                    conn,
+                    &actor,
+                    &*backend,
+                    &principal,
+                    &service,
+                    &input,
+                    activation.clone(),
+                    &host,
+                    &label,
+                    now,
                 )
             })
             .await
@@ -213,7 +221,7 @@ impl Resources<'_> {
                     now,
                 )?;
                 if changes_plan {
-                    let (hash, reference) = split(payment);
+                    let (hash, reference) = split(payment.clone());
                     sql::record_billing(
                         conn,
                         &organization_id,
@@ -467,7 +475,7 @@ pub fn price_is_paid(service: &Service, plan: &str) -> bool {
 }
 
 /// Validates `configuration` against the service's JSON Schema (spec 5.5).
-fn validate_configuration(
+pub(crate) fn validate_configuration(
     service: &Service,
     configuration: Option<&Value>,
 ) -> Result<(), ResourceError> {

@@ -2,7 +2,7 @@
 //! records a version this binary does not know is refused, so an old binary never writes into a newer
 //! schema.
 
-use super::{Conn, StoreError};
+use super::{Backend, Conn, StoreError};
 
 pub struct Migration {
     pub version: i64,
@@ -11,7 +11,7 @@ pub struct Migration {
 }
 
 /// Every SQLite migration, in order.
-pub const MIGRATIONS: &[Migration] = &[
+const SQLITE: &[Migration] = &[
     Migration {
         version: 1,
         name: "settings",
@@ -44,19 +44,76 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// Every PostgreSQL migration, in order: SQLite's, then the tables only several instances need
+/// (SQLite keeps rate-limit buckets in memory).
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "settings",
+        sql: include_str!("../../migrations/postgres/0001_settings.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "accounts",
+        sql: include_str!("../../migrations/postgres/0002_accounts.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "resources",
+        sql: include_str!("../../migrations/postgres/0003_resources.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "dashboard",
+        sql: include_str!("../../migrations/postgres/0004_dashboard.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "idempotency",
+        sql: include_str!("../../migrations/postgres/0005_idempotency.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "audit",
+        sql: include_str!("../../migrations/postgres/0006_audit.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "rate_limits",
+        sql: include_str!("../../migrations/postgres/0007_rate_limits.sql"),
+    },
+];
+
+/// The migrations of `backend`, in order.
+pub fn migrations(backend: Backend) -> &'static [Migration] {
+    match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    }
+}
+
+/// Serializes instances migrating one PostgreSQL database at once (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 0x7072_6f76_6973_696f;
+
 /// Applies the pending migrations (inside the caller's write transaction).
-pub(super) fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {
+/// On PostgreSQL, the caller's transaction is READ COMMITTED, so that after the lock each statement
+/// sees what an instance that migrated first committed.
+pub(super) fn run(conn: &mut dyn Conn, backend: Backend) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        conn.query("SELECT pg_advisory_xact_lock($1)", &[MIGRATION_LOCK.into()])?;
+    }
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )?;
     let current =
         conn.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?.int(0)?;
-    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    let migrations = migrations(backend);
+    let known = migrations.last().map_or(0, |m| m.version);
     if current > known {
         return Err(StoreError::SchemaTooNew { found: current, known });
     }
     let now = crate::clock::Clock::system().now();
-    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for migration in migrations.iter().filter(|m| m.version > current) {
         conn.execute_batch(migration.sql)?;
         conn.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",

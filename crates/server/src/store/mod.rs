@@ -10,18 +10,21 @@ pub mod dashboard;
 pub mod idempotency;
 mod migrate;
 pub mod oauth;
+mod postgres;
 pub mod resources;
 pub mod sql;
 mod sqlite;
+mod tx;
 
 use std::sync::Arc;
 
-pub use migrate::{MIGRATIONS, Migration};
+pub use migrate::{Migration, migrations};
 pub use sql::{Conn, Param, Row, Value};
+use tx::Mode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
     #[error(
         "database schema is at version {found}, newer than this provisio knows ({known}); upgrade provisio"
@@ -29,6 +32,12 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("the transaction kept conflicting with concurrent ones: {0}")]
+    Conflict(String),
+    #[error("cannot set up TLS to the database: {0}")]
+    Tls(String),
     #[error("the query returned no row")]
     NoRow,
     #[error("column {column} is not {expected}")]
@@ -39,60 +48,121 @@ pub enum StoreError {
     Closed,
 }
 
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+enum Engine {
+    Sqlite(Arc<sqlite::Sqlite>),
+    Postgres(Arc<postgres::Postgres>),
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    backend: Arc<sqlite::Sqlite>,
+    engine: Engine,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store(sqlite)")
+        write!(f, "Store({:?})", self.backend())
+    }
+}
+
+/// How a PostgreSQL store connects (SQLite needs nothing beyond its path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Connections, each on its own thread.
+    pub max_connections: usize,
+    /// PEM file of extra CA certificates for TLS (managed databases with a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, ca_file: None }
     }
 }
 
 impl Store {
     /// Opens (creating if missing) the database at `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let store = Self::connect(url)?;
+        Self::open_with(url, &PoolOptions::default()).await
+    }
+
+    /// [`Store::open`] with pool settings.
+    pub async fn open_with(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
+        let store = Self::connect_with(url, options).await?;
         store.migrate().await?;
         Ok(store)
     }
 
     /// Opens the database without migrating.
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &PoolOptions::default()).await
+    }
+
+    /// Opens the database without migrating, with pool settings.
+    pub async fn connect_with(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (url, options) = (url.to_string(), options.clone());
+            // Connecting blocks (TLS handshake, authentication): keep it off the async threads.
+            let pg = tokio::task::spawn_blocking(move || postgres::Postgres::open(&url, &options))
+                .await
+                .map_err(|e| StoreError::Thread(e.to_string()))??;
+            return Ok(Self { engine: Engine::Postgres(Arc::new(pg)) });
+        }
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
+            .ok_or_else(|| StoreError::UnsupportedUrl(redact_url(url)))?;
         let path = path.split('?').next().unwrap_or(path);
         if path.is_empty() {
             return Err(StoreError::UnsupportedUrl(url.into()));
         }
-        Ok(Self { backend: Arc::new(sqlite::Sqlite::open(path)?) })
+        Ok(Self { engine: Engine::Sqlite(Arc::new(sqlite::Sqlite::open(path)?)) })
     }
 
+    pub fn backend(&self) -> Backend {
+        match self.engine {
+            Engine::Sqlite(_) => Backend::Sqlite,
+            Engine::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies pending migrations; refuses a schema newer than this binary knows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.write(|conn| migrate::run(conn)).await
+        let backend = self.backend();
+        self.run(Mode::Atomic, move |conn| migrate::run(conn, backend)).await
     }
 
     /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back on `Err`.
-    /// Writers are serialized; keep `work` to database statements and cheap computation.
+    /// The outcome is as if write transactions ran one at a time: on PostgreSQL `work` may run
+    /// more than once (after a serialization conflict, rolled back each time), so it must not act
+    /// outside the database.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut dyn Conn) -> Result<T, E> + Send + 'static,
     {
-        self.run(true, move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(StoreError::from)?;
-            let value = work(&mut sqlite::SqliteConn(&tx))?;
-            tx.commit().map_err(StoreError::from)?;
-            Ok(value)
-        })
-        .await
+        self.run(Mode::Write, work).await
+    }
+
+    /// Runs `work` once in a transaction at READ COMMITTED: for statements that are atomic on
+    /// their own (an upsert that computes from the row it locks), where a serializable retry would
+    /// only add conflicts.
+    pub async fn write_atomic<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    {
+        self.run(Mode::Atomic, work).await
     }
 
     /// Runs `work` on a read connection, in one snapshot.
@@ -100,31 +170,30 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut dyn Conn) -> Result<T, E> + Send + 'static,
     {
-        self.run(false, move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
-                .map_err(StoreError::from)?;
-            work(&mut sqlite::SqliteConn(&tx))
-        })
-        .await
+        self.run(Mode::Read, work).await
     }
 
-    async fn run<T, E, F>(&self, write: bool, work: F) -> Result<T, E>
+    async fn run<T, E, F>(&self, mode: Mode, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut rusqlite::Connection) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut dyn Conn) -> Result<T, E> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.backend.submit(
-            write,
-            Box::new(move |conn| {
-                let _ = tx.send(work(conn));
-            }),
-        )?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let (job, rx) = tx::Job::new(work);
+        let kind = if mode == Mode::Read { "read" } else { "write" };
+        crate::metrics::db_in_flight(kind, 1.0);
+        let submitted = match &self.engine {
+            Engine::Sqlite(db) => db.submit(mode, Box::new(job)),
+            Engine::Postgres(db) => db.submit(mode, Box::new(job)),
+        };
+        let answer = match submitted {
+            Ok(()) => rx.await.unwrap_or_else(|_| Err(StoreError::Closed.into())),
+            Err(e) => Err(e.into()),
+        };
+        crate::metrics::db_in_flight(kind, -1.0);
+        answer
     }
 
     /// Readiness: the database answers a query.
@@ -153,6 +222,23 @@ impl Store {
 
     /// Stops the database threads once their queued work is done.
     pub async fn close(&self) {
-        self.backend.close();
+        match &self.engine {
+            Engine::Sqlite(db) => db.close(),
+            Engine::Postgres(db) => db.close(),
+        }
+    }
+}
+
+/// `url` without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }

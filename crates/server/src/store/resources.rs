@@ -165,7 +165,7 @@ pub fn revoke_personal_keys(
     now: i64,
 ) -> Result<u64, StoreError> {
     conn.execute(
-        "UPDATE personal_keys SET revoked_at = $2 WHERE project_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR source = $3)",
+        "UPDATE personal_keys SET revoked_at = $2 WHERE project_id = $1 AND revoked_at IS NULL AND source = COALESCE($3, source)",
         &[project_id.into(), now.into(), source.into()],
     )
 }

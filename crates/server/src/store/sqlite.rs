@@ -15,25 +15,26 @@ use rusqlite::{Connection, OpenFlags, types::ValueRef};
 use super::{
     StoreError,
     sql::{Conn, Param, Row, Value},
+    tx::{Mode, TxJob},
 };
 
 /// Work for a database thread.
-pub(super) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+pub(super) type Job = Box<dyn TxJob>;
 
 const READERS: usize = 2;
 
 pub(super) struct Sqlite {
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
-    readers: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
+    readers: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
 }
 
 impl Sqlite {
     /// Opens `path` (created if missing) with one writer and a few reader threads.
     pub(super) fn open(path: &str) -> Result<Self, StoreError> {
         let writer = connect(path)?;
-        let (write_tx, write_rx) = mpsc::channel::<Job>();
+        let (write_tx, write_rx) = mpsc::channel();
         spawn("provisio-db-writer", writer, Arc::new(Mutex::new(write_rx)))?;
-        let (read_tx, read_rx) = mpsc::channel::<Job>();
+        let (read_tx, read_rx) = mpsc::channel();
         let read_rx = Arc::new(Mutex::new(read_rx));
         for i in 0..READERS {
             spawn(&format!("provisio-db-reader-{i}"), connect(path)?, read_rx.clone())?;
@@ -41,19 +42,11 @@ impl Sqlite {
         Ok(Self { writer: Mutex::new(Some(write_tx)), readers: Mutex::new(Some(read_tx)) })
     }
 
-    /// Sends a job to the writer (`write`) or a reader.
-    pub(super) fn submit(&self, write: bool, job: Job) -> Result<(), StoreError> {
-        let (slot, kind) = if write { (&self.writer, "write") } else { (&self.readers, "read") };
+    /// Queues `job`: writes (either mode) on the writer, reads on a reader.
+    pub(super) fn submit(&self, mode: Mode, job: Job) -> Result<(), StoreError> {
+        let slot = if mode == Mode::Read { &self.readers } else { &self.writer };
         let sender = slot.lock().map_err(|_| StoreError::Closed)?;
-        crate::metrics::db_in_flight(kind, 1.0);
-        let job: Job = Box::new(move |conn| {
-            job(conn);
-            crate::metrics::db_in_flight(kind, -1.0);
-        });
-        sender.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| {
-            crate::metrics::db_in_flight(kind, -1.0);
-            StoreError::Closed
-        })
+        sender.as_ref().ok_or(StoreError::Closed)?.send((mode, job)).map_err(|_| StoreError::Closed)
     }
 
     /// Stops accepting work; the threads finish what they have and exit.
@@ -64,6 +57,23 @@ impl Sqlite {
             }
         }
     }
+}
+
+/// Runs `job` in one transaction: `BEGIN IMMEDIATE` for writes (the writer thread is the only
+/// writer, so it never waits), a deferred one for reads.
+fn run(conn: &mut Connection, mode: Mode, mut job: Job) {
+    let behavior = if mode == Mode::Read {
+        rusqlite::TransactionBehavior::Deferred
+    } else {
+        rusqlite::TransactionBehavior::Immediate
+    };
+    let tx = match conn.transaction_with_behavior(behavior) {
+        Ok(tx) => tx,
+        Err(e) => return job.finish(Some(e.into())),
+    };
+    let commit = job.attempt(&mut SqliteConn(&tx));
+    let outcome = if commit && mode != Mode::Read { tx.commit() } else { tx.rollback() };
+    job.finish(outcome.err().filter(|_| commit).map(StoreError::from));
 }
 
 fn connect(path: &str) -> Result<Connection, StoreError> {
@@ -83,7 +93,7 @@ fn connect(path: &str) -> Result<Connection, StoreError> {
 fn spawn(
     name: &str,
     mut conn: Connection,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    jobs: Arc<Mutex<mpsc::Receiver<(Mode, Job)>>>,
 ) -> Result<(), StoreError> {
     thread::Builder::new()
         .name(name.into())
@@ -95,7 +105,7 @@ fn spawn(
                     Err(_) => return,
                 };
                 match job {
-                    Ok(job) => job(&mut conn),
+                    Ok((mode, job)) => run(&mut conn, mode, job),
                     Err(_) => return,
                 }
             }

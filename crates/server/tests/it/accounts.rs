@@ -1,6 +1,7 @@
 //! `POST /provisioning/account_requests`: new users, email-based linking, project resolution, every
 //! validation error with its exact body, and the check order.
 
+use provisio_testkit::backend_test;
 use serde_json::{Value, json};
 
 use crate::support::{NOW, Req, TestApp, account_body, unique_id};
@@ -41,7 +42,7 @@ async fn add_project(app: &TestApp, email: &str, name: &str, demo: bool) -> i64 
     app.scalar_i64("SELECT MAX(id) FROM projects").await
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_new_email_creates_user_organization_membership_and_project() {
     let app = TestApp::new().await;
     let mut body = account_body("ar_new", "  Ada@Example.com ");
@@ -65,7 +66,7 @@ async fn a_new_email_creates_user_organization_membership_and_project() {
     assert_eq!(app.scalar_i64("SELECT is_demo FROM projects").await, 0);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn organization_name_can_be_given() {
     let app = TestApp::new().await;
     let mut body = account_body(&unique_id(), "grace@example.com");
@@ -84,7 +85,7 @@ async fn organization_name_can_be_given() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn an_existing_user_with_one_project_links_to_it_without_creating_anything() {
     let app = TestApp::new().await;
     let first = project_of(&app, &app.code_for("linus@example.com").await).await;
@@ -96,7 +97,7 @@ async fn an_existing_user_with_one_project_links_to_it_without_creating_anything
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn team_id_selects_a_second_own_project_as_integer_or_digit_string() {
     let app = TestApp::new().await;
     app.code_for("tim@example.com").await;
@@ -109,7 +110,7 @@ async fn team_id_selects_a_second_own_project_as_integer_or_digit_string() {
     assert_eq!(app.count("projects").await, 2);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn foreign_demo_or_missing_team_id_fails_resolution_with_one_message() {
     let app = TestApp::new().await;
     app.code_for("owner@example.com").await;
@@ -130,7 +131,7 @@ async fn foreign_demo_or_missing_team_id_fails_resolution_with_one_message() {
     }
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_team_id_that_is_not_an_integer_is_invalid_request_with_id() {
     let app = TestApp::new().await;
     for team_id in [
@@ -155,7 +156,7 @@ async fn a_team_id_that_is_not_an_integer_is_invalid_request_with_id() {
     assert_eq!(app.account_request(&body).await.status, 200);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn several_projects_without_team_id_create_exactly_one_new_project_in_the_oldest_organization()
  {
     let app = TestApp::new().await;
@@ -179,7 +180,7 @@ async fn several_projects_without_team_id_create_exactly_one_new_project_in_the_
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn only_demo_projects_create_a_new_project() {
     let app = TestApp::new().await;
     app.code_for("demo@example.com").await;
@@ -192,7 +193,7 @@ async fn only_demo_projects_create_a_new_project() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_user_without_organization_fails_resolution() {
     let app = TestApp::new().await;
     app.exec(&format!("INSERT INTO users (id, email, email_normalized, created_at) VALUES ('usr_lonely', 'lonely@example.com', 'lonely@example.com', {NOW})")).await;
@@ -207,7 +208,7 @@ async fn a_user_without_organization_fails_resolution() {
     assert_eq!(app.count("projects").await, 0);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_retried_request_id_resolves_to_the_same_project_and_creates_nothing() {
     let app = TestApp::new().await;
     app.code_for("retry@example.com").await;
@@ -227,7 +228,7 @@ async fn a_retried_request_id_resolves_to_the_same_project_and_creates_nothing()
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn body_validation_errors_carry_no_id() {
     let app = TestApp::new().await;
     let cases: Vec<(Value, u16, Value)> = vec![
@@ -299,7 +300,7 @@ async fn body_validation_errors_carry_no_id() {
     assert_eq!(app.count("users").await, 0);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_future_expiry_and_a_good_challenge_are_accepted() {
     let app = TestApp::new().await;
     let mut body = account_body("ar_ok", "ok@example.com");
@@ -308,7 +309,7 @@ async fn a_future_expiry_and_a_good_challenge_are_accepted() {
     assert_eq!(app.account_request(&body).await.status, 200);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn authentication_failures() {
     let app = TestApp::new().await;
     let body = account_body("ar_auth", "auth@example.com");
@@ -329,7 +330,7 @@ async fn authentication_failures() {
     assert_eq!(app.count("users").await, 0);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn check_order_decides_which_error_a_doubly_wrong_request_gets() {
     let app = TestApp::new().await;
     let post = |body: Value| {
@@ -362,7 +363,7 @@ async fn check_order_decides_which_error_a_doubly_wrong_request_gets() {
     .assert(400, typed(None, "invalid_request", "orchestrator.stripe.account is required"));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn no_signing_secret_answers_500_before_the_presence_check() {
     let app = TestApp::with_secrets(&[]).await;
     app.send(

@@ -1,10 +1,11 @@
 //! The audit log after a full flow: every step recorded with who and which request, no secret in it.
 
+use provisio_testkit::backend_test;
 use serde_json::json;
 
 use crate::support::{Req, TestApp, account_body};
 
-#[tokio::test]
+#[backend_test]
 async fn a_full_flow_leaves_an_audit_trail_without_secrets() {
     let app = TestApp::new().await;
     let code = app.code_with(account_body("ar_audit", "audit@example.com")).await;
@@ -92,7 +93,7 @@ async fn a_full_flow_leaves_an_audit_trail_without_secrets() {
     }
 }
 
-#[tokio::test]
+#[backend_test]
 async fn reuse_and_revocation_are_recorded() {
     let app = TestApp::new().await;
     let code = app.code_for("reuse-audit@example.com").await;

@@ -1,6 +1,7 @@
 //! The `stripe` billing backend against a small fake of Stripe's API on loopback: a PaymentIntent
 //! confirmed with the granted token; a refused token provisions nothing.
 
+use provisio_testkit::backend_test;
 use std::sync::{Arc, Mutex};
 
 use axum::{Form, Router, extract::State, http::HeaderMap, routing::post};
@@ -74,7 +75,7 @@ fn spt(token: &str) -> Value {
     json!({"type": "stripe_payment_token", "stripe_payment_token": token})
 }
 
-#[tokio::test]
+#[backend_test]
 async fn an_accepted_token_confirms_a_payment_intent_and_activates_the_plan() {
     let (base, seen) = fake_stripe().await;
     let app = TestApp::with_billing(stripe(&base)).await;
@@ -99,7 +100,7 @@ async fn an_accepted_token_confirms_a_payment_intent_and_activates_the_plan() {
     assert_eq!(app.scalar_text("SELECT plan FROM billing").await, "pay_as_you_go");
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_declined_token_provisions_nothing_and_fails_billing_on_update() {
     let (base, _) = fake_stripe().await;
     let app = TestApp::with_billing(stripe(&base)).await;
@@ -121,7 +122,7 @@ async fn a_declined_token_provisions_nothing_and_fails_billing_on_update() {
     assert_eq!(app.scalar_text("SELECT service_id FROM resources").await, "analytics", "unchanged");
 }
 
-#[tokio::test]
+#[backend_test]
 async fn an_unreachable_stripe_refuses_cleanly() {
     let app = TestApp::with_billing(stripe("http://127.0.0.1:9")).await;
     let access =

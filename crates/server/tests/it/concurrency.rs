@@ -1,5 +1,6 @@
 //! At-most-once rules under racing requests: many tasks, exactly one winner.
 
+use provisio_testkit::backend_test;
 use std::sync::Arc;
 
 use crate::support::{TestApp, account_body};
@@ -18,7 +19,7 @@ where
     statuses
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[backend_test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_account_requests_for_one_new_email_make_one_user_and_fifty_codes() {
     let app = Arc::new(TestApp::new().await);
     let codes = Arc::new(tokio::sync::Mutex::new(Vec::new()));
@@ -51,7 +52,7 @@ async fn fifty_account_requests_for_one_new_email_make_one_user_and_fifty_codes(
     assert_eq!(codes.len(), 50);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[backend_test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_redemptions_of_one_code_have_one_winner() {
     let app = Arc::new(TestApp::new().await);
     let code = Arc::new(app.code_for("one-code@example.com").await);
@@ -65,7 +66,7 @@ async fn twenty_redemptions_of_one_code_have_one_winner() {
     assert_eq!(app.count("token_families").await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[backend_test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_refreshes_of_one_token_have_one_winner() {
     let app = Arc::new(TestApp::new().await);
     let tokens = app.tokens_for("one-refresh@example.com").await;

@@ -1,6 +1,7 @@
 //! Deep links (spec 5.10) and the dashboard they open: single use, expiry, the session cookie, the
 //! pages, and exactly one session for racing uses of one link.
 
+use provisio_testkit::backend_test;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -28,7 +29,7 @@ fn cookie_of(headers: &axum::http::HeaderMap) -> String {
     headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_deep_link_points_at_the_primary_project_and_expires_in_ten_minutes() {
     let app = TestApp::new().await;
     let access = token(&app, "link@example.com").await;
@@ -48,7 +49,7 @@ async fn a_deep_link_points_at_the_primary_project_and_expires_in_ten_minutes() 
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn deep_link_errors() {
     let app = TestApp::new().await;
     let access = token(&app, "linkerr@example.com").await;
@@ -73,7 +74,7 @@ async fn deep_link_errors() {
         .assert(401, json!({"status":"error","id":"","error":{"code":"unauthorized","message":"Missing bearer token"}}));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_link_opens_one_session_and_the_project_page() {
     let app = TestApp::new().await;
     let access = token(&app, "page@example.com").await;
@@ -158,7 +159,7 @@ async fn a_link_opens_one_session_and_the_project_page() {
     assert_eq!((status, headers["location"].to_str().unwrap()), (303, "/?error=login_required"));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn missing_expired_and_foreign_links() {
     let app = TestApp::new().await;
     let access = token(&app, "exp@example.com").await;
@@ -182,7 +183,7 @@ async fn missing_expired_and_foreign_links() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[backend_test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_uses_of_one_link_open_one_session() {
     let app = Arc::new(TestApp::new().await);
     let access = token(&app, "race-link@example.com").await;

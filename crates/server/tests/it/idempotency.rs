@@ -1,6 +1,7 @@
 //! `Idempotency-Key`: same key and body replay the recorded answer (nothing runs twice); a different
 //! body conflicts; records expire after 24 h; only successes are recorded; what is stored is sealed.
 
+use provisio_testkit::backend_test;
 use serde_json::json;
 
 use crate::support::{NOW, Req, SECRET, TestApp};
@@ -13,7 +14,7 @@ fn keyed(req: Req, key: &str) -> Req {
     req.header("idempotency-key", key)
 }
 
-#[tokio::test]
+#[backend_test]
 async fn the_same_key_and_body_replay_the_answer_without_running_again() {
     let app = TestApp::new().await;
     let access = token(&app, "idem-key@example.com").await;
@@ -56,7 +57,7 @@ async fn the_same_key_and_body_replay_the_answer_without_running_again() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn records_expire_after_a_day_and_failures_are_not_recorded() {
     let app = TestApp::new().await;
     let access = token(&app, "idem-exp@example.com").await;
@@ -91,7 +92,7 @@ async fn records_expire_after_a_day_and_failures_are_not_recorded() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn keys_are_scoped_to_the_organization_and_endpoint() {
     let app = TestApp::new().await;
     let a = token(&app, "idem-a@example.com").await;

@@ -1,6 +1,7 @@
 //! `POST /v1/keys/introspect`: the SaaS's services check the keys provisio issues. After rotate the
 //! old keys are dead at once; after remove every key of the resource is.
 
+use provisio_testkit::backend_test;
 use serde_json::{Value, json};
 
 use crate::support::{Req, TestApp};
@@ -9,7 +10,7 @@ fn access_of(reply: &crate::support::Reply) -> Value {
     reply.json["complete"]["access_configuration"].clone()
 }
 
-#[tokio::test]
+#[backend_test]
 async fn keys_live_until_rotated_or_removed() {
     let app = TestApp::new().await;
     let access =
@@ -55,7 +56,7 @@ async fn keys_live_until_rotated_or_removed() {
     }
 }
 
-#[tokio::test]
+#[backend_test]
 async fn only_operators_may_ask() {
     let app = TestApp::new().await;
     for auth in [None, Some("Bearer wrong"), Some("Basic op_test_token")] {

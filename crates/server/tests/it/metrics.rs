@@ -1,10 +1,11 @@
 //! `/metrics` after a flow: the Prometheus names an operator dashboards on are present.
 
+use provisio_testkit::backend_test;
 use serde_json::json;
 
 use crate::support::{NOW, Req, TestApp};
 
-#[tokio::test]
+#[backend_test]
 async fn metric_names_are_present_after_a_flow() {
     let app = TestApp::new().await;
     let tokens = app.tokens_for("metrics@example.com").await;

@@ -4,6 +4,7 @@
 use axum::body::to_bytes;
 use provisio_protocol::pkce::s256_challenge as pkce_s256;
 use provisio_server::domain::auth::AuthError;
+use provisio_testkit::backend_test;
 use serde_json::{Value, json};
 
 use crate::support::{Req, TestApp, account_body, unique_id};
@@ -26,7 +27,7 @@ async fn unsigned(app: &TestApp, form: &str) -> crate::support::Reply {
     app.send(Req::form("/oauth/token", form).signature(None).build()).await
 }
 
-#[tokio::test]
+#[backend_test]
 async fn code_exchange_answers_tokens_account_and_no_store() {
     let app = TestApp::new().await;
     let code = app.code_for("ada@example.com").await;
@@ -63,7 +64,7 @@ async fn code_exchange_answers_tokens_account_and_no_store() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn json_bodies_are_accepted_and_api_version_may_be_absent_but_not_wrong() {
     let app = TestApp::new().await;
     let code = app.code_for("json@example.com").await;
@@ -87,7 +88,7 @@ async fn json_bodies_are_accepted_and_api_version_may_be_absent_but_not_wrong() 
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn grant_parsing_errors() {
     let app = TestApp::new().await;
     app.token("grant_type=password&username=a")
@@ -120,7 +121,7 @@ async fn grant_parsing_errors() {
         .assert(400, oauth("invalid_request", "code is required"));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn an_unsigned_code_without_verifier_is_401_before_any_lookup() {
     let app = TestApp::new().await;
     unsigned(&app, "grant_type=authorization_code&code=does-not-exist")
@@ -134,7 +135,7 @@ async fn an_unsigned_code_without_verifier_is_401_before_any_lookup() {
     app.redeem(&code).await;
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_present_signature_must_be_valid() {
     let app = TestApp::new().await;
     let code = app.code_for("sig@example.com").await;
@@ -151,7 +152,7 @@ async fn a_present_signature_must_be_valid() {
     app.redeem(&code).await;
 }
 
-#[tokio::test]
+#[backend_test]
 async fn pkce_codes_redeem_with_the_verifier_and_failures_do_not_consume() {
     let app = TestApp::new().await;
     let code = pkce_code(&app, "pkce@example.com").await;
@@ -170,7 +171,7 @@ async fn pkce_codes_redeem_with_the_verifier_and_failures_do_not_consume() {
     assert_eq!(reply.json["account"]["payment_credentials"], "orchestrator");
 }
 
-#[tokio::test]
+#[backend_test]
 async fn unknown_used_and_expired_codes_are_invalid_grant() {
     let app = TestApp::new().await;
     app.token("grant_type=authorization_code&code=nope")
@@ -189,7 +190,7 @@ async fn unknown_used_and_expired_codes_are_invalid_grant() {
     .assert(400, oauth("invalid_grant", "Authorization code has expired"));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_second_redemption_fails_and_revokes_what_the_first_issued() {
     let app = TestApp::new().await;
     let code = app.code_for("twice@example.com").await;
@@ -209,7 +210,7 @@ async fn a_second_redemption_fails_and_revokes_what_the_first_issued() {
     .assert(400, oauth("invalid_grant", "Invalid refresh token"));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn refresh_rotates_both_tokens_and_kills_the_old_access_token_at_once() {
     let app = TestApp::new().await;
     let first = app.tokens_for("rotate@example.com").await;
@@ -242,7 +243,7 @@ async fn refresh_rotates_both_tokens_and_kills_the_old_access_token_at_once() {
     assert!(app.principal(second["access_token"].as_str().unwrap()).await.is_ok());
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_reused_refresh_token_revokes_the_whole_family() {
     let app = TestApp::new().await;
     let first = app.tokens_for("reuse@example.com").await;
@@ -265,7 +266,7 @@ async fn a_reused_refresh_token_revokes_the_whole_family() {
     assert_eq!(app.scalar_text("SELECT revoked_reason FROM token_families").await, "refresh_reuse");
 }
 
-#[tokio::test]
+#[backend_test]
 async fn deleted_users_get_invalid_grant() {
     let app = TestApp::new().await;
     let code = app.code_for("gone@example.com").await;
@@ -282,7 +283,7 @@ async fn deleted_users_get_invalid_grant() {
     .assert(400, oauth("invalid_grant", "Invalid refresh token"));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn available_teams_lists_every_live_project_of_every_organization_by_id() {
     let app = TestApp::new().await;
     app.code_for("many@example.com").await;
@@ -312,7 +313,7 @@ async fn available_teams_lists_every_live_project_of_every_organization_by_id() 
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn credentials_mode_answers_tokens_directly() {
     let app = TestApp::with_orchestrator(|o| {
         o.response = provisio_server::orchestrators::ResponseMode::Credentials
@@ -331,7 +332,7 @@ async fn credentials_mode_answers_tokens_directly() {
     assert!(app.principal(bearer["access_token"].as_str().unwrap()).await.is_ok());
 }
 
-#[tokio::test]
+#[backend_test]
 async fn consent_mode_sends_existing_users_to_the_browser_and_stores_the_request() {
     let app = TestApp::with_orchestrator(|o| {
         o.linking = provisio_server::orchestrators::LinkingPolicy::Consent
@@ -356,7 +357,7 @@ async fn consent_mode_sends_existing_users_to_the_browser_and_stores_the_request
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn metadata_describes_the_token_endpoint() {
     let app = TestApp::new().await;
     app.send(
@@ -379,7 +380,7 @@ async fn metadata_describes_the_token_endpoint() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn bearer_failures_answer_401_in_the_status_envelope() {
     use axum::{http::HeaderMap, response::IntoResponse};
     let app = TestApp::new().await;

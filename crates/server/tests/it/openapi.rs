@@ -2,8 +2,9 @@
 //! that changes shows up in review.
 
 use crate::support::TestApp;
+use provisio_testkit::backend_test;
 
-#[tokio::test]
+#[backend_test]
 async fn the_openapi_document_matches_its_snapshot_and_is_served() {
     let document = provisio_server::http::routes::openapi();
     insta::assert_json_snapshot!("openapi", document);

@@ -1,6 +1,7 @@
 //! health and services: the happy path and every error with its exact status and body, including
 //! requests that are wrong in two ways (the check order decides).
 
+use provisio_testkit::backend_test;
 use serde_json::json;
 
 use crate::support::{NOW, Req, SECRET, TestApp};
@@ -15,7 +16,7 @@ fn invalid_api_version() -> serde_json::Value {
     json!({"error":{"code":"invalid_api_version","message":"Supported API-Versions: 0.1d"}})
 }
 
-#[tokio::test]
+#[backend_test]
 async fn health_answers_ok() {
     let app = TestApp::new().await;
     let reply = app.send(Req::get("/provisioning/health").build()).await;
@@ -24,7 +25,7 @@ async fn health_answers_ok() {
     assert!(reply.headers.contains_key("x-request-id"));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn services_answers_the_default_catalog_without_next_cursor() {
     let app = TestApp::new().await;
     let reply = app.send(Req::get("/provisioning/services").build()).await;
@@ -40,7 +41,7 @@ async fn services_answers_the_default_catalog_without_next_cursor() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn signature_failures_are_401_flat() {
     let app = TestApp::new().await;
     let good = provisio_protocol::signature::sign(SECRET.as_bytes(), NOW, b"");
@@ -66,7 +67,7 @@ async fn signature_failures_are_401_flat() {
     }
 }
 
-#[tokio::test]
+#[backend_test]
 async fn signatures_within_tolerance_and_uppercase_hex_pass() {
     let app = TestApp::new().await;
     for at in [NOW - 300, NOW + 300] {
@@ -82,7 +83,7 @@ async fn signatures_within_tolerance_and_uppercase_hex_pass() {
     assert_eq!(reply.status, 200);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn rotation_accepts_double_signatures_and_either_secret() {
     let app = TestApp::with_secrets(&["whsec_old", "whsec_new"]).await;
     for secrets in [
@@ -101,7 +102,7 @@ async fn rotation_accepts_double_signatures_and_either_secret() {
     reply.assert(401, invalid_signature());
 }
 
-#[tokio::test]
+#[backend_test]
 async fn api_version_missing_or_wrong_is_400_flat() {
     let app = TestApp::new().await;
     for path in PATHS {
@@ -116,7 +117,7 @@ async fn api_version_missing_or_wrong_is_400_flat() {
     }
 }
 
-#[tokio::test]
+#[backend_test]
 async fn signature_is_checked_before_api_version() {
     let app = TestApp::new().await;
     for path in PATHS {
@@ -129,7 +130,7 @@ async fn signature_is_checked_before_api_version() {
     }
 }
 
-#[tokio::test]
+#[backend_test]
 async fn no_signing_secret_is_500_server_error_before_anything_else() {
     let app = TestApp::with_secrets(&[]).await;
     let body = json!({"error":{"code":"server_error","message":"No signing secret is configured"}});
@@ -141,7 +142,7 @@ async fn no_signing_secret_is_500_server_error_before_anything_else() {
     }
 }
 
-#[tokio::test]
+#[backend_test]
 async fn oversized_body_is_413_flat() {
     let limits = provisio_server::config::Limits { max_body_bytes: 1024, ..Default::default() };
     let app = TestApp::build(&[SECRET], limits).await;
@@ -158,7 +159,7 @@ async fn oversized_body_is_413_flat() {
     app.send(req).await.assert(401, invalid_signature());
 }
 
-#[tokio::test]
+#[backend_test]
 async fn operational_endpoints_need_no_signature() {
     let app = TestApp::new().await;
     app.send(Req::get("/healthz").signature(None).api_version(None).build())
@@ -169,7 +170,7 @@ async fn operational_endpoints_need_no_signature() {
         .assert(200, json!({"status":"ok","database":"ok"}));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn readyz_reports_an_unreachable_database() {
     let app = TestApp::new().await;
     app.state.store.close().await;
@@ -178,7 +179,7 @@ async fn readyz_reports_an_unreachable_database() {
         .assert(503, json!({"status":"unavailable","database":"unreachable"}));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn unknown_routes_and_methods_answer_flat_json() {
     let app = TestApp::new().await;
     app.send(Req::get("/provisioning/nothing").build())
@@ -189,7 +190,7 @@ async fn unknown_routes_and_methods_answer_flat_json() {
         .assert(405, json!({"error":{"code":"method_not_allowed","message":"Method not allowed on this endpoint"}}));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_client_request_id_is_echoed() {
     let app = TestApp::new().await;
     let reply =

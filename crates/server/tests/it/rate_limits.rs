@@ -3,6 +3,7 @@
 //! endpoint's own envelope, and calls pass again once the bucket refills.
 
 use provisio_server::rate_limit::{Rate, RateLimits};
+use provisio_testkit::backend_test;
 use serde_json::json;
 
 use crate::support::{NOW, Req, SECRET, TestApp, account_body};
@@ -23,7 +24,7 @@ fn typed_limited(id: &str) -> serde_json::Value {
     json!({"id": id, "type": "error", "error": {"code": "rate_limited", "message": "Too many account requests; retry later"}})
 }
 
-#[tokio::test]
+#[backend_test]
 async fn account_requests_are_limited_per_email_and_per_orchestrator_account() {
     let app = TestApp::with_rate_limits(tight()).await;
     for i in 0..2 {
@@ -62,7 +63,7 @@ async fn account_requests_are_limited_per_email_and_per_orchestrator_account() {
     assert_eq!(later.status, 200, "{}", later.json);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn resource_and_deep_link_calls_are_limited_per_token() {
     let app = TestApp::with_rate_limits(RateLimits {
         account_requests_per_email: Rate { burst: 10, per_minute: 600 },
@@ -89,7 +90,7 @@ async fn resource_and_deep_link_calls_are_limited_per_token() {
     assert_eq!(reply.headers["retry-after"], "1");
 }
 
-#[tokio::test]
+#[backend_test]
 async fn dashboard_logins_are_limited_per_address() {
     let app = TestApp::with_rate_limits(tight()).await;
     for _ in 0..2 {

@@ -1,11 +1,12 @@
 //! Replay safety: a byte-identical signed POST (same signature header, same body) seen again inside
 //! the signature window is answered from the recorded response and never runs twice.
 
+use provisio_testkit::backend_test;
 use serde_json::json;
 
 use crate::support::{NOW, Req, SECRET, TestApp, account_body};
 
-#[tokio::test]
+#[backend_test]
 async fn a_replayed_create_returns_the_same_answer_and_changes_nothing() {
     let app = TestApp::new().await;
     let access =
@@ -35,7 +36,7 @@ async fn a_replayed_create_returns_the_same_answer_and_changes_nothing() {
     assert_ne!(third.json, first.json);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_replayed_account_request_returns_the_same_code() {
     let app = TestApp::new().await;
     let request = || {
@@ -51,7 +52,7 @@ async fn a_replayed_account_request_returns_the_same_code() {
     assert_eq!(app.count("authorization_codes").await, 1, "one code, not two");
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_replayed_deep_link_request_returns_the_same_link() {
     let app = TestApp::new().await;
     let access =
@@ -66,7 +67,7 @@ async fn a_replayed_deep_link_request_returns_the_same_link() {
     assert_eq!(app.count("deep_links").await, 1);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn two_tokens_sending_the_same_signed_body_are_two_requests() {
     // The signature does not cover `Authorization`: the same body signed in the same second by the
     // orchestrator for two different users must not share a recorded answer.

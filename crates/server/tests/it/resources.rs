@@ -1,6 +1,7 @@
 //! Resources: create (idempotent by `project_id`), read, update_service, rotate, remove; every error
 //! of spec 5.5–5.9 with its exact body; the check order; scoping between organizations.
 
+use provisio_testkit::backend_test;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ async fn live_personal_keys(app: &TestApp, id: &str) -> i64 {
     .await
 }
 
-#[tokio::test]
+#[backend_test]
 async fn create_answers_the_primary_project_with_fresh_credentials() {
     let app = TestApp::new().await;
     let access = token(&app, "res@example.com").await;
@@ -61,7 +62,7 @@ async fn create_answers_the_primary_project_with_fresh_credentials() {
     assert_eq!(app.count("personal_keys").await, 2);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn project_id_is_the_idempotency_key() {
     let app = TestApp::new().await;
     let access = token(&app, "idem@example.com").await;
@@ -93,7 +94,7 @@ async fn project_id_is_the_idempotency_key() {
     assert_eq!(read.status, 200, "{}", read.json);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn create_errors() {
     let app = TestApp::new().await;
     let access = token(&app, "err@example.com").await;
@@ -137,7 +138,7 @@ async fn create_errors() {
     assert_eq!(app.count("resources").await, 0, "nothing was provisioned");
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_paid_service_with_a_token_activates_billing() {
     let app = TestApp::new().await;
     let access = token(&app, "pay@example.com").await;
@@ -161,7 +162,7 @@ async fn a_paid_service_with_a_token_activates_billing() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn read_errors_and_shapes() {
     let app = TestApp::new().await;
     let access = token(&app, "read@example.com").await;
@@ -188,7 +189,7 @@ async fn read_errors_and_shapes() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn update_service_rules() {
     let app = TestApp::new().await;
     let access = token(&app, "upd@example.com").await;
@@ -228,7 +229,7 @@ async fn update_service_rules() {
     assert_eq!(app.scalar_text("SELECT plan FROM billing").await, "pay_as_you_go");
 }
 
-#[tokio::test]
+#[backend_test]
 async fn rotate_replaces_both_keys_and_remove_is_idempotent() {
     let app = TestApp::new().await;
     let access = token(&app, "rot@example.com").await;
@@ -286,7 +287,7 @@ async fn rotate_replaces_both_keys_and_remove_is_idempotent() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn tokens_of_one_organization_cannot_touch_another_ones_resources() {
     let app = TestApp::new().await;
     let a = token(&app, "a@example.com").await;
@@ -311,7 +312,7 @@ async fn tokens_of_one_organization_cannot_touch_another_ones_resources() {
     assert_ne!(id_of(&a_created), id);
 }
 
-#[tokio::test]
+#[backend_test]
 async fn check_order_bearer_signature_version_id_body() {
     let app = TestApp::new().await;
     let access = token(&app, "order@example.com").await;
@@ -347,7 +348,7 @@ async fn check_order_bearer_signature_version_id_body() {
         .assert(400, status_error("abc", "invalid_resource_id", "Invalid resource id: abc"));
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_token_without_projects_has_no_team() {
     let app = TestApp::new().await;
     let access = token(&app, "noteam@example.com").await;
@@ -357,7 +358,7 @@ async fn a_token_without_projects_has_no_team() {
         .assert(400, status_error("", "no_team", "This token has no project to provision into"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[backend_test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_creates_with_one_project_id_make_one_project() {
     let app = Arc::new(TestApp::new().await);
     let access = Arc::new(token(&app, "race-res@example.com").await);
@@ -386,7 +387,7 @@ async fn twenty_concurrent_creates_with_one_project_id_make_one_project() {
     );
 }
 
-#[tokio::test]
+#[backend_test]
 async fn a_failed_rotation_is_credential_rotation_failed_and_changes_nothing() {
     let app = TestApp::new().await;
     let access = token(&app, "rotfail@example.com").await;

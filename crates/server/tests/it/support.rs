@@ -1,4 +1,5 @@
-//! A provider in-process on a fresh SQLite file per test, and signed requests against it.
+//! A provider in-process on a fresh database per test (a SQLite file, or a PostgreSQL schema of its
+//! own), and signed requests against it.
 
 use axum::{
     Router,
@@ -15,7 +16,7 @@ use provisio_server::{
     orchestrators::{Orchestrator, Orchestrators},
     rate_limit::RateLimits,
     state::Parts,
-    store::{Row, Store},
+    store::{Backend, Row, Store},
 };
 use serde_json::Value;
 use tower::ServiceExt;
@@ -27,7 +28,83 @@ pub const OPERATOR_TOKEN: &str = "op_test_token";
 pub struct TestApp {
     pub state: AppState,
     pub router: Router,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs `test` with `TestApp`s on `backend` (see `#[backend_test]`). PostgreSQL needs
+/// `TEST_DATABASE_URL`; without it the test says so and passes.
+pub async fn on_backend<F: std::future::Future<Output = ()>>(backend: Backend, test: fn() -> F) {
+    if backend == Backend::Postgres && test_database_url().is_none() {
+        eprintln!("skipped on PostgreSQL: TEST_DATABASE_URL is not set");
+        return;
+    }
+    BACKEND.scope(backend, test()).await;
+}
+
+pub fn test_database_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A database for one test, removed when the test ends.
+pub enum TestDb {
+    /// Kept for its lifetime: the directory goes when the test ends.
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        schema: String,
+    },
+}
+
+impl TestDb {
+    /// A fresh database on the backend of the running test, and its URL.
+    pub fn new() -> (Self, String) {
+        match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                (Self::Sqlite { _dir: dir }, url)
+            }
+            Backend::Postgres => {
+                let admin_url = test_database_url().unwrap();
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos();
+                let schema = format!("test_{}_{}_{nanos}", std::process::id(), unique_id());
+                pg_admin(&admin_url, &format!("CREATE SCHEMA {schema}"));
+                let sep = if admin_url.contains('?') { '&' } else { '?' };
+                let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
+                (Self::Postgres { admin_url, schema }, url)
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Self::Postgres { admin_url, schema } = self {
+            pg_admin(admin_url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+/// Runs one statement on its own connection, on a thread of its own (the synchronous client
+/// must not run on the test's async runtime).
+fn pg_admin(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("TEST_DATABASE_URL: cannot connect: {e}"));
+        client.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
 }
 
 impl TestApp {
@@ -89,8 +166,7 @@ impl TestApp {
         billing: Billing,
         rate_limits: RateLimits,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let (db, url) = TestDb::new();
         let store = Store::open(&url).await.unwrap();
         let state = AppState::new(Parts {
             store,
@@ -105,7 +181,7 @@ impl TestApp {
             rate_limits,
         });
         let router = provisio_server::http::router(state.clone());
-        Self { state, router, _dir: dir }
+        Self { state, router, _db: db }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {

@@ -1,0 +1,442 @@
+//! The PostgreSQL backend: a pool of connections, each owned by its own thread, taking
+//! transactions from one queue (the same shape as SQLite's readers, so the store's synchronous
+//! closures run unchanged). Writes run at SERIALIZABLE and are attempted again when PostgreSQL
+//! reports a conflict; statements are prepared once per connection and cached.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::Duration,
+};
+
+use postgres::{
+    Client, Config, IsolationLevel, Statement, Transaction,
+    config::SslMode,
+    error::SqlState,
+    types::{FromSql, IsNull, ToSql, Type, to_sql_checked},
+};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{
+    PoolOptions, StoreError,
+    sql::{Conn, Param, Row, Value},
+    tx::{Mode, TxJob},
+};
+
+type Job = (Mode, Box<dyn TxJob>);
+
+/// Attempts of one write transaction before the conflict is reported as an error.
+const MAX_ATTEMPTS: u32 = 30;
+
+pub(super) struct Postgres {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Postgres {
+    /// Connects `options.max_connections` clients (failing fast if the first cannot connect) and
+    /// starts their threads.
+    pub(super) fn open(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
+        let (url, tls_mode) = split_sslmode(url)?;
+        let mut config: Config = url.parse()?;
+        config.ssl_mode(match tls_mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyFull => SslMode::Require,
+        });
+        let tls = tls(tls_mode, options)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..options.max_connections.max(1) {
+            let worker = Worker::connect(config.clone(), tls.clone())?;
+            let rx = rx.clone();
+            thread::Builder::new()
+                .name(format!("provisio-pg-{i}"))
+                .spawn(move || worker.serve(&rx))
+                .map_err(|e| StoreError::Thread(e.to_string()))?;
+        }
+        Ok(Self { jobs: Mutex::new(Some(tx)) })
+    }
+
+    pub(super) fn submit(&self, mode: Mode, job: Box<dyn TxJob>) -> Result<(), StoreError> {
+        let sender = self.jobs.lock().map_err(|_| StoreError::Closed)?;
+        sender.as_ref().ok_or(StoreError::Closed)?.send((mode, job)).map_err(|_| StoreError::Closed)
+    }
+
+    /// Stops accepting work; the threads finish what they have, close their connections and exit.
+    pub(super) fn close(&self) {
+        if let Ok(mut sender) = self.jobs.lock() {
+            sender.take();
+        }
+    }
+}
+
+/// libpq's `sslmode`, which tokio-postgres only knows in part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    /// Plain connections.
+    Disable,
+    /// TLS when the server offers it, certificate not checked (libpq's default).
+    Prefer,
+    /// TLS or nothing, certificate not checked (as libpq's `require`).
+    Require,
+    /// TLS or nothing, certificate chain and host name verified: what a managed database wants.
+    VerifyFull,
+}
+
+/// Takes `sslmode` out of the URL's query (tokio-postgres refuses `verify-full`).
+fn split_sslmode(url: &str) -> Result<(String, TlsMode), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), TlsMode::Prefer));
+    };
+    let mut mode = TlsMode::Prefer;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("sslmode=") {
+            Some("disable") => mode = TlsMode::Disable,
+            Some("allow" | "prefer") => mode = TlsMode::Prefer,
+            Some("require") => mode = TlsMode::Require,
+            Some("verify-full") => mode = TlsMode::VerifyFull,
+            Some(other) => {
+                return Err(StoreError::Tls(format!(
+                    "sslmode={other} is not supported: use disable, prefer, require or verify-full"
+                )));
+            }
+            None => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((url, mode))
+}
+
+/// The TLS set-up for `mode`: the Mozilla roots plus the operator's CA file when verifying.
+fn tls(mode: TlsMode, options: &PoolOptions) -> Result<MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let tls_error = |e: &dyn std::fmt::Display| StoreError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&e))?;
+    let config = if mode == TlsMode::VerifyFull {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &options.ca_file {
+            let in_file =
+                |e: &dyn std::fmt::Display| tls_error(&format!("{}: {e}", path.display()));
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| in_file(&e))? {
+                roots.add(cert.map_err(|e| in_file(&e))?).map_err(|e| in_file(&e))?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .with_no_client_auth()
+    };
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// `prefer` and `require`: encrypted against a passive listener, as libpq does, but any
+/// certificate is taken. Signatures in the handshake are still checked.
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One connection and its prepared statements.
+struct Worker {
+    config: Config,
+    tls: MakeRustlsConnect,
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Worker {
+    fn connect(config: Config, tls: MakeRustlsConnect) -> Result<Self, StoreError> {
+        let client = config.connect(tls.clone())?;
+        Ok(Self { config, tls, client, statements: HashMap::new() })
+    }
+
+    fn serve(mut self, jobs: &Mutex<mpsc::Receiver<Job>>) {
+        loop {
+            // Only one idle thread waits on the channel at a time; the others wait for the lock.
+            let job = match jobs.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => return,
+            };
+            let Ok((mode, job)) = job else { return };
+            if self.client.is_closed()
+                && let Err(e) = self.reconnect()
+            {
+                job.finish(Some(e));
+                continue;
+            }
+            self.run(mode, job);
+        }
+    }
+
+    /// A connection the server dropped (restart, failover, idle timeout) is replaced before the
+    /// next transaction rather than failing every transaction sent to this thread.
+    fn reconnect(&mut self) -> Result<(), StoreError> {
+        self.client = self.config.connect(self.tls.clone())?;
+        self.statements.clear();
+        tracing::warn!("reconnected to PostgreSQL");
+        Ok(())
+    }
+
+    fn run(&mut self, mode: Mode, mut job: Box<dyn TxJob>) {
+        let mut attempt = 1;
+        loop {
+            match self.attempt(mode, job.as_mut()) {
+                Ok(()) => return job.finish(None),
+                Err(Failure::Conflict(_)) if mode == Mode::Write && attempt < MAX_ATTEMPTS => {
+                    crate::metrics::db_conflict();
+                    // Conflicting transactions retried in lockstep would conflict again: spread
+                    // them out a little, more with each attempt.
+                    let jitter = u64::from(rand_u8()) % 4 + 1;
+                    thread::sleep(Duration::from_micros(jitter * 250 * u64::from(attempt.min(8))));
+                    attempt += 1;
+                }
+                Err(Failure::Conflict(e) | Failure::Other(e)) => return job.finish(Some(e)),
+            }
+        }
+    }
+
+    /// One attempt: begin, run the work, commit or roll back.
+    fn attempt(&mut self, mode: Mode, job: &mut dyn TxJob) -> Result<(), Failure> {
+        let isolation = match mode {
+            Mode::Write => IsolationLevel::Serializable,
+            Mode::Atomic => IsolationLevel::ReadCommitted,
+            Mode::Read => IsolationLevel::RepeatableRead,
+        };
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(isolation)
+            .read_only(mode == Mode::Read)
+            .start()
+            .map_err(Failure::from)?;
+        let mut conn = PgConn { tx, statements: &mut self.statements, conflict: None };
+        let commit = job.attempt(&mut conn);
+        let PgConn { tx, conflict, .. } = conn;
+        if let Some(e) = conflict {
+            // The work saw a conflict (and the transaction is aborted), whatever it answered.
+            let _ = tx.rollback();
+            return Err(Failure::Conflict(e));
+        }
+        if commit && mode != Mode::Read { tx.commit() } else { tx.rollback() }
+            .map_err(Failure::from)
+    }
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Serialization failure, deadlock, or a unique violation from a concurrent insert: the
+    /// transaction would succeed or see the winner's row if attempted again.
+    Conflict(StoreError),
+    Other(StoreError),
+}
+
+impl From<postgres::Error> for Failure {
+    fn from(e: postgres::Error) -> Self {
+        if is_conflict(&e) {
+            Self::Conflict(StoreError::Conflict(e.to_string()))
+        } else {
+            Self::Other(e.into())
+        }
+    }
+}
+
+fn is_conflict(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|code| {
+        *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::UNIQUE_VIOLATION
+    })
+}
+
+fn rand_u8() -> u8 {
+    let mut b = [0u8];
+    let _ = getrandom::fill(&mut b);
+    b[0]
+}
+
+/// A transaction seen through the backend-neutral interface.
+struct PgConn<'a> {
+    tx: Transaction<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+    /// The first conflict a statement hit; the attempt is repeated whatever the work did with it.
+    conflict: Option<StoreError>,
+}
+
+impl PgConn<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    fn track<T>(&mut self, result: Result<T, postgres::Error>) -> Result<T, StoreError> {
+        result.map_err(|e| {
+            if is_conflict(&e) && self.conflict.is_none() {
+                self.conflict = Some(StoreError::Conflict(e.to_string()));
+            }
+            e.into()
+        })
+    }
+}
+
+impl Conn for PgConn<'_> {
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let result = self.statement(sql).and_then(|statement| {
+            let params: Vec<PgParam<'_>> = params.iter().copied().map(PgParam).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+            self.tx.execute(&statement, &refs)
+        });
+        self.track(result)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        let result = self.statement(sql).and_then(|statement| {
+            let params: Vec<PgParam<'_>> = params.iter().copied().map(PgParam).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+            self.tx.query(&statement, &refs)
+        });
+        let rows = self.track(result)?;
+        rows.iter().map(row).collect()
+    }
+
+    fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        let result = self.tx.batch_execute(sql);
+        self.track(result)
+    }
+}
+
+/// A parameter bound as whatever type PostgreSQL inferred for its placeholder, so one `Param::Int`
+/// serves BIGINT, INTEGER and BOOLEAN columns alike.
+#[derive(Debug)]
+struct PgParam<'a>(Param<'a>);
+
+impl ToSql for PgParam<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut postgres_types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            Param::Null => Ok(IsNull::Yes),
+            Param::Int(v) => match *ty {
+                Type::INT8 => v.to_sql(ty, out),
+                Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+                Type::BOOL => (v != 0).to_sql(ty, out),
+                Type::FLOAT8 => (v as f64).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => v.to_string().to_sql(ty, out),
+                _ => Err(format!("cannot bind an integer as {ty}").into()),
+            },
+            Param::Text(v) => match *ty {
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                    v.to_sql(ty, out)
+                }
+                _ => Err(format!("cannot bind text as {ty}").into()),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn row(r: &postgres::Row) -> Result<Row, StoreError> {
+    (0..r.len()).map(|i| column(r, i)).collect::<Result<_, _>>().map(Row)
+}
+
+fn column(r: &postgres::Row, i: usize) -> Result<Value, StoreError> {
+    fn get<'a, T: FromSql<'a>>(r: &'a postgres::Row, i: usize) -> Result<Option<T>, StoreError> {
+        Ok(r.try_get::<_, Option<T>>(i)?)
+    }
+    let ty = r.columns()[i].type_();
+    Ok(match *ty {
+        Type::INT8 => get::<i64>(r, i)?.map_or(Value::Null, Value::Int),
+        Type::INT4 => get::<i32>(r, i)?.map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::INT2 => get::<i16>(r, i)?.map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::BOOL => get::<bool>(r, i)?.map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::FLOAT8 => get::<f64>(r, i)?.map_or(Value::Null, Value::Real),
+        Type::FLOAT4 => get::<f32>(r, i)?.map_or(Value::Null, |v| Value::Real(v.into())),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+            get::<String>(r, i)?.map_or(Value::Null, Value::Text)
+        }
+        Type::BYTEA => get::<Vec<u8>>(r, i)?.map_or(Value::Null, Value::Blob),
+        Type::VOID => Value::Null,
+        _ => return Err(StoreError::Decode { column: i, expected: "a supported column type" }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TlsMode, split_sslmode};
+
+    #[test]
+    fn sslmode_is_taken_out_of_the_url() {
+        let plain = split_sslmode("postgres://u@h/db").ok();
+        assert_eq!(plain, Some(("postgres://u@h/db".into(), TlsMode::Prefer)));
+        let full = split_sslmode("postgres://u@h/db?sslmode=verify-full&application_name=p").ok();
+        assert_eq!(
+            full,
+            Some(("postgres://u@h/db?application_name=p".into(), TlsMode::VerifyFull))
+        );
+        let off = split_sslmode("postgres://u@h/db?sslmode=disable").ok();
+        assert_eq!(off, Some(("postgres://u@h/db".into(), TlsMode::Disable)));
+        assert!(split_sslmode("postgres://u@h/db?sslmode=verify-ca").is_err());
+    }
+}

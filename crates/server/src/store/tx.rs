@@ -1,0 +1,68 @@
+//! A transaction's work as the backends see it: attempted one or more times, then finished once.
+//!
+//! SQLite runs every write on one thread, so an attempt never conflicts. PostgreSQL runs writes
+//! concurrently at SERIALIZABLE isolation and attempts again when the database reports a conflict:
+//! the domain's check-then-act rules (one user per email, one project per `project_id`, single-use
+//! codes) keep the meaning they have on the single SQLite writer without a lock of their own.
+
+use tokio::sync::oneshot;
+
+use super::{Conn, StoreError};
+
+/// How a transaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Serializable; on PostgreSQL attempted again after a serialization conflict.
+    Write,
+    /// One attempt at READ COMMITTED (PostgreSQL): for work whose statements are atomic on their
+    /// own (an upsert) or that takes its lock explicitly (migrations).
+    Atomic,
+    /// Read only, one snapshot.
+    Read,
+}
+
+/// Work submitted to a database thread.
+pub(super) trait TxJob: Send {
+    /// Runs one attempt on `conn`; `true` asks for a commit, `false` for a rollback.
+    fn attempt(&mut self, conn: &mut dyn Conn) -> bool;
+    /// Answers the caller: the last attempt's result, or `failure` when the transaction itself
+    /// failed (could not begin or commit, or ran out of attempts).
+    fn finish(self: Box<Self>, failure: Option<StoreError>);
+}
+
+/// A closure and the channel its result goes back on.
+pub(super) struct Job<T, E, F> {
+    work: F,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<T, E, F> Job<T, E, F> {
+    pub(super) fn new(work: F) -> (Self, oneshot::Receiver<Result<T, E>>) {
+        let (reply, rx) = oneshot::channel();
+        (Self { work, result: None, reply }, rx)
+    }
+}
+
+impl<T, E, F> TxJob for Job<T, E, F>
+where
+    T: Send,
+    E: From<StoreError> + Send,
+    F: FnMut(&mut dyn Conn) -> Result<T, E> + Send,
+{
+    fn attempt(&mut self, conn: &mut dyn Conn) -> bool {
+        let result = (self.work)(conn);
+        let commit = result.is_ok();
+        self.result = Some(result);
+        commit
+    }
+
+    fn finish(self: Box<Self>, failure: Option<StoreError>) {
+        let answer = match (failure, self.result) {
+            (Some(e), _) => Err(E::from(e)),
+            (None, Some(result)) => result,
+            (None, None) => Err(E::from(StoreError::Closed)),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
