@@ -6,16 +6,15 @@ use clap::{Args, Subcommand};
 use provisio_server::{
     admin::{accounts as admin_accounts, seed},
     clock::Clock,
-    config::DEFAULT_DATABASE_URL,
+    config::DatabaseArgs,
     domain::accounts as accounts_domain,
-    store::{Store, accounts, audit},
+    store::{accounts, audit},
 };
 
 #[derive(Args)]
 pub struct AdminArgs {
-    /// Database URL.
-    #[arg(long, global = true, env = "PROVISIO_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    database_url: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
     #[command(subcommand)]
     task: Task,
 }
@@ -67,7 +66,7 @@ enum Task {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&args.database_url).await?;
+    let store = args.database.open().await?;
     match args.task {
         Task::Seed { users, projects, out } => {
             let run =

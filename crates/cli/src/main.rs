@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use provisio_server::{
     clock::Clock,
-    config::{LogFormat, ServeArgs},
+    config::{DatabaseArgs, LogFormat, ServeArgs},
 };
 
 #[derive(Parser)]
@@ -34,6 +34,8 @@ enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Load-test a provider with whole protocol flows.
     Bench(bench::BenchArgs),
+    /// Apply pending database migrations and exit (run it before rolling out a new version).
+    Migrate(DatabaseArgs),
     /// Operator tasks on the store.
     Admin(admin::AdminArgs),
 }
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             Command::Orchestrator(args) => orchestrator::run(args).await,
             Command::Conformance(args) => conformance::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Migrate(args) => migrate(args).await,
             Command::Admin(args) => admin::run(args).await,
         }
     });
@@ -70,6 +73,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = provisio_server::bind(&args).await?;
     let startup = provisio_server::prepare(&args, Clock::system(), listener.local_addr()?).await?;
     provisio_server::run(listener, startup).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(LogFormat::Text);
+    let store = args.open().await?;
+    let version = store.schema_version().await?;
+    store.close().await;
+    println!(
+        "{} is at schema version {version}",
+        provisio_server::store::redact_url(&args.database_url)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -22,9 +22,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PROVISIO_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Database URL: `sqlite://path` (created if missing) or `postgres://…`.
-    #[arg(long, env = "PROVISIO_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Orchestrator signing secret(s), comma-separated while rotating. Without one (and none in the
     /// config file) provisio generates a secret on first start and keeps it in the database.
     #[arg(long, env = "PROVISIO_SIGNING_SECRET", hide_env_values = true, value_delimiter = ',')]
@@ -46,6 +45,36 @@ pub struct ServeArgs {
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "PROVISIO_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// Where the store is; shared by `serve`, `migrate` and `admin`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://path` (created if missing) or `postgres://user[:password]@host/db`
+    /// (`?sslmode=disable|prefer|require|verify-full`, as libpq; `verify-full` checks the
+    /// certificate against the Mozilla roots and `--database-ca-file`).
+    #[arg(long, env = "PROVISIO_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// PostgreSQL connections this process keeps open (each on its own thread).
+    #[arg(long, env = "PROVISIO_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: usize,
+    /// PEM file of CA certificates trusted for PostgreSQL TLS besides the Mozilla roots.
+    #[arg(long, env = "PROVISIO_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    pub fn pool_options(&self) -> crate::store::PoolOptions {
+        crate::store::PoolOptions {
+            max_connections: self.database_pool_size.max(1),
+            ca_file: self.database_ca_file.clone(),
+        }
+    }
+
+    /// Opens the store and applies pending migrations.
+    pub async fn open(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        crate::store::Store::open_with(&self.database_url, &self.pool_options()).await
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -2,12 +2,15 @@
 //! token on resource and deep-link calls, per client address on dashboard logins. A refused call
 //! answers 429 with `Retry-After` in its endpoint's own envelope.
 //!
-//! Buckets live in this process's memory, which is exact for one instance (the SQLite deployment);
-//! a shared store for several instances is the PostgreSQL backend's business.
+//! On SQLite (one instance) buckets live in this process's memory. On PostgreSQL they live in the
+//! database, so that every instance counts against the same buckets: each call locks its bucket's
+//! row, applies [`Bucket::take`] and writes it back.
 
 use std::{collections::HashMap, sync::Mutex};
 
 use serde::Deserialize;
+
+use crate::store::{Backend, Store, StoreError, rate_limits as sql};
 
 /// One limit: `burst` calls at once, refilled at `per_minute` calls a minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,12 +67,49 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
+/// A token bucket; the one place its arithmetic lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
     /// Units left (see [`CALL`]).
-    units: u64,
-    /// When `milli` was last brought up to date, in milliseconds.
-    at_ms: i64,
+    pub units: u64,
+    /// When `units` was last brought up to date, in milliseconds.
+    pub at_ms: i64,
+}
+
+impl Bucket {
+    fn full(rate: Rate, now_ms: i64) -> Self {
+        Self { units: capacity(rate), at_ms: now_ms }
+    }
+
+    /// Refills for the time since `at_ms`, then takes one call or says how long to wait.
+    fn take(&mut self, rate: Rate, now_ms: i64) -> Result<(), RetryAfter> {
+        self.units = self.level(rate, now_ms);
+        self.at_ms = self.at_ms.max(now_ms);
+        if self.units >= CALL {
+            self.units -= CALL;
+            return Ok(());
+        }
+        let wait_ms = (CALL - self.units).div_ceil(u64::from(rate.per_minute.max(1)));
+        Err(RetryAfter(wait_ms.div_ceil(1000).max(1)))
+    }
+
+    /// The units the bucket holds at `now_ms`.
+    fn level(&self, rate: Rate, now_ms: i64) -> u64 {
+        let elapsed = u64::try_from(now_ms.saturating_sub(self.at_ms)).unwrap_or(0);
+        let refill = elapsed.saturating_mul(u64::from(rate.per_minute));
+        self.units.saturating_add(refill).min(capacity(rate))
+    }
+
+    /// When the bucket will be full again (and can be forgotten), in milliseconds.
+    fn full_at_ms(&self, rate: Rate) -> i64 {
+        let missing = capacity(rate).saturating_sub(self.units);
+        let wait = missing.div_ceil(u64::from(rate.per_minute.max(1)));
+        self.at_ms.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX))
+    }
+}
+
+fn capacity(rate: Rate) -> u64 {
+    u64::from(rate.burst.max(1)) * CALL
 }
 
 /// Seconds to wait before the call would be allowed.
@@ -80,14 +120,23 @@ pub struct RetryAfter(pub u64);
 pub struct RateLimiter {
     config: Option<RateLimits>,
     buckets: Mutex<HashMap<(Scope, String), Bucket>>,
+    /// Where buckets live when several instances share them.
+    shared: Option<Store>,
 }
 
 /// Above this many buckets, full ones are dropped (they carry no information).
 const MAX_BUCKETS: usize = 100_000;
 
 impl RateLimiter {
+    /// Buckets in this process's memory.
     pub fn new(config: &RateLimits) -> Self {
-        Self { config: config.enabled.then(|| config.clone()), buckets: Mutex::default() }
+        Self { config: config.enabled.then(|| config.clone()), ..Self::default() }
+    }
+
+    /// Buckets where `store` keeps them: in memory for SQLite, in the database for PostgreSQL.
+    pub fn for_store(config: &RateLimits, store: &Store) -> Self {
+        let shared = (store.backend() == Backend::Postgres).then(|| store.clone());
+        Self { shared, ..Self::new(config) }
     }
 
     fn rate(&self, scope: Scope) -> Option<Rate> {
@@ -101,29 +150,39 @@ impl RateLimiter {
     }
 
     /// Takes one call from `key`'s bucket at time `now_ms`, or says how long to wait.
+    pub async fn take(&self, scope: Scope, key: &str, now_ms: i64) -> Result<(), RetryAfter> {
+        let (Some(store), Some(rate)) = (&self.shared, self.rate(scope)) else {
+            return self.check(scope, key, now_ms);
+        };
+        let key = key.to_string();
+        let taken = store
+            .write_atomic(move |conn| -> Result<_, StoreError> {
+                let mut bucket =
+                    sql::lock(conn, scope.label(), &key)?.unwrap_or(Bucket::full(rate, now_ms));
+                let taken = bucket.take(rate, now_ms);
+                sql::save(conn, scope.label(), &key, bucket, bucket.full_at_ms(rate))?;
+                Ok(taken)
+            })
+            .await;
+        // A limiter that cannot reach its store lets the call through: the call itself will
+        // meet the same database and fail or succeed on its own.
+        taken.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "rate-limit bucket unavailable");
+            Ok(())
+        })
+    }
+
+    /// [`RateLimiter::take`] on this process's buckets.
     pub fn check(&self, scope: Scope, key: &str, now_ms: i64) -> Result<(), RetryAfter> {
         let Some(rate) = self.rate(scope) else { return Ok(()) };
-        let capacity = u64::from(rate.burst.max(1)) * CALL;
-        let refill = |elapsed_ms: u64| elapsed_ms.saturating_mul(u64::from(rate.per_minute));
         let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
         if buckets.len() > MAX_BUCKETS {
-            buckets.retain(|_, b| {
-                let elapsed = u64::try_from(now_ms.saturating_sub(b.at_ms)).unwrap_or(0);
-                b.units.saturating_add(refill(elapsed)) < capacity
-            });
+            buckets.retain(|_, b| b.level(rate, now_ms) < capacity(rate));
         }
-        let bucket = buckets
+        buckets
             .entry((scope, key.to_string()))
-            .or_insert(Bucket { units: capacity, at_ms: now_ms });
-        let elapsed = u64::try_from(now_ms.saturating_sub(bucket.at_ms)).unwrap_or(0);
-        bucket.units = bucket.units.saturating_add(refill(elapsed)).min(capacity);
-        bucket.at_ms = bucket.at_ms.max(now_ms);
-        if bucket.units >= CALL {
-            bucket.units -= CALL;
-            return Ok(());
-        }
-        let wait_ms = (CALL - bucket.units).div_ceil(u64::from(rate.per_minute.max(1)));
-        Err(RetryAfter(wait_ms.div_ceil(1000).max(1)))
+            .or_insert(Bucket::full(rate, now_ms))
+            .take(rate, now_ms)
     }
 }
 

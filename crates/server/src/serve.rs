@@ -1,6 +1,6 @@
 //! `provisio serve`: resolve configuration, open the store, bind, answer until SIGTERM/SIGINT.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use tokio::net::TcpListener;
 
@@ -63,7 +63,7 @@ pub async fn prepare(
         None => FileConfig::default(),
     };
     let catalog = file.catalog()?;
-    let store = Store::open(&args.database_url).await?;
+    let store = args.database.open().await?;
     let (orchestrators, generated_secret) =
         resolve_orchestrators(args, &file, &store, &clock).await?;
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
@@ -136,12 +136,28 @@ pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeErr
     let shutdown = shutdown_signal();
     print_banner(addr, &startup);
     let store = startup.state.store.clone();
+    tokio::spawn(housekeeping(store.clone(), startup.state.clock.clone()));
     let app =
         crate::http::router(startup.state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every minute, deletes expired rows; a failure is logged and tried again next time.
+async fn housekeeping(store: crate::store::Store, clock: crate::clock::Clock) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match store.sweep(clock.now(), clock.now_ms()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "deleted expired rows"),
+            Err(crate::store::StoreError::Closed) => return,
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+    }
 }
 
 fn print_banner(addr: SocketAddr, startup: &Startup) {

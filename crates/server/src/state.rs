@@ -77,6 +77,7 @@ impl AppState {
             .filter(|t| !t.is_empty())
             .map(|t| crate::crypto::token_hash(t))
             .collect();
+        let rate_limiter = RateLimiter::for_store(&parts.rate_limits, &parts.store);
         Self(Arc::new(Inner {
             store: parts.store,
             orchestrators: parts.orchestrators,
@@ -89,13 +90,13 @@ impl AppState {
             introspection_tokens,
             server_secret: parts.server_secret,
             backend: Arc::new(Analytics),
-            rate_limiter: RateLimiter::new(&parts.rate_limits),
+            rate_limiter,
         }))
     }
 
     /// Counts one call against a limit; `Err` carries the `Retry-After` seconds.
-    pub fn limit(&self, scope: Scope, key: &str) -> Result<(), u64> {
-        self.rate_limiter.check(scope, key, self.clock.now_ms()).map_err(|RetryAfter(s)| {
+    pub async fn limit(&self, scope: Scope, key: &str) -> Result<(), u64> {
+        self.rate_limiter.take(scope, key, self.clock.now_ms()).await.map_err(|RetryAfter(s)| {
             crate::metrics::rate_limited(scope.label());
             s
         })

@@ -5,5 +5,6 @@ mod admin;
 mod bad_input;
 mod browser;
 mod crash;
+mod instances;
 mod serve;
 mod server;

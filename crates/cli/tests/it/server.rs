@@ -1,4 +1,4 @@
-//! A `provisio serve` child process on a random port and a fresh SQLite file.
+//! A `provisio serve` child process on a random port and a fresh SQLite file (or a given database).
 
 use std::{
     io::{BufRead, BufReader},
@@ -22,8 +22,17 @@ impl Server {
 
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let db = format!("sqlite://{}", dir.path().join("provisio.db").display());
+        Self::spawn(&db, Some(dir), extra)
+    }
+
+    /// A server on a database someone else owns (a PostgreSQL schema).
+    pub fn start_on(database_url: &str, extra: &[&str]) -> Self {
+        Self::spawn(database_url, None, extra)
+    }
+
+    fn spawn(db: &str, dir: Option<tempfile::TempDir>, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_provisio"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
             .args(extra)
             .env_remove("PROVISIO_SIGNING_SECRET")
             .env_remove("PROVISIO_CONFIG")
@@ -50,12 +59,7 @@ impl Server {
             }
             banner.push(line);
         }
-        Self {
-            child,
-            base_url: base_url.expect("banner names the address"),
-            banner,
-            dir: Some(dir),
-        }
+        Self { child, base_url: base_url.expect("banner names the address"), banner, dir }
     }
 
     pub fn addr(&self) -> String {

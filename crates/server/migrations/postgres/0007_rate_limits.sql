@@ -3,9 +3,9 @@
 CREATE TABLE rate_limit_buckets (
     scope      TEXT NOT NULL,
     key        TEXT NOT NULL,
+    -- -1 marks a row created for a first call that has not been saved yet
     units      BIGINT NOT NULL,
     at_ms      BIGINT NOT NULL,
-    allowed    BOOLEAN NOT NULL,
     -- when the bucket will be full again: after that the row can go
     full_at_ms BIGINT NOT NULL,
     PRIMARY KEY (scope, key)

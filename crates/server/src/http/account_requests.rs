@@ -55,13 +55,15 @@ async fn authenticated(
     let id = request.id.clone().unwrap_or_default();
     let with_id = |code, message: &str| ApiError::from(TypedError::for_request(&id, code, message));
     let email = accounts::normalize_email(request.email.as_deref().unwrap_or_default());
-    state
-        .limit(Scope::OrchestratorAccount, &format!("{}\n{account}", orchestrator.name))
-        .and_then(|()| state.limit(Scope::Email, &email))
-        .map_err(|seconds| {
-            with_id(TypedCode::RateLimited, "Too many account requests; retry later")
-                .retry_after(seconds)
-        })?;
+    let by_account = format!("{}\n{account}", orchestrator.name);
+    let limited = match state.limit(Scope::OrchestratorAccount, &by_account).await {
+        Ok(()) => state.limit(Scope::Email, &email).await,
+        refused => refused,
+    };
+    limited.map_err(|seconds| {
+        with_id(TypedCode::RateLimited, "Too many account requests; retry later")
+            .retry_after(seconds)
+    })?;
     let team_id = team_id(request.configuration_value("team_id")).map_err(|()| {
         with_id(TypedCode::InvalidRequest, "configuration.team_id must be an integer")
     })?;
@@ -134,7 +136,7 @@ fn invalid(message: &str) -> ApiError {
 
 /// Body validation: a JSON object; email present and well-formed; `expires_at` well-formed, then
 /// not past; PKCE method and challenge.
-fn validate_body(body: &[u8], now: i64) -> Result<AccountRequest, ApiError> {
+pub(crate) fn validate_body(body: &[u8], now: i64) -> Result<AccountRequest, ApiError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|_| invalid("Request body must be a JSON object"))?;
     if !value.is_object() {
@@ -180,7 +182,7 @@ fn is_pkce_challenge(challenge: &str) -> bool {
 
 /// provisio's reading of "an integer" (spec 5.3): a JSON integer, or a string of ASCII digits with
 /// surrounding whitespace. An integer too large for any project id resolves to no project.
-fn team_id(value: Option<&Value>) -> Result<Option<i64>, ()> {
+pub(crate) fn team_id(value: Option<&Value>) -> Result<Option<i64>, ()> {
     match value {
         None => Ok(None),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {

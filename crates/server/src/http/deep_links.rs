@@ -24,7 +24,7 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_signed(&state, &headers, &body, "").await?;
-    limit_token(&state, &principal).map_err(|seconds| {
+    limit_token(&state, &principal).await.map_err(|seconds| {
         flat(FlatCode::RateLimited, "Too many requests for this token; retry later")
             .retry_after(seconds)
     })?;
@@ -99,7 +99,7 @@ fn flat(code: FlatCode, message: impl Into<String>) -> ApiError {
     FlatError::new(code, message).into()
 }
 
-fn parse(body: &[u8]) -> Result<DeepLinkRequest, ApiError> {
+pub(crate) fn parse(body: &[u8]) -> Result<DeepLinkRequest, ApiError> {
     let invalid = || flat(FlatCode::InvalidRequest, "Request body must be a JSON object");
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid())?;
     if !value.is_object() {

@@ -117,9 +117,9 @@ pub async fn authenticate_signed(
 }
 
 /// The per-token limit on resource and deep-link calls; `Err` carries the `Retry-After` seconds.
-pub fn limit_token(
+pub async fn limit_token(
     state: &AppState,
     principal: &crate::domain::auth::Principal,
 ) -> Result<(), u64> {
-    state.limit(crate::rate_limit::Scope::Token, &principal.family_id)
+    state.limit(crate::rate_limit::Scope::Token, &principal.family_id).await
 }

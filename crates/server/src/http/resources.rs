@@ -154,7 +154,7 @@ async fn admit(
     raw_id: &str,
 ) -> Result<Principal, ApiError> {
     let principal = authenticate_signed(state, headers, body, raw_id).await?;
-    limit_token(state, &principal).map_err(|seconds| limited(raw_id, seconds))?;
+    limit_token(state, &principal).await.map_err(|seconds| limited(raw_id, seconds))?;
     Ok(principal)
 }
 
@@ -189,7 +189,10 @@ fn resource_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 /// An empty body is an empty object; anything else must be a JSON object.
-fn parse_body<T: DeserializeOwned + Default>(body: &[u8], raw_id: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(
+    body: &[u8],
+    raw_id: &str,
+) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }

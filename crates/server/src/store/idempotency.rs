@@ -27,7 +27,7 @@ pub fn find(conn: &mut dyn Conn, key_hash: &str, now: i64) -> Result<Option<Reco
     .transpose()
 }
 
-/// Records a response (the first one wins) and drops expired records.
+/// Records a response (the first one wins; an expired record is replaced).
 pub fn insert(
     conn: &mut dyn Conn,
     key_hash: &str,
@@ -35,7 +35,6 @@ pub fn insert(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM idempotency_records WHERE expires_at <= $1", &[now.into()])?;
     conn.execute(
         "INSERT INTO idempotency_records (key_hash, request_hash, status, nonce, sealed_body, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \

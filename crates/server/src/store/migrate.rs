@@ -105,8 +105,7 @@ pub(super) fn run(conn: &mut dyn Conn, backend: Backend) -> Result<(), StoreErro
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )?;
-    let current =
-        conn.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?.int(0)?;
+    let current = current(conn)?;
     let migrations = migrations(backend);
     let known = migrations.last().map_or(0, |m| m.version);
     if current > known {
@@ -122,4 +121,9 @@ pub(super) fn run(conn: &mut dyn Conn, backend: Backend) -> Result<(), StoreErro
         tracing::info!(version = migration.version, name = migration.name, "applied migration");
     }
     Ok(())
+}
+
+/// The newest version recorded.
+pub(super) fn current(conn: &mut dyn Conn) -> Result<i64, StoreError> {
+    conn.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?.int(0)
 }

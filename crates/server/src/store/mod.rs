@@ -7,10 +7,12 @@
 pub mod accounts;
 pub mod audit;
 pub mod dashboard;
+pub mod housekeeping;
 pub mod idempotency;
 mod migrate;
 pub mod oauth;
 mod postgres;
+pub mod rate_limits;
 pub mod resources;
 pub mod sql;
 mod sqlite;
@@ -140,6 +142,11 @@ impl Store {
         self.run(Mode::Atomic, move |conn| migrate::run(conn, backend)).await
     }
 
+    /// The newest migration applied.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read(|conn| migrate::current(conn)).await
+    }
+
     /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back on `Err`.
     /// The outcome is as if write transactions ran one at a time: on PostgreSQL `work` may run
     /// more than once (after a serialization conflict, rolled back each time), so it must not act
@@ -218,6 +225,12 @@ impl Store {
             conn.query_one("SELECT value FROM settings WHERE key = $1", &[(&key).into()])?.text(0)
         })
         .await
+    }
+
+    /// Deletes expired rows (see [`housekeeping`]); run now and then by `serve`.
+    pub async fn sweep(&self, now: i64, now_ms: i64) -> Result<u64, StoreError> {
+        let backend = self.backend();
+        self.write_atomic(move |conn| housekeeping::sweep(conn, backend, now, now_ms)).await
     }
 
     /// Stops the database threads once their queued work is done.

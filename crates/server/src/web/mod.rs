@@ -36,7 +36,7 @@ pub async fn login(
     let client = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
-    if let Err(seconds) = state.limit(Scope::LoginIp, &client) {
+    if let Err(seconds) = state.limit(Scope::LoginIp, &client).await {
         let mut response = page(StatusCode::TOO_MANY_REQUESTS, pages::too_many());
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -2,11 +2,14 @@
 //! and deep-link calls, per client address on dashboard logins — 429 with `Retry-After` in each
 //! endpoint's own envelope, and calls pass again once the bucket refills.
 
-use provisio_server::rate_limit::{Rate, RateLimits};
+use provisio_server::{
+    rate_limit::{Rate, RateLimits},
+    store::Backend,
+};
 use provisio_testkit::backend_test;
 use serde_json::json;
 
-use crate::support::{NOW, Req, SECRET, TestApp, account_body};
+use crate::support::{NOW, Req, SECRET, TestApp, account_body, on_backend};
 
 /// Two calls at once, then one a second, for every limit.
 fn tight() -> RateLimits {
@@ -99,4 +102,28 @@ async fn dashboard_logins_are_limited_per_address() {
     let (status, headers, html) = app.browse("/login?token=guess", None).await;
     assert_eq!((status, headers["retry-after"].to_str().unwrap()), (429, "1"));
     assert!(html.contains("Too many attempts"));
+}
+
+/// On PostgreSQL every instance counts against the same buckets: calls spread over two instances
+/// meet one limit. (On SQLite there is one instance, with its buckets in memory.)
+#[tokio::test]
+async fn instances_on_postgresql_share_their_buckets() {
+    on_backend(Backend::Postgres, || async {
+        let first = TestApp::with_rate_limits(tight()).await;
+        let second = first.another_instance().await;
+        let body = |id: &str| account_body(id, "shared@example.com");
+        assert_eq!(first.account_request(&body("ar_s1")).await.status, 200);
+        assert_eq!(second.account_request(&body("ar_s2")).await.status, 200);
+        first.account_request(&body("ar_s3")).await.assert(429, typed_limited("ar_s3"));
+        second.account_request(&body("ar_s4")).await.assert(429, typed_limited("ar_s4"));
+        assert_eq!(first.count("rate_limit_buckets").await, 2, "one per email, one per account");
+
+        // Once refilled, the housekeeping forgets them.
+        first.state.clock.advance(3600);
+        let now = first.state.clock.now();
+        let deleted = first.state.store.sweep(now, now * 1000).await.unwrap();
+        assert!(deleted >= 2, "the buckets and the expired replay records: {deleted}");
+        assert_eq!(first.count("rate_limit_buckets").await, 0);
+    })
+    .await;
 }

@@ -28,6 +28,9 @@ pub const OPERATOR_TOKEN: &str = "op_test_token";
 pub struct TestApp {
     pub state: AppState,
     pub router: Router,
+    /// The database's URL, for a second instance on it.
+    pub database_url: String,
+    rate_limits: RateLimits,
     _db: TestDb,
 }
 
@@ -51,6 +54,8 @@ pub fn test_database_url() -> Option<String> {
 
 /// A database for one test, removed when the test ends.
 pub enum TestDb {
+    /// Another instance's database: the first one removes it.
+    Shared,
     /// Kept for its lifetime: the directory goes when the test ends.
     Sqlite {
         _dir: tempfile::TempDir,
@@ -167,6 +172,29 @@ impl TestApp {
         rate_limits: RateLimits,
     ) -> Self {
         let (db, url) = TestDb::new();
+        Self::open(orchestrators, limits, billing, rate_limits, db, url).await
+    }
+
+    /// A second instance of the default set-up on this one's database, with the same rate limits.
+    pub async fn another_instance(&self) -> Self {
+        let orchestrators = Orchestrators::new(vec![Orchestrator::new(
+            "stripe",
+            Some("Stripe".into()),
+            &[SECRET.to_string()],
+        )]);
+        let (limits, url) = (self.rate_limits.clone(), self.database_url.clone());
+        Self::open(orchestrators, Limits::default(), Billing::Record, limits, TestDb::Shared, url)
+            .await
+    }
+
+    async fn open(
+        orchestrators: Orchestrators,
+        limits: Limits,
+        billing: Billing,
+        rate_limits: RateLimits,
+        db: TestDb,
+        url: String,
+    ) -> Self {
         let store = Store::open(&url).await.unwrap();
         let state = AppState::new(Parts {
             store,
@@ -178,10 +206,10 @@ impl TestApp {
             billing,
             introspection_tokens: vec![OPERATOR_TOKEN.to_string()],
             server_secret: b"test-server-secret".to_vec(),
-            rate_limits,
+            rate_limits: rate_limits.clone(),
         });
         let router = provisio_server::http::router(state.clone());
-        Self { state, router, _db: db }
+        Self { state, router, database_url: url, rate_limits, _db: db }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {

@@ -1,0 +1,205 @@
+//! Three `provisio serve` processes on one PostgreSQL database, with racing requests spread over
+//! them: every at-most-once rule holds across instances. Needs `TEST_DATABASE_URL` (CI sets it);
+//! without it the test says so and passes.
+
+use std::{future::Future, process::Command};
+
+use provisio_orchestrator::{Client, ClientConfig, client::account_request_body};
+use serde_json::{Value, json};
+
+use crate::server::Server;
+
+const SECRET: &str = "whsec_instances";
+
+/// A schema of its own in the test database, dropped at the end.
+struct Schema {
+    admin_url: String,
+    name: String,
+}
+
+impl Schema {
+    fn create(admin_url: &str) -> Self {
+        let name = format!("instances_{}", std::process::id());
+        admin(admin_url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"));
+        Self { admin_url: admin_url.to_string(), name }
+    }
+
+    fn url(&self) -> String {
+        let sep = if self.admin_url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-csearch_path%3D{}", self.admin_url, self.name)
+    }
+
+    fn scalar(&self, sql: &str) -> i64 {
+        let (url, sql) = (self.url(), sql.to_string());
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            client.query_one(&sql, &[]).unwrap().get::<_, i64>(0)
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        admin(&self.admin_url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+fn admin(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+/// Runs one future per instance at once; their answers, in instance order.
+async fn on_all<F, Fut>(clients: &[Client], call: F) -> Vec<(u16, Value)>
+where
+    F: Fn(Client) -> Fut,
+    Fut: Future<Output = (u16, Value)> + Send + 'static,
+{
+    let tasks: Vec<_> = clients.iter().map(|c| tokio::spawn(call(c.clone()))).collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+fn successes(answers: &[(u16, Value)]) -> usize {
+    answers.iter().filter(|(status, _)| *status == 200).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rules_hold_across_three_instances_on_one_postgresql() {
+    let Some(admin_url) = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    let schema = Schema::create(&admin_url);
+    let url = schema.url();
+
+    // Two deployments migrating at once: both succeed, the schema is made once.
+    let migrations: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_provisio"))
+                .args(["migrate", "--database-url", &url])
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap()
+        })
+        .collect();
+    for out in &migrations {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("is at schema version"));
+    }
+
+    // The per-email limit (20 at once, shared by the instances) would refuse a third of the race.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("provisio.toml");
+    std::fs::write(
+        &config,
+        "[rate_limits.account_requests_per_email]\nburst = 100\nper_minute = 6000\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let args = ["--signing-secret", SECRET, "--config", &config];
+    let servers: Vec<Server> = (0..3).map(|_| Server::start_on(&url, &args)).collect();
+    let clients: Vec<Client> = servers
+        .iter()
+        .map(|s| Client::new(ClientConfig::new(&s.base_url, vec![SECRET.into()])).unwrap())
+        .collect();
+
+    // 30 concurrent account requests for one new email, spread over the instances: one user.
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let client = clients[i % 3].clone();
+            tokio::spawn(async move {
+                let body =
+                    account_request_body(&format!("ar_race_{i}"), "race@example.com", "acct_x");
+                let reply = client.account_request(&body).await.unwrap();
+                assert_eq!(reply.status, 200, "{}", reply.pretty());
+                reply.json.unwrap()["oauth"]["code"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap());
+    }
+    assert_eq!(schema.scalar("SELECT COUNT(*) FROM users"), 1);
+    assert_eq!(schema.scalar("SELECT COUNT(*) FROM organizations"), 1);
+    assert_eq!(schema.scalar("SELECT COUNT(*) FROM projects"), 1);
+
+    // One code redeemed on all three at once: one success.
+    let code = codes[0].clone();
+    let redeemed = on_all(&clients, |c| {
+        let code = code.clone();
+        async move {
+            let r = c.redeem_code(&code, None).await.unwrap();
+            (r.status, r.json.unwrap_or_default())
+        }
+    })
+    .await;
+    assert_eq!(successes(&redeemed), 1, "{redeemed:?}");
+    for (status, body) in redeemed.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!((*status, body["error"].as_str()), (400, Some("invalid_grant")));
+    }
+
+    // One refresh token rotated on all three at once: one success. (Fresh tokens: the losing
+    // redemptions above revoked what the winner got.)
+    let tokens = clients[0].redeem_code(&codes[1], None).await.unwrap().json.unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_string();
+    let refreshed = on_all(&clients, |c| {
+        let refresh_token = refresh_token.clone();
+        async move {
+            let r = c.refresh(&refresh_token).await.unwrap();
+            (r.status, r.json.unwrap_or_default())
+        }
+    })
+    .await;
+    assert_eq!(successes(&refreshed), 1, "{refreshed:?}");
+
+    // The same project_id created on all three at once: one project, the same id everywhere.
+    let tokens = clients[1].redeem_code(&codes[2], None).await.unwrap().json.unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let created = on_all(&clients, |c| {
+        let access = access.clone();
+        async move {
+            let r = c.provision(&json!({"project_id": "p-shared"}), &access).await.unwrap();
+            (r.status, r.json.unwrap_or_default())
+        }
+    })
+    .await;
+    assert_eq!(successes(&created), 3, "{created:?}");
+    assert!(created.iter().all(|(_, body)| body["id"] == created[0].1["id"]), "{created:?}");
+    assert_eq!(
+        schema.scalar("SELECT COUNT(*) FROM resources WHERE orchestrator_project_id = 'p-shared'"),
+        1
+    );
+    assert_eq!(schema.scalar("SELECT COUNT(*) FROM projects"), 2);
+
+    // One deep link opened on all three at once: one session.
+    let link = clients[2].deep_link(&json!({"purpose": "dashboard"}), &access).await.unwrap();
+    assert_eq!(link.status, 200, "{}", link.pretty());
+    let link_url = link.json.unwrap()["url"].as_str().unwrap().to_string();
+    let path = link_url[link_url.find("/login").unwrap()..].to_string();
+    let opened = on_all(&clients, |c| {
+        let url = c.url(&path);
+        async move {
+            let r = c.open(&url).await.unwrap();
+            let location =
+                r.headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or("").to_string();
+            (if location.starts_with("/projects/") { 200 } else { r.status }, json!(location))
+        }
+    })
+    .await;
+    assert_eq!(successes(&opened), 1, "{opened:?}");
+    assert_eq!(schema.scalar("SELECT COUNT(*) FROM sessions"), 1);
+
+    drop(servers);
+}
