@@ -107,6 +107,8 @@ async fn a_typed_signature_failure_fails_every_check_expecting_the_flat_401() {
             "check_order.account_signature_before_team_id",
             "check_order.resource_signature_before_version",
             "check_order.deep_link_signature_before_version",
+            "resources.bearer_alone_refused",
+            "deep_links.bearer_alone_refused",
         ])
     );
 }

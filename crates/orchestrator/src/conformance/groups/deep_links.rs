@@ -229,6 +229,12 @@ async fn errors(cx: &Ctx, rec: &mut Recorder<'_>) {
         post(dashboard()).bearer("conformance-not-a-token").send(),
     )
     .await;
+    // Spec 2: a bearer token alone is never enough.
+    rec.expect("bearer_alone_refused", Protocol, Expect::invalid_signature(), async {
+        let account = new_account(cx).await?;
+        post(dashboard()).bearer(account.access_token()).unsigned().send().await
+    })
+    .await;
     rec.expect("revoked_bearer", Protocol, refused(), async {
         let account = new_account(cx).await?;
         refreshed(cx, &account).await?;

@@ -265,6 +265,19 @@ async fn bearer(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
         cx.post(RESOURCES, &body).bearer(account.access_token()).send().await
     })
     .await;
+    // Spec 2: a bearer token alone is never enough; the signature is still required.
+    rec.check(
+        "bearer_alone_refused",
+        Protocol,
+        format!("{} (a valid bearer, unsigned)", Expect::invalid_signature().describe()),
+        async {
+            let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
+            let reply =
+                cx.get(&resource(&created.id)).bearer(account.access_token()).unsigned().send();
+            Expect::invalid_signature().verify(&cx.schemas, &reply.await?)
+        },
+    )
+    .await;
     rec.check("get_revoked_bearer", Protocol, described, async {
         let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
         refreshed(cx, &account).await?;
@@ -383,6 +396,23 @@ async fn project_id(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
             let account = new_account(cx).await?;
             let body = json!({"service_id": ready(catalog)?.subject()});
             let (first, second) = twice(cx, &account, &body).await?;
+            let got = format!("ids {:?} and {:?}", first.id, second.id);
+            judge(first.id == second.id, got)
+        },
+    )
+    .await;
+    // Spec 4: an explicit null is the same as an absent field.
+    rec.check(
+        "null_project_id_is_absent",
+        Protocol,
+        "project_id null: the same resource as no project_id",
+        async {
+            let account = new_account(cx).await?;
+            let body = json!({"service_id": ready(catalog)?.subject()});
+            let first = provision(cx, account.access_token(), &body).await?;
+            let mut null = distinct(cx, body);
+            null["project_id"] = Value::Null;
+            let second = provision(cx, account.access_token(), &null).await?;
             let got = format!("ids {:?} and {:?}", first.id, second.id);
             judge(first.id == second.id, got)
         },
