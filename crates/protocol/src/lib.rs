@@ -4,6 +4,9 @@
 //! two sides of every test agree on one definition of each body, envelope and signature.
 
 pub mod envelope;
+/// Property checks for the fuzz targets and their corpus replay; not part of the protocol API.
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod pkce;
 pub mod signature;
 pub mod types;

@@ -9,6 +9,9 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+/// Property checks for the fuzz targets and their corpus replay; not part of the server API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod orchestrators;

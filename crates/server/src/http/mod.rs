@@ -1,17 +1,17 @@
 //! The HTTP surface: the route table and its middleware. Handlers are thin: they check the request
 //! in the spec's order, call the domain and answer in the endpoint's envelope.
 
-mod account_requests;
-mod deep_links;
+pub(crate) mod account_requests;
+pub(crate) mod deep_links;
 pub mod idempotency;
 mod introspect;
 mod middleware;
-mod oauth;
+pub(crate) mod oauth;
 mod ops;
 mod protocol;
 pub mod reply;
 pub mod request;
-mod resources;
+pub(crate) mod resources;
 pub mod routes;
 
 use axum::{Router, response::IntoResponse};

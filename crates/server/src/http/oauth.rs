@@ -97,7 +97,7 @@ pub async fn token(
 }
 
 /// Form-encoded per RFC 6749; JSON accepted when the content type says so.
-fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, ApiError> {
+pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

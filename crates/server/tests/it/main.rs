@@ -7,6 +7,7 @@ mod audit;
 mod billing;
 mod concurrency;
 mod dashboard;
+mod fuzz_corpus;
 mod idempotency;
 mod introspect;
 mod metrics;
