@@ -345,10 +345,15 @@ fn check_configuration_schema(id: &str, schema: &Value) -> Result<(), CatalogErr
     if schema.get("type") != Some(&Value::String("object".into())) {
         return Err(err(id, field, "must be a JSON Schema with \"type\": \"object\""));
     }
-    match schema.get("properties") {
-        None | Some(Value::Object(_)) => Ok(()),
-        Some(_) => Err(err(id, field, "`properties` must be an object")),
+    if !matches!(schema.get("properties"), None | Some(Value::Object(_))) {
+        return Err(err(id, field, "`properties` must be an object"));
     }
+    // Compiled once here as every create and `update_service` compiles it, so that a schema the
+    // validator refuses (an unknown type, a bad pattern, a keyword of the wrong shape) stops the
+    // start instead of answering every request for this service with an invalid schema.
+    jsonschema::validator_for(schema)
+        .map(drop)
+        .map_err(|e| err(id, field, format!("not a valid JSON Schema: {e}")))
 }
 
 #[cfg(test)]
@@ -449,5 +454,29 @@ pricing = { type = "paid", paid = { type = "stripe_price", stripe_price = "price
             assert_eq!((e.service.as_str(), e.field.as_str()), (service, field), "{e}");
             assert!(e.to_string().contains(&format!("service {service:?}, field `{field}`")));
         }
+    }
+
+    /// Found by the `catalog_loader` fuzz target: schemas that passed the shape check but that the
+    /// validator cannot compile, so every create of the service answered an invalid schema.
+    #[test]
+    fn a_configuration_schema_the_validator_refuses_stops_the_start() {
+        let with_schema = |schema: &str| {
+            format!("{GOOD}configuration_schema = {{ type = \"object\", {schema} }}\n")
+        };
+        for schema in [
+            r#"properties = { name = { type = "strin)g" } }"#,
+            r#"properties = { name = { type = "string", pattern = "^[a-z+$" } }"#,
+            r#"properties = { name = 5 }"#,
+            r#"required = "name""#,
+            r#"minProperties = -1"#,
+        ] {
+            let e = load(&with_schema(schema)).unwrap_err();
+            assert_eq!((e.service.as_str(), e.field.as_str()), ("pro", "configuration_schema"));
+            assert!(e.message.starts_with("not a valid JSON Schema: "), "{schema}: {e}");
+        }
+        let fine =
+            with_schema(r#"properties = { name = { type = "string", pattern = "^[a-z]+$" } }"#);
+        let catalog = load(&fine).unwrap();
+        assert!(catalog.get("pro").unwrap().configuration_schema.is_some());
     }
 }
