@@ -8,6 +8,7 @@ use provisio_server::{
     clock::Clock,
     config::DatabaseArgs,
     domain::accounts as accounts_domain,
+    signing_secrets,
     store::{accounts, audit},
 };
 
@@ -51,6 +52,9 @@ enum Task {
     },
     /// Revoke every live token of a user (id or email); the orchestrator must link again.
     RevokeTokens { who: String },
+    /// Manage orchestrator signing secrets kept in the database (valid beside the configured ones).
+    #[command(subcommand)]
+    SigningSecret(SigningSecretTask),
     /// Print the audit log as JSON lines, oldest first.
     Audit {
         /// Only events at or after this time: Unix seconds or RFC 3339.
@@ -62,6 +66,38 @@ enum Task {
         /// At most this many events.
         #[arg(long, default_value_t = 1000)]
         limit: i64,
+    },
+}
+
+/// Rotating a secret: `add` the new one, give it to the orchestrator, `retire` the old one with an
+/// overlap window. Every server instance picks changes up within its refresh interval.
+#[derive(Subcommand)]
+enum SigningSecretTask {
+    /// Add a secret (generated unless given) and print it, the only time it is shown.
+    Add {
+        /// The orchestrator it signs for, as configured (the zero-config server's is `stripe`).
+        #[arg(long)]
+        orchestrator: String,
+        /// The secret to add; without it one is generated.
+        #[arg(long)]
+        secret: Option<String>,
+        /// A note for `list`, e.g. who has it.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List the stored secrets as JSON lines (hint, created, retiring; never the secret).
+    List {
+        /// Only this orchestrator's.
+        #[arg(long)]
+        orchestrator: Option<String>,
+    },
+    /// Retire a secret, at once or after an overlap window during which it stays valid.
+    Retire {
+        #[arg(long)]
+        id: i64,
+        /// How long it stays valid: e.g. 90s, 15m, 24h, 7d (default: retire now).
+        #[arg(long, default_value = "0", value_parser = signing_secrets::parse_duration)]
+        after: i64,
     },
 }
 
@@ -113,6 +149,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 admin_accounts::revoke_user_tokens(&store, &who, Clock::system().now()).await?;
             println!("{}", serde_json::json!({"user": who, "revoked_token_families": revoked}));
         }
+        Task::SigningSecret(task) => return signing_secret(&store, task).await,
         Task::Audit { since, user, limit } => {
             let since = match since.as_deref() {
                 None => 0,
@@ -138,6 +175,61 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 .await?;
             for event in events {
                 println!("{}", serde_json::to_string(&event)?);
+            }
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn signing_secret(
+    store: &provisio_server::store::Store,
+    task: SigningSecretTask,
+) -> anyhow::Result<ExitCode> {
+    let now = Clock::system().now();
+    match task {
+        SigningSecretTask::Add { orchestrator, secret, label } => {
+            let server_secret = provisio_server::serve::server_secret(store, now).await?;
+            let added = signing_secrets::add(
+                store,
+                server_secret.as_bytes(),
+                &orchestrator,
+                secret,
+                label,
+                now,
+            )
+            .await?;
+            let mut shown = serde_json::to_value(&added.info)?;
+            shown["secret"] = added.secret.into();
+            println!("{shown}");
+            eprintln!(
+                "signing secret {} added for {}: valid on every server within seconds; it is not shown again",
+                added.info.id, added.info.orchestrator
+            );
+        }
+        SigningSecretTask::List { orchestrator } => {
+            for info in signing_secrets::list(store, orchestrator).await? {
+                let mut shown = serde_json::to_value(&info)?;
+                shown["status"] = info.status(now).into();
+                println!("{shown}");
+            }
+        }
+        SigningSecretTask::Retire { id, after } => {
+            match signing_secrets::retire(store, id, after, now).await {
+                Ok(info) => {
+                    let mut shown = serde_json::to_value(&info)?;
+                    shown["status"] = info.status(now).into();
+                    println!("{shown}");
+                }
+                Err(
+                    e @ (signing_secrets::SigningSecretError::NotFound(_)
+                    | signing_secrets::SigningSecretError::AlreadyRetired(_)),
+                ) => {
+                    eprintln!("{e}");
+                    store.close().await;
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }

@@ -110,6 +110,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// A request still running after this long is answered 503 flat `timeout`.
     pub request_timeout_secs: u64,
+    /// How often the signing secrets kept in the database (`provisio admin signing-secret`) are
+    /// reloaded: an added or retired secret takes effect on every instance within this long.
+    pub signing_secrets_refresh_secs: u64,
 }
 
 impl Default for Limits {
@@ -118,6 +121,7 @@ impl Default for Limits {
             signature_tolerance_secs: provisio_protocol::signature::DEFAULT_TOLERANCE_SECS,
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            signing_secrets_refresh_secs: 5,
         }
     }
 }

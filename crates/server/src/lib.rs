@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod orchestrators;
 pub mod rate_limit;
 pub mod serve;
+pub mod signing_secrets;
 pub mod state;
 pub mod store;
 pub mod web;

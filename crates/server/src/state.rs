@@ -61,7 +61,8 @@ pub struct Parts {
     pub billing: Billing,
     /// Operator tokens for the introspection endpoint (plaintext here, hashed in the state).
     pub introspection_tokens: Vec<String>,
-    /// Key material for sealing recorded idempotent responses.
+    /// Key material for sealing recorded idempotent responses and the signing secrets kept in the
+    /// database.
     pub server_secret: Vec<u8>,
     pub rate_limits: RateLimits,
 }

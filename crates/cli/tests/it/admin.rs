@@ -74,3 +74,96 @@ async fn operators_find_users_add_demo_projects_and_revoke_tokens() {
         ["account.created", "code.issued", "code.redeemed", "tokens.revoked_by_admin"]
     );
 }
+
+/// `GET /provisioning/health` signed with `secret`: its status.
+async fn health_with(server: &Server, secret: &str) -> u16 {
+    let client = Client::new(ClientConfig::new(&server.base_url, vec![secret.into()])).unwrap();
+    client.health().await.unwrap().status
+}
+
+/// Polls until the health check signed with `secret` answers `status` (the server reloads its
+/// database secrets every second here).
+async fn eventually(server: &Server, secret: &str, status: u16) {
+    for _ in 0..100 {
+        if health_with(server, secret).await == status {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("a request signed with {secret} never answered {status}");
+}
+
+#[tokio::test]
+async fn operators_add_list_and_retire_signing_secrets_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("provisio.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nsigning_secrets_refresh_secs = 1\n\n[[orchestrators]]\nname = \"stripe\"\nsigning_secrets = [\"whsec_configured\"]\n",
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("provisio.db").display());
+    let server = Server::start_in(dir, &["--config", config.to_str().unwrap()]);
+    assert_eq!(health_with(&server, "whsec_configured").await, 200);
+
+    let (ok, out) =
+        admin(&db, &["signing-secret", "add", "--orchestrator", "stripe", "--label", "rotation"]);
+    assert!(ok, "{out}");
+    let added: Value = serde_json::from_str(out.trim()).unwrap();
+    let generated = added["secret"].as_str().unwrap().to_string();
+    assert!(generated.starts_with("whsec_") && generated.len() > 40, "{generated}");
+    let generated_id = added["id"].as_i64().unwrap();
+    let (ok, out) = admin(
+        &db,
+        &["signing-secret", "add", "--orchestrator", "stripe", "--secret", "whsec_given_secret"],
+    );
+    assert!(ok, "{out}");
+    let given_id = serde_json::from_str::<Value>(out.trim()).unwrap()["id"].as_i64().unwrap();
+
+    eventually(&server, &generated, 200).await;
+    eventually(&server, "whsec_given_secret", 200).await;
+    assert_eq!(health_with(&server, "whsec_configured").await, 200);
+
+    let (ok, out) =
+        admin(&db, &["signing-secret", "retire", "--id", &given_id.to_string(), "--after", "24h"]);
+    assert!(ok, "{out}");
+    let retiring: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(retiring["status"], "retiring");
+    let (ok, out) = admin(&db, &["signing-secret", "retire", "--id", &generated_id.to_string()]);
+    assert!(ok, "{out}");
+
+    let (ok, out) = admin(&db, &["signing-secret", "list"]);
+    assert!(ok, "{out}");
+    assert!(!out.contains(&generated) && !out.contains("whsec_given_secret"), "{out}");
+    let listed: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["id"], generated_id);
+    assert_eq!(listed[0]["label"], "rotation");
+    assert_eq!(listed[0]["status"], "retired");
+    assert_eq!(listed[1]["status"], "retiring");
+    assert!(listed[1]["retire_at"].as_i64().unwrap() > listed[1]["created_at"].as_i64().unwrap());
+    assert!(listed.iter().all(|s| s.get("secret").is_none()));
+
+    // The retired secret is refused; the retiring one verifies during its overlap window.
+    eventually(&server, &generated, 401).await;
+    assert_eq!(health_with(&server, "whsec_given_secret").await, 200);
+
+    assert!(!admin(&db, &["signing-secret", "retire", "--id", &generated_id.to_string()]).0);
+    assert!(!admin(&db, &["signing-secret", "retire", "--id", "999"]).0);
+    let (ok, out) = admin(&db, &["audit"]);
+    assert!(ok);
+    let events: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].as_str().unwrap().to_string())
+        .filter(|e| e.starts_with("signing_secret."))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "signing_secret.added",
+            "signing_secret.added",
+            "signing_secret.retired",
+            "signing_secret.retired"
+        ]
+    );
+}

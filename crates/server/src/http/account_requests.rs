@@ -35,8 +35,9 @@ pub async fn create(
     let request = validate_body(&body, state.clock.now())?;
     require_signature_header(&state, &headers, || {
         TypedError::anonymous(TypedCode::Unauthorized, "Authentication required").into()
-    })?;
-    let orchestrator = verify_signature(&state, &headers, &body)?;
+    })
+    .await?;
+    let orchestrator = verify_signature(&state, &headers, &body).await?;
     let path = "/provisioning/account_requests";
     // No bearer here: the signature and the body are the whole request.
     replay_safe(&state, &headers, "", path, &body, authenticated(&state, orchestrator, request))

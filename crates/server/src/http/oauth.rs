@@ -45,7 +45,7 @@ pub async fn token(
         None | Some("") => return Err(invalid_request("grant_type is required")),
         Some("authorization_code") => {
             let code = required(request.code.as_deref(), "code is required")?;
-            let signed_by = verified_if_present(&state, &headers, &body)?;
+            let signed_by = verified_if_present(&state, &headers, &body).await?;
             let verifier = request.code_verifier.as_deref().filter(|v| !v.is_empty());
             if verifier.is_none() && signed_by.is_none() {
                 return Err(OAuthError::unauthenticated("Authentication required").into());
@@ -79,7 +79,7 @@ pub async fn token(
         Some("refresh_token") => {
             let refresh_token =
                 required(request.refresh_token.as_deref(), "refresh_token is required")?;
-            verified_if_present(&state, &headers, &body)?;
+            verified_if_present(&state, &headers, &body).await?;
             let tokens = oauth::refresh(&state.store, &state.orchestrators, refresh_token, now)
                 .await
                 .map_err(grant_error)?;
@@ -122,13 +122,13 @@ fn invalid_request(message: &str) -> ApiError {
 }
 
 /// The signature is optional here, but a present one must be valid.
-fn verified_if_present<'s>(
+async fn verified_if_present<'s>(
     state: &'s AppState,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Option<&'s Orchestrator>, ApiError> {
     if headers.contains_key(SIGNATURE_HEADER) {
-        verify_signature(state, headers, body).map(Some)
+        verify_signature(state, headers, body).await.map(Some)
     } else {
         Ok(None)
     }

@@ -15,7 +15,7 @@ pub async fn health(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    verify_signature(&state, &headers, &body)?;
+    verify_signature(&state, &headers, &body).await?;
     check_api_version(&headers)?;
     Ok(json(200, &HealthResponse::ok()))
 }
@@ -25,7 +25,7 @@ pub async fn services(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    verify_signature(&state, &headers, &body)?;
+    verify_signature(&state, &headers, &body).await?;
     check_api_version(&headers)?;
     Ok(json_bytes(200, state.services_body.clone()))
 }

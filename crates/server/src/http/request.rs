@@ -29,13 +29,15 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 }
 
 /// Checks the `Stripe-Signature` of a request over its raw body and names the orchestrator that
-/// signed it. No secret configured → 500 flat `server_error`; any failure → 401 flat
-/// `invalid_signature` (the reason goes to the debug log only).
-pub fn verify_signature<'s>(
+/// signed it: against the configured secrets and the ones kept in the database (reloaded at most
+/// every `signing_secrets_refresh_secs`). No secret at all → 500 flat `server_error`; any failure →
+/// 401 flat `invalid_signature` (the reason goes to the debug log only).
+pub async fn verify_signature<'s>(
     state: &'s AppState,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<&'s Orchestrator, ApiError> {
+    refresh_signing_secrets(state).await;
     if !state.orchestrators.has_secrets() {
         return Err(no_secret());
     }
@@ -52,15 +54,26 @@ pub fn verify_signature<'s>(
 
 /// Whether the request carries a `Stripe-Signature` at all. With no secret configured the answer is
 /// 500 before anything else; a missing header answers `missing()` (each endpoint has its own).
-pub fn require_signature_header(
+pub async fn require_signature_header(
     state: &AppState,
     headers: &HeaderMap,
     missing: impl FnOnce() -> ApiError,
 ) -> Result<(), ApiError> {
+    refresh_signing_secrets(state).await;
     if !state.orchestrators.has_secrets() {
         return Err(no_secret());
     }
     if headers.contains_key(SIGNATURE_HEADER) { Ok(()) } else { Err(missing()) }
+}
+
+/// Reloads the database signing secrets when the held ones are older than the refresh interval
+/// (nothing to do, and no database round trip, otherwise).
+async fn refresh_signing_secrets(state: &AppState) {
+    let interval_ms = i64::try_from(state.limits.signing_secrets_refresh_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
+    let load =
+        crate::signing_secrets::load_valid(&state.store, &state.server_secret, state.clock.now());
+    state.orchestrators.refresh(state.clock.now_ms(), interval_ms, load).await;
 }
 
 fn no_secret() -> ApiError {
@@ -103,7 +116,7 @@ pub async fn authenticate_signed(
 ) -> Result<crate::domain::auth::Principal, ApiError> {
     use provisio_protocol::{StatusError, envelope::StatusCode};
     let principal = authenticate_bearer(state, headers, resource_id).await?;
-    let signer = verify_signature(state, headers, body)?;
+    let signer = verify_signature(state, headers, body).await?;
     if signer.name != principal.orchestrator {
         return Err(StatusError::new(
             resource_id,

@@ -42,10 +42,15 @@ const SQLITE: &[Migration] = &[
         name: "audit",
         sql: include_str!("../../migrations/sqlite/0006_audit.sql"),
     },
+    Migration {
+        version: 7,
+        name: "signing_secrets",
+        sql: include_str!("../../migrations/sqlite/0007_signing_secrets.sql"),
+    },
 ];
 
-/// Every PostgreSQL migration, in order: SQLite's, then the tables only several instances need
-/// (SQLite keeps rate-limit buckets in memory).
+/// Every PostgreSQL migration, in order: SQLite's, plus the tables only several instances need
+/// (SQLite keeps rate-limit buckets in memory), so the version numbers differ from 7 on.
 const POSTGRES: &[Migration] = &[
     Migration {
         version: 1,
@@ -81,6 +86,11 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         name: "rate_limits",
         sql: include_str!("../../migrations/postgres/0007_rate_limits.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "signing_secrets",
+        sql: include_str!("../../migrations/postgres/0008_signing_secrets.sql"),
     },
 ];
 

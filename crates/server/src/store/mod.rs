@@ -14,6 +14,7 @@ pub mod oauth;
 mod postgres;
 pub mod rate_limits;
 pub mod resources;
+pub mod signing_secrets;
 pub mod sql;
 mod sqlite;
 mod tx;

@@ -17,5 +17,6 @@ mod protocol_endpoints;
 mod rate_limits;
 mod replay;
 mod resources;
+mod signing_secrets;
 mod startup;
 mod support;
