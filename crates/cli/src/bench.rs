@@ -11,9 +11,14 @@ use serde_json::Value;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Provider base URL.
-    #[arg(long, env = "PROVISIO_BASE_URL", default_value = "http://127.0.0.1:8080")]
-    base_url: String,
+    /// Provider base URL; several, comma-separated, spread the workers over instances.
+    #[arg(
+        long,
+        env = "PROVISIO_BASE_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_delimiter = ','
+    )]
+    base_url: Vec<String>,
     /// Signing secret(s).
     #[arg(long, env = "PROVISIO_SIGNING_SECRET", hide_env_values = true, value_delimiter = ',')]
     signing_secret: Vec<String>,
@@ -58,9 +63,15 @@ enum ScenarioArg {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let mut config = ClientConfig::new(&args.base_url, args.signing_secret.clone());
-    config.path_prefix = args.path_prefix.clone();
-    let client = Client::new(config)?;
+    let clients = args
+        .base_url
+        .iter()
+        .map(|base_url| {
+            let mut config = ClientConfig::new(base_url, args.signing_secret.clone());
+            config.path_prefix = args.path_prefix.clone();
+            Client::new(config)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let stop = match (args.flows, args.duration) {
         (Some(n), _) => Stop::Flows(n),
         (None, d) => Stop::After(d.unwrap_or(Duration::from_secs(10))),
@@ -80,7 +91,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None => Vec::new(),
     };
     let report = bench::run(
-        client,
+        clients,
         BenchConfig {
             scenario,
             concurrency: args.concurrency,

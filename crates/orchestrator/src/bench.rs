@@ -124,8 +124,13 @@ pub enum BenchError {
     Prepare(String),
 }
 
-/// Runs the benchmark and returns its report.
-pub async fn run(client: Client, config: BenchConfig) -> Result<BenchReport, BenchError> {
+/// Runs the benchmark and returns its report. With several clients (instances behind no load
+/// balancer), worker `w` sends all its flows through client `w mod n`, so the load is spread
+/// evenly and a flow's calls stay on one instance, as a sticky load balancer would keep them.
+pub async fn run(clients: Vec<Client>, config: BenchConfig) -> Result<BenchReport, BenchError> {
+    let Some(client) = clients.first().cloned() else {
+        return Err(BenchError::Prepare("no provider to benchmark".into()));
+    };
     let run_id = crate::client::unix_now_nanos();
     let existing = match config.scenario {
         Scenario::ExistingUserFlow if config.users.is_empty() => {
@@ -148,8 +153,9 @@ pub async fn run(client: Client, config: BenchConfig) -> Result<BenchReport, Ben
         Stop::After(_) => u64::MAX,
     };
     let mut workers = Vec::new();
-    for _ in 0..config.concurrency.max(1) {
-        let (client, recorder, existing) = (client.clone(), recorder.clone(), existing.clone());
+    for worker in 0..config.concurrency.max(1) {
+        let client = clients[worker % clients.len()].clone();
+        let (recorder, existing) = (recorder.clone(), existing.clone());
         let (started_flows, ok, failed, progress) =
             (started_flows.clone(), ok.clone(), failed.clone(), progress.clone());
         let config = config.clone();

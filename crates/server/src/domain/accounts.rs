@@ -99,7 +99,9 @@ fn first_name(name: Option<&str>) -> Option<&str> {
     name.and_then(|n| n.split_whitespace().next())
 }
 
-/// Handles one account request in one write transaction.
+/// Handles one account request in one write transaction. Every rule it keeps across concurrent
+/// requests rests on a unique constraint (one user per email, one answer per request id), so it
+/// runs guarded rather than serializable.
 pub async fn request_account(
     store: &Store,
     orchestrator: &Orchestrator,
@@ -109,7 +111,9 @@ pub async fn request_account(
 ) -> Result<Outcome, AccountError> {
     let (orchestrator, public_url) = (orchestrator.clone(), public_url.to_string());
     let actor = Actor::current(&orchestrator.name);
-    store.write(move |conn| decide(conn, &actor, &orchestrator, &request, &public_url, now)).await
+    store
+        .write_guarded(move |conn| decide(conn, &actor, &orchestrator, &request, &public_url, now))
+        .await
 }
 
 fn decide(

@@ -161,6 +161,21 @@ impl Store {
         self.run(Mode::Write, work).await
     }
 
+    /// Like [`Store::write`], for work whose every check-then-write is guarded by a unique
+    /// constraint (a lookup that misses, then an insert the constraint refuses twice): on
+    /// PostgreSQL it runs at READ COMMITTED and is attempted again after a unique violation, which
+    /// then finds the winner's row. SERIALIZABLE would also be correct, but its page-level
+    /// predicate locks make concurrent inserts of neighbouring keys (two new emails) abort each
+    /// other; see docs/decisions.md.
+    pub async fn write_guarded<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    {
+        self.run(Mode::Guarded, work).await
+    }
+
     /// Runs `work` once in a transaction at READ COMMITTED: for statements that are atomic on
     /// their own (an upsert that computes from the row it locks), where a serializable retry would
     /// only add conflicts.

@@ -11,7 +11,7 @@ use std::{
 };
 
 use postgres::{
-    Client, Config, IsolationLevel, Statement, Transaction,
+    Client, Config, GenericClient, IsolationLevel, Statement,
     config::SslMode,
     error::SqlState,
     types::{FromSql, IsNull, ToSql, Type, to_sql_checked},
@@ -233,7 +233,7 @@ impl Worker {
         loop {
             match self.attempt(mode, job.as_mut()) {
                 Ok(()) => return job.finish(None),
-                Err(Failure::Conflict(_)) if mode == Mode::Write && attempt < MAX_ATTEMPTS => {
+                Err(Failure::Conflict(_)) if mode.retried() && attempt < MAX_ATTEMPTS => {
                     crate::metrics::db_conflict();
                     // Conflicting transactions retried in lockstep would conflict again: spread
                     // them out a little, more with each attempt.
@@ -249,27 +249,32 @@ impl Worker {
     /// One attempt: begin, run the work, commit or roll back.
     fn attempt(&mut self, mode: Mode, job: &mut dyn TxJob) -> Result<(), Failure> {
         let isolation = match mode {
+            // Reads run outside a transaction, each statement in its own snapshot: it saves the
+            // BEGIN and ROLLBACK round trips, and no read decides anything another statement's
+            // snapshot could contradict (decisions are made inside write transactions).
+            Mode::Read => {
+                let mut conn = PgConn::new(&mut self.client, &mut self.statements);
+                // Its errors, if any, are in its own answer.
+                job.attempt(&mut conn);
+                return Ok(());
+            }
             Mode::Write => IsolationLevel::Serializable,
-            Mode::Atomic => IsolationLevel::ReadCommitted,
-            Mode::Read => IsolationLevel::RepeatableRead,
+            Mode::Guarded | Mode::Atomic => IsolationLevel::ReadCommitted,
         };
-        let tx = self
+        let mut tx = self
             .client
             .build_transaction()
             .isolation_level(isolation)
-            .read_only(mode == Mode::Read)
             .start()
             .map_err(Failure::from)?;
-        let mut conn = PgConn { tx, statements: &mut self.statements, conflict: None };
+        let mut conn = PgConn::new(&mut tx, &mut self.statements);
         let commit = job.attempt(&mut conn);
-        let PgConn { tx, conflict, .. } = conn;
-        if let Some(e) = conflict {
+        if let Some(e) = conn.conflict {
             // The work saw a conflict (and the transaction is aborted), whatever it answered.
             let _ = tx.rollback();
             return Err(Failure::Conflict(e));
         }
-        if commit && mode != Mode::Read { tx.commit() } else { tx.rollback() }
-            .map_err(Failure::from)
+        if commit { tx.commit() } else { tx.rollback() }.map_err(Failure::from)
     }
 }
 
@@ -305,15 +310,19 @@ fn rand_u8() -> u8 {
     b[0]
 }
 
-/// A transaction seen through the backend-neutral interface.
-struct PgConn<'a> {
-    tx: Transaction<'a>,
+/// A transaction (or the bare connection, for reads) seen through the backend-neutral interface.
+struct PgConn<'a, C> {
+    tx: &'a mut C,
     statements: &'a mut HashMap<String, Statement>,
     /// The first conflict a statement hit; the attempt is repeated whatever the work did with it.
     conflict: Option<StoreError>,
 }
 
-impl PgConn<'_> {
+impl<'a, C: GenericClient> PgConn<'a, C> {
+    fn new(tx: &'a mut C, statements: &'a mut HashMap<String, Statement>) -> Self {
+        Self { tx, statements, conflict: None }
+    }
+
     fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
@@ -333,7 +342,7 @@ impl PgConn<'_> {
     }
 }
 
-impl Conn for PgConn<'_> {
+impl<C: GenericClient> Conn for PgConn<'_, C> {
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let result = self.statement(sql).and_then(|statement| {
             let params: Vec<PgParam<'_>> = params.iter().copied().map(PgParam).collect();

@@ -14,11 +14,21 @@ use super::{Conn, StoreError};
 pub(super) enum Mode {
     /// Serializable; on PostgreSQL attempted again after a serialization conflict.
     Write,
+    /// READ COMMITTED, attempted again after a unique violation (PostgreSQL): see
+    /// `Store::write_guarded`.
+    Guarded,
     /// One attempt at READ COMMITTED (PostgreSQL): for work whose statements are atomic on their
     /// own (an upsert) or that takes its lock explicitly (migrations).
     Atomic,
     /// Read only, one snapshot.
     Read,
+}
+
+impl Mode {
+    /// Whether a conflict is answered by attempting the work again.
+    pub(super) fn retried(self) -> bool {
+        matches!(self, Self::Write | Self::Guarded)
+    }
 }
 
 /// Work submitted to a database thread.
