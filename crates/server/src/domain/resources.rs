@@ -257,6 +257,12 @@ impl Resources<'_> {
         let (actor, user) = (Actor::current(&principal.orchestrator), principal.user_id.clone());
         self.store
             .write(move |conn| -> Result<ResourceView, ResourceError> {
+                // Read again inside the transaction: a concurrent rotation may have replaced the
+                // key `current` saw, and the one to retire is the one there now.
+                let current = sql::find_resource(conn, id)?.ok_or(ResourceError::NotFound)?;
+                if current.removed {
+                    return Err(ResourceError::Removed);
+                }
                 backend.rotate(conn, &current, now)?;
                 actor.record(
                     conn,

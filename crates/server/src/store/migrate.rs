@@ -47,6 +47,11 @@ const SQLITE: &[Migration] = &[
         name: "signing_secrets",
         sql: include_str!("../../migrations/sqlite/0007_signing_secrets.sql"),
     },
+    Migration {
+        version: 8,
+        name: "one_live_key",
+        sql: include_str!("../../migrations/sqlite/0008_one_live_key.sql"),
+    },
 ];
 
 /// Every PostgreSQL migration, in order: SQLite's, plus the tables only several instances need
@@ -91,6 +96,11 @@ const POSTGRES: &[Migration] = &[
         version: 8,
         name: "signing_secrets",
         sql: include_str!("../../migrations/postgres/0008_signing_secrets.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "one_live_key",
+        sql: include_str!("../../migrations/postgres/0009_one_live_key.sql"),
     },
 ];
 

@@ -149,9 +149,9 @@ impl Store {
     }
 
     /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back on `Err`.
-    /// The outcome is as if write transactions ran one at a time: on PostgreSQL `work` may run
-    /// more than once (after a serialization conflict, rolled back each time), so it must not act
-    /// outside the database.
+    /// On PostgreSQL `work` may run more than once (after a conflict, rolled back each time), so
+    /// it must not act outside the database, and every check-then-write in it must rest on a
+    /// unique constraint or a conditional `UPDATE` (see `tx.rs`).
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -161,24 +161,8 @@ impl Store {
         self.run(Mode::Write, work).await
     }
 
-    /// Like [`Store::write`], for work whose every check-then-write is guarded by a unique
-    /// constraint (a lookup that misses, then an insert the constraint refuses twice): on
-    /// PostgreSQL it runs at READ COMMITTED and is attempted again after a unique violation, which
-    /// then finds the winner's row. SERIALIZABLE would also be correct, but its page-level
-    /// predicate locks make concurrent inserts of neighbouring keys (two new emails) abort each
-    /// other; see docs/decisions.md.
-    pub async fn write_guarded<T, E, F>(&self, work: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnMut(&mut dyn Conn) -> Result<T, E> + Send + 'static,
-    {
-        self.run(Mode::Guarded, work).await
-    }
-
-    /// Runs `work` once in a transaction at READ COMMITTED: for statements that are atomic on
-    /// their own (an upsert that computes from the row it locks), where a serializable retry would
-    /// only add conflicts.
+    /// Runs `work` once in a transaction at READ COMMITTED, never again: for statements that are
+    /// atomic on their own (an upsert, a row locked and updated) and migrations.
     pub async fn write_atomic<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,

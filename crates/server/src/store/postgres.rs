@@ -1,7 +1,7 @@
 //! The PostgreSQL backend: a pool of connections, each owned by its own thread, taking
 //! transactions from one queue (the same shape as SQLite's readers, so the store's synchronous
-//! closures run unchanged). Writes run at SERIALIZABLE and are attempted again when PostgreSQL
-//! reports a conflict; statements are prepared once per connection and cached.
+//! closures run unchanged). Writes run at READ COMMITTED and are attempted again after a conflict
+//! (see `tx.rs`); statements are prepared once per connection and cached.
 
 use std::{
     collections::HashMap,
@@ -258,8 +258,7 @@ impl Worker {
                 job.attempt(&mut conn);
                 return Ok(());
             }
-            Mode::Write => IsolationLevel::Serializable,
-            Mode::Guarded | Mode::Atomic => IsolationLevel::ReadCommitted,
+            Mode::Write | Mode::Atomic => IsolationLevel::ReadCommitted,
         };
         let mut tx = self
             .client
@@ -280,8 +279,8 @@ impl Worker {
 
 /// Why an attempt failed.
 enum Failure {
-    /// Serialization failure, deadlock, or a unique violation from a concurrent insert: the
-    /// transaction would succeed or see the winner's row if attempted again.
+    /// A unique violation from a concurrent insert, a deadlock, a serialization failure or a
+    /// compare-and-set that lost: attempted again, the work sees the winner's rows.
     Conflict(StoreError),
     Other(StoreError),
 }
@@ -365,6 +364,11 @@ impl<C: GenericClient> Conn for PgConn<'_, C> {
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
         let result = self.tx.batch_execute(sql);
         self.track(result)
+    }
+
+    fn conflict(&mut self, what: &str) -> StoreError {
+        self.conflict.get_or_insert_with(|| StoreError::Conflict(what.to_string()));
+        StoreError::Conflict(what.to_string())
     }
 }
 

@@ -122,7 +122,8 @@ pub fn set_service(
     Ok(())
 }
 
-/// Replaces a project's public key, remembering the old one as retired.
+/// Replaces a project's public key, remembering the old one as retired. A compare-and-set: if a
+/// concurrent rotation replaced `old_key` first, the transaction is attempted again from there.
 pub fn replace_project_key(
     conn: &mut dyn Conn,
     project_id: i64,
@@ -134,10 +135,13 @@ pub fn replace_project_key(
         "INSERT INTO retired_project_keys (api_key, project_id, retired_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         &[old_key.into(), project_id.into(), now.into()],
     )?;
-    conn.execute(
-        "UPDATE projects SET api_key = $2 WHERE id = $1",
-        &[project_id.into(), new_key.into()],
+    let replaced = conn.execute(
+        "UPDATE projects SET api_key = $2 WHERE id = $1 AND api_key = $3",
+        &[project_id.into(), new_key.into(), old_key.into()],
     )?;
+    if replaced == 0 {
+        return Err(conn.conflict("the project key was replaced concurrently"));
+    }
     Ok(())
 }
 

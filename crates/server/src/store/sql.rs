@@ -110,6 +110,12 @@ pub trait Conn {
     /// Runs several parameterless statements (migrations, test fixtures).
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError>;
 
+    /// The error for a compare-and-set that found the row changed by a concurrent transaction:
+    /// the backend attempts the whole transaction again (SQLite's single writer never sees one).
+    fn conflict(&mut self, what: &str) -> StoreError {
+        StoreError::Conflict(what.to_string())
+    }
+
     fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())
     }

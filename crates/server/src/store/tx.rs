@@ -1,9 +1,10 @@
 //! A transaction's work as the backends see it: attempted one or more times, then finished once.
 //!
 //! SQLite runs every write on one thread, so an attempt never conflicts. PostgreSQL runs writes
-//! concurrently at SERIALIZABLE isolation and attempts again when the database reports a conflict:
-//! the domain's check-then-act rules (one user per email, one project per `project_id`, single-use
-//! codes) keep the meaning they have on the single SQLite writer without a lock of their own.
+//! concurrently at READ COMMITTED and attempts again when a statement reports a conflict (a unique
+//! violation, a deadlock, or a compare-and-set the work itself saw fail): every rule the domain
+//! keeps across requests rests on a unique constraint or a conditional `UPDATE`, so the attempt
+//! after a conflict finds the winner's rows (docs/decisions.md, "PostgreSQL").
 
 use tokio::sync::oneshot;
 
@@ -12,11 +13,8 @@ use super::{Conn, StoreError};
 /// How a transaction runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
-    /// Serializable; on PostgreSQL attempted again after a serialization conflict.
+    /// A write transaction; on PostgreSQL attempted again after a conflict.
     Write,
-    /// READ COMMITTED, attempted again after a unique violation (PostgreSQL): see
-    /// `Store::write_guarded`.
-    Guarded,
     /// One attempt at READ COMMITTED (PostgreSQL): for work whose statements are atomic on their
     /// own (an upsert) or that takes its lock explicitly (migrations).
     Atomic,
@@ -27,7 +25,7 @@ pub(super) enum Mode {
 impl Mode {
     /// Whether a conflict is answered by attempting the work again.
     pub(super) fn retried(self) -> bool {
-        matches!(self, Self::Write | Self::Guarded)
+        self == Self::Write
     }
 }
 

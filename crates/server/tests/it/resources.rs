@@ -414,3 +414,44 @@ async fn a_failed_rotation_is_credential_rotation_failed_and_changes_nothing() {
     );
     assert_eq!(live_personal_keys(&app, &id).await, 1, "the old personal key still works");
 }
+
+/// Rotations racing on one resource (on PostgreSQL, concurrently): every one answers fresh
+/// credentials, exactly one provisioning key stays live, and every replaced project key is retired.
+#[backend_test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_leave_one_live_key_and_retire_every_replaced_one() {
+    let app = Arc::new(TestApp::new().await);
+    let access = Arc::new(token(&app, "race-rot@example.com").await);
+    let id = Arc::new(id_of(&app.provision(&access, &json!({"project_id": "rr"})).await));
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let (app, access, id) = (app.clone(), access.clone(), id.clone());
+            tokio::spawn(async move {
+                // Distinct timestamps: ten requests, not one request replayed.
+                let rotate =
+                    Req::post(&format!("/provisioning/resources/{id}/rotate_credentials"), "")
+                        .signed_with(&[crate::support::SECRET], NOW - i);
+                let reply = app.with_bearer(rotate, &access).await;
+                assert_eq!(reply.status, 200, "{}", reply.json);
+                reply.json["complete"]["access_configuration"]["api_key"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for task in tasks {
+        keys.push(task.await.unwrap());
+    }
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 10, "every rotation answered its own key");
+    assert_eq!(live_personal_keys(&app, &id).await, 1);
+    let current = app.scalar_text(&format!("SELECT api_key FROM projects WHERE id = {id}")).await;
+    assert!(keys.contains(&current));
+    assert_eq!(
+        app.count("retired_project_keys").await,
+        10,
+        "the created key and nine rotated ones"
+    );
+}
