@@ -18,7 +18,7 @@ pub struct ConformanceArgs {
     #[arg(long, default_value = DEFAULT_EMAIL_DOMAIN)]
     email_domain: String,
     /// Run only these groups (comma-separated): health, services, signature, api_version,
-    /// envelopes, check_order, accounts, oauth.
+    /// envelopes, check_order, accounts, oauth, resources, deep_links.
     #[arg(long, value_delimiter = ',', value_parser = Group::parse)]
     only: Vec<Group>,
     /// Also write the results as JSON to this file.
