@@ -55,12 +55,17 @@ pub struct DatabaseArgs {
     /// certificate against the Mozilla roots and `--database-ca-file`).
     #[arg(long, env = "PROVISIO_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
-    /// PostgreSQL connections this process keeps open (each on its own thread).
-    #[arg(long, env = "PROVISIO_DATABASE_POOL_SIZE", default_value_t = 16)]
+    /// PostgreSQL connections this process keeps open, each on its own thread (default: twice
+    /// this machine's cores plus two, the classic starting point; more mostly adds contention).
+    #[arg(long, env = "PROVISIO_DATABASE_POOL_SIZE", default_value_t = default_pool_size())]
     pub database_pool_size: usize,
     /// PEM file of CA certificates trusted for PostgreSQL TLS besides the Mozilla roots.
     #[arg(long, env = "PROVISIO_DATABASE_CA_FILE")]
     pub database_ca_file: Option<PathBuf>,
+}
+
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get()) * 2 + 2
 }
 
 impl DatabaseArgs {

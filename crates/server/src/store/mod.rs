@@ -87,7 +87,7 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { max_connections: 16, ca_file: None }
+        Self { max_connections: 6, ca_file: None }
     }
 }
 
