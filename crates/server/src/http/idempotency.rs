@@ -152,7 +152,7 @@ where
         let recorded = Recorded { request_hash, status: parts.status.as_u16(), nonce, sealed_body };
         let stored = state
             .store
-            .write_atomic(move |conn| sql::insert(conn, &key_hash, &recorded, now, now + ttl))
+            .write_each(move |conn| sql::insert(conn, &key_hash, &recorded, now, now + ttl))
             .await;
         if let Err(e) = stored {
             tracing::warn!(error = %e, "could not record a response");

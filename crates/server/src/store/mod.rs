@@ -172,7 +172,19 @@ impl Store {
         self.run(Mode::Atomic, work).await
     }
 
-    /// Runs `work` on a read connection, in one snapshot.
+    /// Runs `work` with each statement committing on its own (on SQLite, one transaction on the
+    /// writer): for a single upsert or independent deletes, saving PostgreSQL's BEGIN and COMMIT
+    /// round trips. Never attempted again.
+    pub async fn write_each<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    {
+        self.run(Mode::EachStatement, work).await
+    }
+
+    /// Runs `work` on a read connection (SQLite: one snapshot; PostgreSQL: one per statement).
     pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -230,7 +242,7 @@ impl Store {
     /// Deletes expired rows (see [`housekeeping`]); run now and then by `serve`.
     pub async fn sweep(&self, now: i64, now_ms: i64) -> Result<u64, StoreError> {
         let backend = self.backend();
-        self.write_atomic(move |conn| housekeeping::sweep(conn, backend, now, now_ms)).await
+        self.write_each(move |conn| housekeeping::sweep(conn, backend, now, now_ms)).await
     }
 
     /// Stops the database threads once their queued work is done.

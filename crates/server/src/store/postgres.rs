@@ -249,10 +249,10 @@ impl Worker {
     /// One attempt: begin, run the work, commit or roll back.
     fn attempt(&mut self, mode: Mode, job: &mut dyn TxJob) -> Result<(), Failure> {
         let isolation = match mode {
-            // Reads run outside a transaction, each statement in its own snapshot: it saves the
-            // BEGIN and ROLLBACK round trips, and no read decides anything another statement's
-            // snapshot could contradict (decisions are made inside write transactions).
-            Mode::Read => {
+            // Reads (and each-statement writes) run outside a transaction, each statement on its
+            // own: it saves the BEGIN and COMMIT round trips, and no read decides anything another
+            // statement's snapshot could contradict (decisions are made inside write transactions).
+            Mode::Read | Mode::EachStatement => {
                 let mut conn = PgConn::new(&mut self.client, &mut self.statements);
                 // Its errors, if any, are in its own answer.
                 job.attempt(&mut conn);

@@ -18,7 +18,10 @@ pub(super) enum Mode {
     /// One attempt at READ COMMITTED (PostgreSQL): for work whose statements are atomic on their
     /// own (an upsert) or that takes its lock explicitly (migrations).
     Atomic,
-    /// Read only, one snapshot.
+    /// Each statement commits on its own (PostgreSQL: no BEGIN/COMMIT round trips): for work
+    /// of one statement, or of statements that need not commit together.
+    EachStatement,
+    /// Read only.
     Read,
 }
 
