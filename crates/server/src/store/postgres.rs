@@ -331,6 +331,21 @@ impl<'a, C: GenericClient> PgConn<'a, C> {
         Ok(statement)
     }
 
+    /// Runs `run` with the prepared statement for `sql` and `params` bound, tracking conflicts.
+    fn bound<T>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        run: impl FnOnce(&mut C, &Statement, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let result = self.statement(sql).and_then(|statement| {
+            let params: Vec<PgParam<'_>> = params.iter().copied().map(PgParam).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+            run(self.tx, &statement, &refs)
+        });
+        self.track(result)
+    }
+
     fn track<T>(&mut self, result: Result<T, postgres::Error>) -> Result<T, StoreError> {
         result.map_err(|e| {
             if is_conflict(&e) && self.conflict.is_none() {
@@ -343,21 +358,11 @@ impl<'a, C: GenericClient> PgConn<'a, C> {
 
 impl<C: GenericClient> Conn for PgConn<'_, C> {
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let result = self.statement(sql).and_then(|statement| {
-            let params: Vec<PgParam<'_>> = params.iter().copied().map(PgParam).collect();
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-            self.tx.execute(&statement, &refs)
-        });
-        self.track(result)
+        self.bound(sql, params, |tx, statement, params| tx.execute(statement, params))
     }
 
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        let result = self.statement(sql).and_then(|statement| {
-            let params: Vec<PgParam<'_>> = params.iter().copied().map(PgParam).collect();
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-            self.tx.query(&statement, &refs)
-        });
-        let rows = self.track(result)?;
+        let rows = self.bound(sql, params, |tx, statement, params| tx.query(statement, params))?;
         rows.iter().map(row).collect()
     }
 
