@@ -69,6 +69,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .map(|base_url| {
             let mut config = ClientConfig::new(base_url, args.signing_secret.clone());
             config.path_prefix = args.path_prefix.clone();
+            config.parse_json = false;
             Client::new(config)
         })
         .collect::<Result<Vec<_>, _>>()?;

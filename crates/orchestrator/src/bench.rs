@@ -114,7 +114,7 @@ impl Recorder {
 
 /// The error code in whichever envelope the provider answered.
 fn error_code(reply: &Reply) -> String {
-    let body = reply.json.as_ref().unwrap_or(&Value::Null);
+    let body = reply.parsed().unwrap_or(Value::Null);
     body["error"]["code"].as_str().or_else(|| body["error"].as_str()).unwrap_or("-").to_string()
 }
 
@@ -154,7 +154,7 @@ pub async fn run(clients: Vec<Client>, config: BenchConfig) -> Result<BenchRepor
     };
     let mut workers = Vec::new();
     for worker in 0..config.concurrency.max(1) {
-        let client = clients[worker % clients.len()].clone();
+        let client = clients[worker % clients.len()].with_own_connection();
         let (recorder, existing) = (recorder.clone(), existing.clone());
         let (started_flows, ok, failed, progress) =
             (started_flows.clone(), ok.clone(), failed.clone(), progress.clone());
@@ -311,16 +311,13 @@ async fn signup(client: &Client, recorder: &Recorder, body: &Value) -> Option<St
     if !recorder.record("account_request", t, &reply) {
         return None;
     }
-    let code = reply
-        .ok()
-        .and_then(|r| r.json)
-        .and_then(|b| b["oauth"]["code"].as_str().map(String::from))?;
+    let code = reply.ok()?.parsed()?["oauth"]["code"].as_str().map(String::from)?;
     let t = Instant::now();
     let reply = client.redeem_code(&code, None).await;
     if !recorder.record("token", t, &reply) {
         return None;
     }
-    reply.ok()?.json?["access_token"].as_str().map(String::from)
+    reply.ok()?.parsed()?["access_token"].as_str().map(String::from)
 }
 
 /// A user with a provisioned resource, for the per-resource scenarios: `(access token, id)`.
@@ -335,7 +332,7 @@ async fn prepare_resource(
     let access =
         signup(client, &quiet, &account_body(&format!("ar_res_{run_id}_{worker}"), &email)).await?;
     let reply = client.provision(&json!({}), &access).await.ok()?;
-    let id = reply.json?["id"].as_str()?.to_string();
+    let id = reply.parsed()?["id"].as_str()?.to_string();
     Some((access, id))
 }
 

@@ -1,9 +1,14 @@
 //! A signed APP 0.1d client. Every call is signed over the exact bytes it sends.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use provisio_protocol::{API_VERSION, API_VERSION_HEADER, signature};
 use reqwest::{Method, header::HeaderMap};
+
+use crate::connection::Connection;
 
 /// Where and how to call a provider.
 #[derive(Debug, Clone)]
@@ -19,6 +24,10 @@ pub struct ClientConfig {
     /// Token endpoint; defaults to `<base>/oauth/token`.
     pub token_url: Option<String>,
     pub timeout: Duration,
+    /// Parse every reply's body into `Reply::json`. The load generator turns this off: parsing a
+    /// services catalog costs more than sending the request, and it reads the few fields it needs
+    /// with `Reply::parsed`.
+    pub parse_json: bool,
 }
 
 impl ClientConfig {
@@ -30,6 +39,7 @@ impl ClientConfig {
             api_version: Some(API_VERSION.into()),
             token_url: None,
             timeout: Duration::from_secs(30),
+            parse_json: true,
         }
     }
 }
@@ -40,6 +50,8 @@ pub enum ClientError {
     Build(reqwest::Error),
     #[error("request to {url} failed: {source}")]
     Transport { url: String, source: reqwest::Error },
+    #[error("request to {url} failed: {source}")]
+    Connection { url: String, source: std::io::Error },
 }
 
 /// A provider's answer: status, headers and the body (parsed as JSON when it is JSON).
@@ -52,6 +64,17 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply; with `parse`, its body parsed as JSON when it is JSON.
+    pub fn new(status: u16, headers: HeaderMap, raw: Vec<u8>, parse: bool) -> Self {
+        let json = if parse { serde_json::from_slice(&raw).ok() } else { None };
+        Self { status, headers, raw, json }
+    }
+
+    /// The body as JSON, parsed now if the client did not parse it.
+    pub fn parsed(&self) -> Option<serde_json::Value> {
+        self.json.clone().or_else(|| serde_json::from_slice(&self.raw).ok())
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -79,6 +102,8 @@ pub struct Auth {
 pub struct Client {
     http: reqwest::Client,
     config: ClientConfig,
+    /// A connection of this client's own for requests to its base URL (`with_own_connection`).
+    own: Option<Arc<tokio::sync::Mutex<Connection>>>,
 }
 
 impl Client {
@@ -90,7 +115,16 @@ impl Client {
             .pool_max_idle_per_host(1024)
             .build()
             .map_err(ClientError::Build)?;
-        Ok(Self { http, config })
+        Ok(Self { http, config, own: None })
+    }
+
+    /// This client with one kept-alive HTTP/1.1 connection of its own for requests to a plain
+    /// `http://` base URL, used one request at a time, as a load generator's worker wants it; other
+    /// URLs (HTTPS, another token host) still go through the shared pool.
+    pub fn with_own_connection(&self) -> Self {
+        let own = Connection::for_base_url(&self.config.base_url)
+            .map(|c| Arc::new(tokio::sync::Mutex::new(c)));
+        Self { own, ..self.clone() }
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -250,8 +284,7 @@ impl Client {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let raw = response.bytes().await.map_err(transport)?.to_vec();
-        let json = serde_json::from_slice(&raw).ok();
-        Ok(Reply { status, headers, raw, json })
+        Ok(Reply::new(status, headers, raw, self.config.parse_json))
     }
 
     /// Sends one request, signing `body` exactly as sent.
@@ -263,22 +296,28 @@ impl Client {
         content_type: Option<&str>,
         auth: &Auth,
     ) -> Result<Reply, ClientError> {
+        let headers = self.headers(&body, content_type, auth);
+        if let Some(own) = &self.own {
+            let mut connection = own.lock().await;
+            if let Some(target) = connection.target_of(url) {
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let exchange = connection.send(method.as_str(), &target, &headers, &body);
+                let response = tokio::time::timeout(self.config.timeout, exchange)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+                    .map_err(|source| ClientError::Connection { url: url.to_string(), source })?;
+                return Ok(Reply::new(
+                    response.status,
+                    response.headers,
+                    response.body,
+                    self.config.parse_json,
+                ));
+            }
+        }
         let mut request = self.http.request(method, url);
-        if let Some(version) = &self.config.api_version {
-            request = request.header(API_VERSION_HEADER, version);
-        }
-        if !auth.unsigned && !self.config.signing_secrets.is_empty() {
-            let header = signature::header_value(&self.config.signing_secrets, unix_now(), &body);
-            request = request.header(signature::SIGNATURE_HEADER, header);
-        }
-        if let Some(token) = &auth.bearer {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in &auth.extra_headers {
+        for (name, value) in headers {
             request = request.header(name, value);
-        }
-        if let Some(ct) = content_type {
-            request = request.header(reqwest::header::CONTENT_TYPE, ct);
         }
         if !body.is_empty() {
             request = request.body(body);
@@ -288,8 +327,33 @@ impl Client {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let raw = response.bytes().await.map_err(transport)?.to_vec();
-        let json = serde_json::from_slice(&raw).ok();
-        Ok(Reply { status, headers, raw, json })
+        Ok(Reply::new(status, headers, raw, self.config.parse_json))
+    }
+
+    /// The headers a request carries: API version, signature over `body`, bearer, the caller's
+    /// extra headers, content type.
+    fn headers(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+        auth: &Auth,
+    ) -> Vec<(String, String)> {
+        let mut headers = Vec::with_capacity(4 + auth.extra_headers.len());
+        if let Some(version) = &self.config.api_version {
+            headers.push((API_VERSION_HEADER.to_string(), version.clone()));
+        }
+        if !auth.unsigned && !self.config.signing_secrets.is_empty() {
+            let value = signature::header_value(&self.config.signing_secrets, unix_now(), body);
+            headers.push((signature::SIGNATURE_HEADER.to_string(), value));
+        }
+        if let Some(token) = &auth.bearer {
+            headers.push(("authorization".to_string(), format!("Bearer {token}")));
+        }
+        headers.extend(auth.extra_headers.iter().cloned());
+        if let Some(ct) = content_type {
+            headers.push(("content-type".to_string(), ct.to_string()));
+        }
+        headers
     }
 }
 

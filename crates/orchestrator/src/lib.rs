@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod client;
 pub mod conformance;
+mod connection;
 pub mod pkce;
 pub mod state;
 

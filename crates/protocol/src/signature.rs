@@ -229,7 +229,10 @@ impl Prefix {
 
 /// The lowercase hex `v1` value for one secret.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    hex::encode(digest(keyed(secret), timestamp, body))
+    let mut text = [0u8; 64];
+    // 32 bytes always fit 64 hex digits, which are ASCII.
+    let _ = hex::encode_to_slice(digest(keyed(secret), timestamp, body), &mut text);
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// A complete header value, `t=…,v1=…` with one `v1` per secret (double-signing during rotation).

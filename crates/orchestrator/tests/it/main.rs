@@ -2,6 +2,7 @@
 //! provider makes exactly the checks that concern its defect fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bench;
 mod broken;
 mod proxy;
 mod real;
