@@ -11,7 +11,7 @@ use std::{
 };
 
 use postgres::{
-    Client, Config, GenericClient, IsolationLevel, Statement,
+    Client, Config, GenericClient, Statement,
     config::SslMode,
     error::SqlState,
     types::{FromSql, IsNull, ToSql, Type, to_sql_checked},
@@ -187,6 +187,21 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
     }
 }
 
+/// How a write transaction begins. A statement outside a transaction (a replay record, a
+/// housekeeping delete: `Mode::EachStatement`) commits without waiting for its WAL to reach disk,
+/// which is the session's setting (`open_session`); a transaction waits, as it carries the rules.
+/// Losing the last fraction of a second of replay records in a crash costs only a retry that runs
+/// again, which the domain's own idempotency absorbs (docs/decisions.md, "PostgreSQL").
+const BEGIN: &str =
+    "START TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on";
+
+/// Connects and sets up the session (see `BEGIN`).
+fn open_session(config: &Config, tls: &MakeRustlsConnect) -> Result<Client, StoreError> {
+    let mut client = config.connect(tls.clone())?;
+    client.batch_execute("SET synchronous_commit = off")?;
+    Ok(client)
+}
+
 /// One connection and its prepared statements.
 struct Worker {
     config: Config,
@@ -197,7 +212,7 @@ struct Worker {
 
 impl Worker {
     fn connect(config: Config, tls: MakeRustlsConnect) -> Result<Self, StoreError> {
-        let client = config.connect(tls.clone())?;
+        let client = open_session(&config, &tls)?;
         Ok(Self { config, tls, client, statements: HashMap::new() })
     }
 
@@ -222,7 +237,7 @@ impl Worker {
     /// A connection the server dropped (restart, failover, idle timeout) is replaced before the
     /// next transaction rather than failing every transaction sent to this thread.
     fn reconnect(&mut self) -> Result<(), StoreError> {
-        self.client = self.config.connect(self.tls.clone())?;
+        self.client = open_session(&self.config, &self.tls)?;
         self.statements.clear();
         tracing::warn!("reconnected to PostgreSQL");
         Ok(())
@@ -248,32 +263,25 @@ impl Worker {
 
     /// One attempt: begin, run the work, commit or roll back.
     fn attempt(&mut self, mode: Mode, job: &mut dyn TxJob) -> Result<(), Failure> {
-        let isolation = match mode {
+        let mut conn = PgConn::new(&mut self.client, &mut self.statements);
+        if matches!(mode, Mode::Read | Mode::EachStatement) {
             // Reads (and each-statement writes) run outside a transaction, each statement on its
             // own: it saves the BEGIN and COMMIT round trips, and no read decides anything another
             // statement's snapshot could contradict (decisions are made inside write transactions).
-            Mode::Read | Mode::EachStatement => {
-                let mut conn = PgConn::new(&mut self.client, &mut self.statements);
-                // Its errors, if any, are in its own answer.
-                job.attempt(&mut conn);
-                return Ok(());
-            }
-            Mode::Write | Mode::Atomic => IsolationLevel::ReadCommitted,
-        };
-        let mut tx = self
-            .client
-            .build_transaction()
-            .isolation_level(isolation)
-            .start()
-            .map_err(Failure::from)?;
-        let mut conn = PgConn::new(&mut tx, &mut self.statements);
-        let commit = job.attempt(&mut conn);
-        if let Some(e) = conn.conflict {
-            // The work saw a conflict (and the transaction is aborted), whatever it answered.
-            let _ = tx.rollback();
-            return Err(Failure::Conflict(e));
+            // Its errors, if any, are in its own answer.
+            job.attempt(&mut conn);
+            return Ok(());
         }
-        if commit { tx.commit() } else { tx.rollback() }.map_err(Failure::from)
+        conn.tx.batch_execute(BEGIN).map_err(Failure::from)?;
+        let commit = job.attempt(&mut conn);
+        // The work saw a conflict (and the transaction is aborted), whatever it answered.
+        let conflict = conn.conflict.take();
+        let end = if commit && conflict.is_none() { "COMMIT" } else { "ROLLBACK" };
+        let ended = conn.tx.batch_execute(end);
+        match conflict {
+            Some(e) => Err(Failure::Conflict(e)),
+            None => ended.map_err(Failure::from),
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 //! Replay safety: a byte-identical signed POST (same signature header, same body) seen again inside
 //! the signature window is answered from the recorded response and never runs twice.
 
+use provisio_server::store::{Backend, Conn, StoreError};
 use provisio_testkit::backend_test;
 use serde_json::json;
 
-use crate::support::{NOW, Req, SECRET, TestApp, account_body};
+use crate::support::{NOW, Req, SECRET, TestApp, account_body, on_backend};
 
 #[backend_test]
 async fn a_replayed_create_returns_the_same_answer_and_changes_nothing() {
@@ -83,4 +84,20 @@ async fn two_tokens_sending_the_same_signed_body_are_two_requests() {
     assert_eq!((for_a.status, for_b.status), (200, 200));
     assert_ne!(for_a.json["id"], for_b.json["id"], "each user gets their own resource");
     assert!(for_b.headers.get("idempotent-replayed").is_none());
+}
+
+/// On PostgreSQL a write transaction waits for its commit to reach disk; a replay record, written
+/// on its own, does not (a crash may lose the last moment's records, which costs a rerun only).
+#[tokio::test]
+async fn on_postgresql_only_write_transactions_wait_for_a_durable_commit() {
+    on_backend(Backend::Postgres, || async {
+        let app = TestApp::new().await;
+        let setting = |conn: &mut dyn Conn| {
+            Ok::<_, StoreError>(conn.query("SHOW synchronous_commit", &[])?[0].text(0)?)
+        };
+        assert_eq!(app.state.store.write(setting).await.unwrap(), "on");
+        assert_eq!(app.state.store.write_atomic(setting).await.unwrap(), "on");
+        assert_eq!(app.state.store.write_each(setting).await.unwrap(), "off");
+    })
+    .await;
 }
