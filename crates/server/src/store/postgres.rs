@@ -7,7 +7,7 @@ use std::{
     collections::HashMap,
     sync::{Arc, Mutex, mpsc},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use postgres::{
@@ -208,12 +208,45 @@ struct Worker {
     tls: MakeRustlsConnect,
     client: Client,
     statements: HashMap<String, Statement>,
+    replan: Replan,
+}
+
+/// When a connection has PostgreSQL forget its cached plans (`DISCARD PLANS`). PostgreSQL keeps
+/// the generic plan a statement settles on, and its foreign-key checks' plans, until the table is
+/// analyzed again; a plan made while a table was nearly empty (a fresh database, or one analyzed
+/// while young) scans that table whole on every call, thousands of rows per flow, until an
+/// auto-analyze happens to come. So plans are dropped after 1 s, 2 s, 4 s … and then every
+/// 5 minutes: a young database's plans follow its growth, and an old one replans a few dozen
+/// statements every few minutes.
+struct Replan {
+    since: Instant,
+    lifetime: Duration,
+}
+
+impl Replan {
+    const FIRST: Duration = Duration::from_secs(1);
+    const LONGEST: Duration = Duration::from_secs(300);
+
+    fn new(now: Instant) -> Self {
+        Self { since: now, lifetime: Self::FIRST }
+    }
+
+    /// Whether the plans are due to be dropped; the next lifetime is then twice as long.
+    fn due(&mut self, now: Instant) -> bool {
+        let due = now.duration_since(self.since) >= self.lifetime;
+        if due {
+            self.since = now;
+            self.lifetime = (self.lifetime * 2).min(Self::LONGEST);
+        }
+        due
+    }
 }
 
 impl Worker {
     fn connect(config: Config, tls: MakeRustlsConnect) -> Result<Self, StoreError> {
         let client = open_session(&config, &tls)?;
-        Ok(Self { config, tls, client, statements: HashMap::new() })
+        let (statements, replan) = (HashMap::new(), Replan::new(Instant::now()));
+        Ok(Self { config, tls, client, statements, replan })
     }
 
     fn serve(mut self, jobs: &Mutex<mpsc::Receiver<Job>>) {
@@ -229,6 +262,11 @@ impl Worker {
             {
                 job.finish(Some(e));
                 continue;
+            }
+            if self.replan.due(Instant::now())
+                && let Err(e) = self.client.batch_execute("DISCARD PLANS")
+            {
+                tracing::warn!(error = %e, "DISCARD PLANS failed");
             }
             self.run(mode, job);
         }
@@ -450,7 +488,20 @@ fn column(r: &postgres::Row, i: usize) -> Result<Value, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{TlsMode, split_sslmode};
+    use std::time::{Duration, Instant};
+
+    use super::{Replan, TlsMode, split_sslmode};
+
+    #[test]
+    fn plans_are_dropped_after_doubling_lifetimes_up_to_five_minutes() {
+        let start = Instant::now();
+        let mut replan = Replan::new(start);
+        let due: Vec<u64> =
+            (1..=1300).filter(|s| replan.due(start + Duration::from_secs(*s))).collect();
+        // 1 s, then 2, 4 … 256 s apart, then every 300 s.
+        assert_eq!(due, [1, 3, 7, 15, 31, 63, 127, 255, 511, 811, 1111]);
+        assert_eq!(replan.lifetime, Duration::from_secs(300));
+    }
 
     #[test]
     fn sslmode_is_taken_out_of_the_url() {

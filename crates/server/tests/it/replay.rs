@@ -92,8 +92,8 @@ async fn two_tokens_sending_the_same_signed_body_are_two_requests() {
 async fn on_postgresql_only_write_transactions_wait_for_a_durable_commit() {
     on_backend(Backend::Postgres, || async {
         let app = TestApp::new().await;
-        let setting = |conn: &mut dyn Conn| {
-            Ok::<_, StoreError>(conn.query("SHOW synchronous_commit", &[])?[0].text(0)?)
+        let setting = |conn: &mut dyn Conn| -> Result<String, StoreError> {
+            conn.query("SHOW synchronous_commit", &[])?[0].text(0)
         };
         assert_eq!(app.state.store.write(setting).await.unwrap(), "on");
         assert_eq!(app.state.store.write_atomic(setting).await.unwrap(), "on");
