@@ -78,11 +78,10 @@ pub fn insert_organization(
     name: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)",
         &[id.into(), name.into(), now.into()],
-    )?;
-    Ok(())
+    )
 }
 
 pub fn insert_membership(
@@ -92,11 +91,10 @@ pub fn insert_membership(
     role: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)",
         &[user_id.into(), organization_id.into(), role.into(), now.into()],
-    )?;
-    Ok(())
+    )
 }
 
 pub fn insert_project(
@@ -214,7 +212,7 @@ pub fn record_account_request(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO account_requests (orchestrator, request_id, email_normalized, user_id, organization_id, project_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (orchestrator, request_id) DO UPDATE SET email_normalized = $3, user_id = $4, \
@@ -229,6 +227,5 @@ pub fn record_account_request(
             now.into(),
             expires_at.into(),
         ],
-    )?;
-    Ok(())
+    )
 }

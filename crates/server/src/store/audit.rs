@@ -16,7 +16,7 @@ pub struct AuditEvent {
 }
 
 pub fn insert(conn: &mut dyn Conn, e: &AuditEvent) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO audit_events (at, event, orchestrator, user_id, organization_id, project_id, request_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
@@ -29,8 +29,7 @@ pub fn insert(conn: &mut dyn Conn, e: &AuditEvent) -> Result<(), StoreError> {
             e.request_id.as_deref().into(),
             e.detail.as_deref().into(),
         ],
-    )?;
-    Ok(())
+    )
 }
 
 /// Events since `since` (Unix seconds), optionally of one user, oldest first.

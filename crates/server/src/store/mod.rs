@@ -36,9 +36,11 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database error: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
     #[error("the transaction kept conflicting with concurrent ones: {0}")]
     Conflict(String),
+    #[error("the transaction was rolled back: a statement in it failed: {0}")]
+    Aborted(String),
     #[error("cannot set up TLS to the database: {0}")]
     Tls(String),
     #[error("the query returned no row")]

@@ -49,13 +49,12 @@ pub fn insert_code(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO authorization_codes (code_hash, user_id, organization_id, project_id, orchestrator, \
          orchestrator_account, scopes, code_challenge, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[&[code_hash.into()], &grant.params()[..], &[code_challenge.into(), now.into(), expires_at.into()]].concat(),
-    )?;
-    Ok(())
+    )
 }
 
 /// A code as stored, looked up without consuming it.
@@ -99,7 +98,7 @@ pub fn insert_family(
     code_hash: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO token_families (id, user_id, organization_id, project_id, orchestrator, orchestrator_account, \
          scopes, code_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[&[family_id.into()], &grant.params()[..], &[code_hash.into(), now.into()]].concat(),
@@ -113,11 +112,10 @@ pub fn add_family_project(
     family_id: &str,
     project_id: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO token_family_projects (family_id, project_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         &[family_id.into(), project_id.into()],
-    )?;
-    Ok(())
+    )
 }
 
 pub fn insert_access_token(
@@ -127,11 +125,10 @@ pub fn insert_access_token(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO access_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         &[token_hash.into(), family_id.into(), now.into(), expires_at.into()],
-    )?;
-    Ok(())
+    )
 }
 
 pub fn insert_refresh_token(
@@ -141,11 +138,10 @@ pub fn insert_refresh_token(
     now: i64,
     expires_at: Option<i64>,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         &[token_hash.into(), family_id.into(), now.into(), expires_at.into()],
-    )?;
-    Ok(())
+    )
 }
 
 /// Marks a live refresh token rotated and returns its family; `None` when it is not live.

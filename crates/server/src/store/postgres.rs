@@ -1,7 +1,10 @@
 //! The PostgreSQL backend: a pool of connections, each owned by its own thread, taking
 //! transactions from one queue (the same shape as SQLite's readers, so the store's synchronous
 //! closures run unchanged). Writes run at READ COMMITTED and are attempted again after a conflict
-//! (see `tx.rs`); statements are prepared once per connection and cached.
+//! (see `tx.rs`); statements are prepared once per connection and cached. Inside a transaction,
+//! BEGIN and the statements whose answers the work does not wait for (`Conn::defer`) travel with
+//! the next statement that it does wait for, so a transaction costs a round trip per answer, not
+//! per statement.
 
 use std::{
     collections::HashMap,
@@ -10,8 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use postgres::{
-    Client, Config, GenericClient, Statement,
+use futures_util::future::{join, join_all};
+use tokio_postgres::{
+    Client, Config, Statement,
     config::SslMode,
     error::SqlState,
     types::{FromSql, IsNull, ToSql, Type, to_sql_checked},
@@ -195,18 +199,40 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
 const BEGIN: &str =
     "START TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on";
 
-/// Connects and sets up the session (see `BEGIN`).
-fn open_session(config: &Config, tls: &MakeRustlsConnect) -> Result<Client, StoreError> {
-    let mut client = config.connect(tls.clone())?;
-    client.batch_execute("SET synchronous_commit = off")?;
-    Ok(client)
+/// One connection, driven from its worker thread: a current-thread runtime runs tokio-postgres's
+/// connection task whenever the thread waits for an answer.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl Session {
+    /// Connects and sets up the session (see `BEGIN`).
+    fn open(config: &Config, tls: &MakeRustlsConnect) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Thread(e.to_string()))?;
+        let client = runtime.block_on(async {
+            let (client, connection) = config.connect(tls.clone()).await?;
+            // Its error, if any, shows as `Client::is_closed` and fails the statement in flight.
+            tokio::spawn(async move { drop(connection.await) });
+            client.batch_execute("SET synchronous_commit = off").await?;
+            Ok::<_, tokio_postgres::Error>(client)
+        })?;
+        Ok(Self { runtime, client })
+    }
+
+    fn batch_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.runtime.block_on(self.client.batch_execute(sql))
+    }
 }
 
 /// One connection and its prepared statements.
 struct Worker {
     config: Config,
     tls: MakeRustlsConnect,
-    client: Client,
+    session: Session,
     statements: HashMap<String, Statement>,
     replan: Replan,
 }
@@ -244,9 +270,9 @@ impl Replan {
 
 impl Worker {
     fn connect(config: Config, tls: MakeRustlsConnect) -> Result<Self, StoreError> {
-        let client = open_session(&config, &tls)?;
+        let session = Session::open(&config, &tls)?;
         let (statements, replan) = (HashMap::new(), Replan::new(Instant::now()));
-        Ok(Self { config, tls, client, statements, replan })
+        Ok(Self { config, tls, session, statements, replan })
     }
 
     fn serve(mut self, jobs: &Mutex<mpsc::Receiver<Job>>) {
@@ -257,14 +283,14 @@ impl Worker {
                 Err(_) => return,
             };
             let Ok((mode, job)) = job else { return };
-            if self.client.is_closed()
+            if self.session.client.is_closed()
                 && let Err(e) = self.reconnect()
             {
                 job.finish(Some(e));
                 continue;
             }
             if self.replan.due(Instant::now())
-                && let Err(e) = self.client.batch_execute("DISCARD PLANS")
+                && let Err(e) = self.session.batch_execute("DISCARD PLANS")
             {
                 tracing::warn!(error = %e, "DISCARD PLANS failed");
             }
@@ -275,7 +301,7 @@ impl Worker {
     /// A connection the server dropped (restart, failover, idle timeout) is replaced before the
     /// next transaction rather than failing every transaction sent to this thread.
     fn reconnect(&mut self) -> Result<(), StoreError> {
-        self.client = open_session(&self.config, &self.tls)?;
+        self.session = Session::open(&self.config, &self.tls)?;
         self.statements.clear();
         tracing::warn!("reconnected to PostgreSQL");
         Ok(())
@@ -301,24 +327,26 @@ impl Worker {
 
     /// One attempt: begin, run the work, commit or roll back.
     fn attempt(&mut self, mode: Mode, job: &mut dyn TxJob) -> Result<(), Failure> {
-        let mut conn = PgConn::new(&mut self.client, &mut self.statements);
         if matches!(mode, Mode::Read | Mode::EachStatement) {
             // Reads (and each-statement writes) run outside a transaction, each statement on its
             // own: it saves the BEGIN and COMMIT round trips, and no read decides anything another
             // statement's snapshot could contradict (decisions are made inside write transactions).
             // Its errors, if any, are in its own answer.
-            job.attempt(&mut conn);
+            job.attempt(&mut PgConn::new(&self.session, &mut self.statements, None));
             return Ok(());
         }
-        conn.tx.batch_execute(BEGIN).map_err(Failure::from)?;
-        let commit = job.attempt(&mut conn);
-        // The work saw a conflict (and the transaction is aborted), whatever it answered.
-        let conflict = conn.conflict.take();
-        let end = if commit && conflict.is_none() { "COMMIT" } else { "ROLLBACK" };
-        let ended = conn.tx.batch_execute(end);
-        match conflict {
-            Some(e) => Err(Failure::Conflict(e)),
-            None => ended.map_err(Failure::from),
+        let queued = Some(vec![Queued::Begin]);
+        let mut conn = PgConn::new(&self.session, &mut self.statements, queued);
+        let asked = job.attempt(&mut conn);
+        // A transaction in which a statement failed cannot commit (PostgreSQL would answer the
+        // COMMIT with a silent rollback), whatever the work answered: a conflict is attempted
+        // again, any other failure is the answer even if the work went on past it.
+        let commit = asked && conn.conflict.is_none() && conn.failed.is_none();
+        let ended = conn.end(commit);
+        match (conn.conflict.take(), conn.failed.take()) {
+            (Some(e), _) => Err(Failure::Conflict(e)),
+            (None, Some(reason)) if asked => Err(Failure::Other(StoreError::Aborted(reason))),
+            _ => ended.map_err(Failure::Other),
         }
     }
 }
@@ -331,17 +359,7 @@ enum Failure {
     Other(StoreError),
 }
 
-impl From<postgres::Error> for Failure {
-    fn from(e: postgres::Error) -> Self {
-        if is_conflict(&e) {
-            Self::Conflict(StoreError::Conflict(e.to_string()))
-        } else {
-            Self::Other(e.into())
-        }
-    }
-}
-
-fn is_conflict(e: &postgres::Error) -> bool {
+fn is_conflict(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|code| {
         *code == SqlState::T_R_SERIALIZATION_FAILURE
             || *code == SqlState::T_R_DEADLOCK_DETECTED
@@ -356,65 +374,126 @@ fn rand_u8() -> u8 {
 }
 
 /// A transaction (or the bare connection, for reads) seen through the backend-neutral interface.
-struct PgConn<'a, C> {
-    tx: &'a mut C,
+struct PgConn<'a> {
+    session: &'a Session,
     statements: &'a mut HashMap<String, Statement>,
+    /// Inside a transaction, what goes to the server together with the next statement whose
+    /// answer the work waits for: BEGIN, then the statements it deferred. `None` outside one,
+    /// where nothing waits.
+    queued: Option<Vec<Queued>>,
     /// The first conflict a statement hit; the attempt is repeated whatever the work did with it.
     conflict: Option<StoreError>,
+    /// The first other failure of a statement: the transaction is aborted from then on.
+    failed: Option<String>,
 }
 
-impl<'a, C: GenericClient> PgConn<'a, C> {
-    fn new(tx: &'a mut C, statements: &'a mut HashMap<String, Statement>) -> Self {
-        Self { tx, statements, conflict: None }
+/// A request sent ahead of the next answer the work waits for.
+enum Queued {
+    Begin,
+    Statement(Statement, Vec<PgParam>),
+}
+
+impl Queued {
+    async fn send(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+        match self {
+            Self::Begin => client.batch_execute(BEGIN).await,
+            Self::Statement(statement, params) => {
+                client.execute(statement, &refs(params)).await.map(drop)
+            }
+        }
+    }
+}
+
+impl<'a> PgConn<'a> {
+    fn new(
+        session: &'a Session,
+        statements: &'a mut HashMap<String, Statement>,
+        queued: Option<Vec<Queued>>,
+    ) -> Self {
+        Self { session, statements, queued, conflict: None, failed: None }
     }
 
-    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.tx.prepare(sql)?;
+        let session = self.session;
+        let statement = self.track(session.runtime.block_on(session.client.prepare(sql)))?;
         self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
 
-    /// Runs `run` with the prepared statement for `sql` and `params` bound, tracking conflicts.
-    fn bound<T>(
+    /// Sends what is queued and then `last`, in one round trip, and answers `last`'s result, or
+    /// the error of the first queued statement that failed (the rest of the transaction fails
+    /// with it).
+    fn send<T>(
         &mut self,
-        sql: &str,
-        params: &[Param<'_>],
-        run: impl FnOnce(&mut C, &Statement, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
+        last: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, StoreError> {
-        let result = self.statement(sql).and_then(|statement| {
-            let params: Vec<PgParam<'_>> = params.iter().copied().map(PgParam).collect();
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-            run(self.tx, &statement, &refs)
+        let queued = self.queued.as_mut().map(std::mem::take).unwrap_or_default();
+        let session = self.session;
+        let result = session.runtime.block_on(async {
+            let earlier = join_all(queued.iter().map(|q| q.send(&session.client)));
+            let (earlier, last) = join(earlier, last).await;
+            earlier.into_iter().find_map(Result::err).map_or(last, Err)
         });
         self.track(result)
     }
 
-    fn track<T>(&mut self, result: Result<T, postgres::Error>) -> Result<T, StoreError> {
+    /// Ends the transaction. A rollback drops what is still queued: none of it would last.
+    fn end(&mut self, commit: bool) -> Result<(), StoreError> {
+        if !commit && let Some(queued) = self.queued.as_mut() {
+            let began = !matches!(queued.first(), Some(Queued::Begin));
+            queued.clear();
+            if !began {
+                return Ok(());
+            }
+        }
+        let session = self.session;
+        self.send(session.client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }))
+    }
+
+    fn track<T>(&mut self, result: Result<T, tokio_postgres::Error>) -> Result<T, StoreError> {
         result.map_err(|e| {
-            if is_conflict(&e) && self.conflict.is_none() {
-                self.conflict = Some(StoreError::Conflict(e.to_string()));
+            if is_conflict(&e) {
+                self.conflict.get_or_insert_with(|| StoreError::Conflict(e.to_string()));
+            } else {
+                self.failed.get_or_insert_with(|| {
+                    e.as_db_error().map_or_else(|| e.to_string(), ToString::to_string)
+                });
             }
             e.into()
         })
     }
 }
 
-impl<C: GenericClient> Conn for PgConn<'_, C> {
+impl Conn for PgConn<'_> {
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        self.bound(sql, params, |tx, statement, params| tx.execute(statement, params))
+        let (statement, params, session) = (self.statement(sql)?, owned(params), self.session);
+        self.send(async move { session.client.execute(&statement, &refs(&params)).await })
     }
 
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        let rows = self.bound(sql, params, |tx, statement, params| tx.query(statement, params))?;
+        let (statement, params, session) = (self.statement(sql)?, owned(params), self.session);
+        let rows =
+            self.send(async move { session.client.query(&statement, &refs(&params)).await })?;
         rows.iter().map(row).collect()
     }
 
+    fn defer(&mut self, sql: &str, params: &[Param<'_>]) -> Result<(), StoreError> {
+        if self.queued.is_none() {
+            return self.execute(sql, params).map(drop);
+        }
+        let statement = self.statement(sql)?;
+        if let Some(queued) = self.queued.as_mut() {
+            queued.push(Queued::Statement(statement, owned(params)));
+        }
+        Ok(())
+    }
+
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        let result = self.tx.batch_execute(sql);
-        self.track(result)
+        let session = self.session;
+        self.send(session.client.batch_execute(sql))
     }
 
     fn conflict(&mut self, what: &str) -> StoreError {
@@ -424,30 +503,49 @@ impl<C: GenericClient> Conn for PgConn<'_, C> {
 }
 
 /// A parameter bound as whatever type PostgreSQL inferred for its placeholder, so one `Param::Int`
-/// serves BIGINT, INTEGER and BOOLEAN columns alike.
+/// serves BIGINT, INTEGER and BOOLEAN columns alike. Owned, so a deferred statement keeps it.
 #[derive(Debug)]
-struct PgParam<'a>(Param<'a>);
+enum PgParam {
+    Null,
+    Int(i64),
+    Text(String),
+}
 
-impl ToSql for PgParam<'_> {
+fn owned(params: &[Param<'_>]) -> Vec<PgParam> {
+    params
+        .iter()
+        .map(|p| match *p {
+            Param::Null => PgParam::Null,
+            Param::Int(v) => PgParam::Int(v),
+            Param::Text(v) => PgParam::Text(v.to_string()),
+        })
+        .collect()
+}
+
+fn refs(params: &[PgParam]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as _).collect()
+}
+
+impl ToSql for PgParam {
     fn to_sql(
         &self,
         ty: &Type,
         out: &mut postgres_types::private::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self.0 {
-            Param::Null => Ok(IsNull::Yes),
-            Param::Int(v) => match *ty {
+        match self {
+            Self::Null => Ok(IsNull::Yes),
+            Self::Int(v) => match *ty {
                 Type::INT8 => v.to_sql(ty, out),
-                Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
-                Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
-                Type::BOOL => (v != 0).to_sql(ty, out),
-                Type::FLOAT8 => (v as f64).to_sql(ty, out),
+                Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
+                Type::BOOL => (*v != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*v as f64).to_sql(ty, out),
                 Type::TEXT | Type::VARCHAR => v.to_string().to_sql(ty, out),
                 _ => Err(format!("cannot bind an integer as {ty}").into()),
             },
-            Param::Text(v) => match *ty {
+            Self::Text(v) => match *ty {
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                    v.to_sql(ty, out)
+                    v.as_str().to_sql(ty, out)
                 }
                 _ => Err(format!("cannot bind text as {ty}").into()),
             },
@@ -461,12 +559,15 @@ impl ToSql for PgParam<'_> {
     to_sql_checked!();
 }
 
-fn row(r: &postgres::Row) -> Result<Row, StoreError> {
+fn row(r: &tokio_postgres::Row) -> Result<Row, StoreError> {
     (0..r.len()).map(|i| column(r, i)).collect::<Result<_, _>>().map(Row)
 }
 
-fn column(r: &postgres::Row, i: usize) -> Result<Value, StoreError> {
-    fn get<'a, T: FromSql<'a>>(r: &'a postgres::Row, i: usize) -> Result<Option<T>, StoreError> {
+fn column(r: &tokio_postgres::Row, i: usize) -> Result<Value, StoreError> {
+    fn get<'a, T: FromSql<'a>>(
+        r: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> Result<Option<T>, StoreError> {
         Ok(r.try_get::<_, Option<T>>(i)?)
     }
     let ty = r.columns()[i].type_();

@@ -72,7 +72,7 @@ pub fn insert_resource(
     r: &NewResource<'_>,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO resources (project_id, organization_id, service_id, orchestrator, orchestrator_project_id, \
          orchestrator_resource_id, environment, configuration, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9)",
@@ -87,8 +87,7 @@ pub fn insert_resource(
             r.configuration.into(),
             now.into(),
         ],
-    )?;
-    Ok(())
+    )
 }
 
 /// Marks a removed resource active again.
@@ -154,11 +153,10 @@ pub fn insert_personal_key(
     source: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.defer(
         "INSERT INTO personal_keys (project_id, label, prefix, key_hash, source, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         &[project_id.into(), label.into(), prefix.into(), key_hash.into(), source.into(), now.into()],
-    )?;
-    Ok(())
+    )
 }
 
 /// Revokes a project's live personal keys, or only those from `source` when given.

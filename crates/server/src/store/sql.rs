@@ -110,6 +110,13 @@ pub trait Conn {
     /// Runs several parameterless statements (migrations, test fixtures).
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError>;
 
+    /// Runs one statement whose answer the work does not need. A backend may send it together
+    /// with the next statement (PostgreSQL, inside a transaction), so its error can surface
+    /// there or at commit: only for statements whose failure fails the whole transaction.
+    fn defer(&mut self, sql: &str, params: &[Param<'_>]) -> Result<(), StoreError> {
+        self.execute(sql, params).map(drop)
+    }
+
     /// The error for a compare-and-set that found the row changed by a concurrent transaction:
     /// the backend attempts the whole transaction again (SQLite's single writer never sees one).
     fn conflict(&mut self, what: &str) -> StoreError {

@@ -19,4 +19,5 @@ mod replay;
 mod resources;
 mod signing_secrets;
 mod startup;
+mod store;
 mod support;

@@ -1,0 +1,89 @@
+//! The store's transactions as the domain sees them, on both backends: a deferred statement
+//! (`Conn::defer`, sent with the next one on PostgreSQL) is part of its transaction like any other.
+
+use provisio_server::store::{Backend, Conn, StoreError};
+use provisio_testkit::backend_test;
+
+use crate::support::TestApp;
+
+const INSERT: &str = "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, 1)";
+
+/// The store's write transaction; every attempt runs `work`.
+async fn write<T: Send + 'static>(
+    app: &TestApp,
+    work: impl FnMut(&mut dyn Conn) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    app.state.store.write(work).await
+}
+
+async fn organizations(app: &TestApp) -> i64 {
+    app.scalar_i64("SELECT COUNT(*) FROM organizations WHERE id LIKE 'org_deferred_%'").await
+}
+
+#[backend_test]
+async fn deferred_statements_are_seen_by_the_next_statement_and_committed() {
+    let app = TestApp::new().await;
+    let seen = write(&app, |conn| {
+        conn.defer(INSERT, &["org_deferred_1".into(), "one".into()])?;
+        conn.defer(INSERT, &["org_deferred_2".into(), "two".into()])?;
+        conn.query_one("SELECT COUNT(*) FROM organizations WHERE id LIKE 'org_deferred_%'", &[])?
+            .int(0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, 2);
+    assert_eq!(organizations(&app).await, 2);
+}
+
+#[backend_test]
+async fn a_deferred_statement_that_fails_at_commit_fails_the_transaction_and_keeps_nothing() {
+    let app = TestApp::new().await;
+    let result = write(&app, |conn| {
+        conn.defer(INSERT, &["org_deferred_ok".into(), "ok".into()])?;
+        // NOT NULL violated: nothing after this statement waits for an answer but the commit.
+        conn.defer(INSERT, &["org_deferred_bad".into(), None::<&str>.into()])
+    })
+    .await;
+    // SQLite fails the statement itself; PostgreSQL the commit it travelled with.
+    assert!(matches!(result, Err(StoreError::Sqlite(_) | StoreError::Aborted(_))), "{result:?}");
+    assert_eq!(organizations(&app).await, 0);
+}
+
+/// A work that goes on past a failed statement and asks to commit: SQLite commits the statements
+/// that succeeded; PostgreSQL cannot (the failure aborted its transaction), and says so rather than
+/// answer the work's success after a silent rollback.
+#[backend_test]
+async fn a_failure_the_work_swallowed_is_not_reported_as_a_commit() {
+    let app = TestApp::new().await;
+    let result = write(&app, |conn| {
+        conn.defer(INSERT, &["org_deferred_first".into(), "first".into()])?;
+        let failed = conn.defer(INSERT, &["org_deferred_bad".into(), None::<&str>.into()]);
+        // SQLite fails the statement at once; PostgreSQL with the statement that follows.
+        let next = conn.query("SELECT 1", &[]);
+        assert!(failed.is_err() != next.is_err(), "{failed:?} {next:?}");
+        Ok(())
+    })
+    .await;
+    match app.state.store.backend() {
+        Backend::Sqlite => {
+            assert!(result.is_ok());
+            assert_eq!(organizations(&app).await, 1);
+        }
+        Backend::Postgres => {
+            assert!(matches!(result, Err(StoreError::Aborted(_))), "{result:?}");
+            assert_eq!(organizations(&app).await, 0);
+        }
+    }
+}
+
+#[backend_test]
+async fn a_rolled_back_transaction_drops_what_it_deferred() {
+    let app = TestApp::new().await;
+    let result = write(&app, |conn| -> Result<(), StoreError> {
+        conn.defer(INSERT, &["org_deferred_gone".into(), "gone".into()])?;
+        Err(StoreError::NoRow)
+    })
+    .await;
+    assert!(matches!(result, Err(StoreError::NoRow)));
+    assert_eq!(organizations(&app).await, 0);
+}
