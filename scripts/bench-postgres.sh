@@ -25,13 +25,14 @@ fresh_database() {
   "$bin" migrate --database-url "$db_url" >/dev/null
 }
 
-# start_instances N: N servers on ports 18090.. ; sets $urls (comma-separated)
+# start_instances N [POOL]: N servers on ports 18090.. (POOL connections each, default the
+# server's); sets $urls (comma-separated)
 start_instances() {
   urls=""
   for i in $(seq 0 $(($1 - 1))); do
     port=$((18090 + i))
     RUST_LOG=warn "$bin" serve --listen 127.0.0.1:$port --database-url "$db_url" \
-      --signing-secret $secret --config "$dir/provisio.toml" >/dev/null 2>&1 &
+      --signing-secret $secret --config "$dir/provisio.toml" ${2:+--database-pool-size $2} >/dev/null 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/healthz >/dev/null && break; sleep 0.1; done
     urls="${urls:+$urls,}http://127.0.0.1:$port"
@@ -50,6 +51,9 @@ fresh_database; start_instances 1; flow; stop_all
 
 echo "== three instances, empty database"
 fresh_database; start_instances 3; flow; stop_all
+
+echo "== three instances with 2 connections each (6 in all, as one instance), empty database"
+fresh_database; start_instances 3 2; flow; stop_all
 
 echo "== scale curve, one instance"
 fresh_database

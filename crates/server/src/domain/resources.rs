@@ -124,7 +124,12 @@ impl Resources<'_> {
         if principal.project_ids.is_empty() {
             return Err(ResourceError::NoTeam);
         }
-        let plan = self.plan_of(&principal.organization_id).await?;
+        // Only a price set per plan needs the organization's plan: one read fewer per create.
+        let plan = if price_depends_on_plan(&service) {
+            self.plan_of(&principal.organization_id).await?
+        } else {
+            String::new()
+        };
         let activation = self
             .charge(
                 &principal.organization_id,
@@ -463,6 +468,11 @@ fn project_name(configuration: Option<&Value>) -> Option<String> {
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(String::from)
+}
+
+/// Whether `price_is_paid` looks at the plan at all (a component priced per parent plan).
+pub fn price_depends_on_plan(service: &Service) -> bool {
+    matches!(service.pricing, Pricing::Component { .. })
 }
 
 /// Whether provisioning `service` costs money for an organization on `plan`.

@@ -165,8 +165,8 @@ pub fn revoke_personal_keys(
     project_id: i64,
     source: Option<&str>,
     now: i64,
-) -> Result<u64, StoreError> {
-    conn.execute(
+) -> Result<(), StoreError> {
+    conn.defer(
         "UPDATE personal_keys SET revoked_at = $2 WHERE project_id = $1 AND revoked_at IS NULL AND source = COALESCE($3, source)",
         &[project_id.into(), now.into(), source.into()],
     )
