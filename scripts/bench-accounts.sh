@@ -11,7 +11,7 @@ port=18082
 echo "== new users"
 bench --scenario new-user-flow
 for projects in 1 50; do
-  "$bin" admin seed --database-url "$db" --users 1000 --projects $projects --out "$dir/users-$projects.json"
+  "$bin" admin --database-url "$db" seed --users 1000 --projects $projects --out "$dir/users-$projects.json"
   echo "== existing users with $projects project(s), linked by team_id"
   bench --scenario existing-user-flow --users-file "$dir/users-$projects.json"
 done
