@@ -55,13 +55,12 @@ pub async fn authenticate(
             let Some(row) = sql::find_bearer(conn, &hash)?.filter(|r| r.expires_at > now) else {
                 return Err(AuthError::Invalid);
             };
-            let project_ids = sql::family_projects(conn, &row.family_id)?;
             Ok(Principal {
                 family_id: row.family_id,
                 user_id: row.grant.user_id,
                 organization_id: row.grant.organization_id,
                 primary_project_id: row.grant.project_id,
-                project_ids,
+                project_ids: row.project_ids,
                 orchestrator: row.grant.orchestrator,
             })
         })

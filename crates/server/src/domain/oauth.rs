@@ -108,9 +108,7 @@ fn redeem(
         }
         (None, _) => {}
     }
-    if signed_by.is_some_and(|name| name != stored.grant.orchestrator)
-        || !accounts_sql::user_is_live(conn, &stored.grant.user_id)?
-    {
+    if signed_by.is_some_and(|name| name != stored.grant.orchestrator) || !stored.user_live {
         return Err(INVALID);
     }
     if stored.consumed {

@@ -65,13 +65,6 @@ pub fn find_user_by_email(
         .transpose()
 }
 
-/// Whether the user exists and is not deleted.
-pub fn user_is_live(conn: &mut dyn Conn, user_id: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_opt("SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL", &[user_id.into()])?
-        .is_some())
-}
-
 pub fn insert_organization(
     conn: &mut dyn Conn,
     id: &str,

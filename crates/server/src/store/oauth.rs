@@ -64,12 +64,16 @@ pub struct StoredCode {
     pub code_challenge: Option<String>,
     pub expires_at: i64,
     pub consumed: bool,
+    /// Its user exists and is not deleted.
+    pub user_live: bool,
 }
 
 pub fn find_code(conn: &mut dyn Conn, code_hash: &str) -> Result<Option<StoredCode>, StoreError> {
     conn.query_opt(
-        "SELECT user_id, organization_id, project_id, orchestrator, orchestrator_account, scopes, \
-         code_challenge, expires_at, consumed_at FROM authorization_codes WHERE code_hash = $1",
+        "SELECT c.user_id, c.organization_id, c.project_id, c.orchestrator, c.orchestrator_account, c.scopes, \
+         c.code_challenge, c.expires_at, c.consumed_at, \
+         EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id AND u.deleted_at IS NULL) \
+         FROM authorization_codes c WHERE c.code_hash = $1",
         &[code_hash.into()],
     )?
     .map(|r| {
@@ -78,6 +82,7 @@ pub fn find_code(conn: &mut dyn Conn, code_hash: &str) -> Result<Option<StoredCo
             code_challenge: r.opt_text(6)?,
             expires_at: r.int(7)?,
             consumed: r.opt_int(8)?.is_some(),
+            user_live: r.int(9)? != 0,
         })
     })
     .transpose()
@@ -230,29 +235,32 @@ pub struct BearerRow {
     pub family_id: String,
     pub grant: Grant,
     pub expires_at: i64,
+    /// Every project the family reaches, ascending.
+    pub project_ids: Vec<i64>,
 }
 
-/// The access token's family if the token and its family are live and the user exists.
+/// The access token's family, with the projects it reaches, if the token and its family are live
+/// and the user exists. One statement: it runs before every resource call.
 pub fn find_bearer(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<BearerRow>, StoreError> {
-    conn.query_opt(
+    let rows = conn.query(
         "SELECT f.id, f.user_id, f.organization_id, f.project_id, f.orchestrator, f.orchestrator_account, \
-         f.scopes, a.expires_at FROM access_tokens a \
+         f.scopes, a.expires_at, p.project_id FROM access_tokens a \
          JOIN token_families f ON f.id = a.family_id JOIN users u ON u.id = f.user_id \
-         WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND f.revoked_at IS NULL AND u.deleted_at IS NULL",
+         LEFT JOIN token_family_projects p ON p.family_id = f.id \
+         WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND f.revoked_at IS NULL AND u.deleted_at IS NULL \
+         ORDER BY p.project_id",
         &[token_hash.into()],
-    )?
-    .map(|r| Ok(BearerRow { family_id: r.text(0)?, grant: Grant::from_row(&r, 1)?, expires_at: r.int(7)? }))
-    .transpose()
-}
-
-pub fn family_projects(conn: &mut dyn Conn, family_id: &str) -> Result<Vec<i64>, StoreError> {
-    conn.query(
-        "SELECT project_id FROM token_family_projects WHERE family_id = $1 ORDER BY project_id",
-        &[family_id.into()],
-    )?
-    .iter()
-    .map(|r| r.int(0))
-    .collect()
+    )?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    Ok(Some(BearerRow {
+        family_id: first.text(0)?,
+        grant: Grant::from_row(first, 1)?,
+        expires_at: first.int(7)?,
+        project_ids: rows
+            .iter()
+            .filter_map(|r| r.opt_int(8).transpose())
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 /// A consent request waiting for the user in a browser.
