@@ -180,7 +180,8 @@ impl Connection {
                 (body, consumed, true)
             };
             self.buf.drain(..consumed);
-            if close || until_close {
+            // After 101 the connection speaks another protocol: it is not reused for HTTP/1.1.
+            if close || until_close || status == 101 {
                 self.reset();
             }
             return Ok(Response { status, headers, body });
@@ -356,7 +357,8 @@ mod tests {
                 let (mut stream, _) = listener.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
                 let mut buf = Vec::new();
-                for answer in answers {
+                // A client that closes the connection ends its script early.
+                'answers: for answer in answers {
                     // Read one request: its head, then its Content-Length body.
                     let (head, length) = loop {
                         let mut slots = [httparse::EMPTY_HEADER; 32];
@@ -371,10 +373,14 @@ mod tests {
                                 });
                             break (n, length);
                         }
-                        stream.read_buf(&mut buf).await.unwrap();
+                        if stream.read_buf(&mut buf).await.unwrap() == 0 {
+                            break 'answers;
+                        }
                     };
                     while buf.len() < head + length {
-                        stream.read_buf(&mut buf).await.unwrap();
+                        if stream.read_buf(&mut buf).await.unwrap() == 0 {
+                            break 'answers;
+                        }
                     }
                     seen.lock()
                         .unwrap()
@@ -452,6 +458,17 @@ mod tests {
         assert_eq!(get(&mut connection, "/").await.unwrap().body, b"bye");
         assert_eq!(get(&mut connection, "/").await.unwrap().body, b"ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_switched_protocols_is_not_reused() {
+        let switched = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: other\r\n\r\n";
+        let stale = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale";
+        let fresh = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh";
+        let (base, _, _) = provider(vec![vec![switched, stale], vec![fresh]]).await;
+        let mut connection = Connection::for_base_url(&base).unwrap();
+        assert_eq!(get(&mut connection, "/").await.unwrap().status, 101);
+        assert_eq!(get(&mut connection, "/").await.unwrap().body, b"fresh");
     }
 
     #[tokio::test]
