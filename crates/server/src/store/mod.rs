@@ -251,7 +251,10 @@ impl Store {
     pub async fn close(&self) {
         match &self.engine {
             Engine::Sqlite(db) => db.close(),
-            Engine::Postgres(db) => db.close(),
+            Engine::Postgres(db) => {
+                let db = db.clone();
+                let _ = tokio::task::spawn_blocking(move || db.close()).await;
+            }
         }
     }
 }

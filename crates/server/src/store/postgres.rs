@@ -35,6 +35,7 @@ const MAX_ATTEMPTS: u32 = 30;
 
 pub(super) struct Postgres {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 impl Postgres {
@@ -51,15 +52,18 @@ impl Postgres {
         let tls = tls(tls_mode, options)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::new();
         for i in 0..options.max_connections.max(1) {
             let worker = Worker::connect(config.clone(), tls.clone())?;
             let rx = rx.clone();
-            thread::Builder::new()
-                .name(format!("provisio-pg-{i}"))
-                .spawn(move || worker.serve(&rx))
-                .map_err(|e| StoreError::Thread(e.to_string()))?;
+            threads.push(
+                thread::Builder::new()
+                    .name(format!("provisio-pg-{i}"))
+                    .spawn(move || worker.serve(&rx))
+                    .map_err(|e| StoreError::Thread(e.to_string()))?,
+            );
         }
-        Ok(Self { jobs: Mutex::new(Some(tx)) })
+        Ok(Self { jobs: Mutex::new(Some(tx)), threads: Mutex::new(threads) })
     }
 
     pub(super) fn submit(&self, mode: Mode, job: Box<dyn TxJob>) -> Result<(), StoreError> {
@@ -67,10 +71,15 @@ impl Postgres {
         sender.as_ref().ok_or(StoreError::Closed)?.send((mode, job)).map_err(|_| StoreError::Closed)
     }
 
-    /// Stops accepting work; the threads finish what they have, close their connections and exit.
+    /// Stops accepting work and waits while the threads finish what they have, close their
+    /// connections (so the server logs no dropped connection) and exit. Blocks.
     pub(super) fn close(&self) {
         if let Ok(mut sender) = self.jobs.lock() {
             sender.take();
+        }
+        let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for thread in threads {
+            let _ = thread.join();
         }
     }
 }
@@ -202,8 +211,16 @@ const BEGIN: &str =
 /// One connection, driven from its worker thread: a current-thread runtime runs tokio-postgres's
 /// connection task whenever the thread waits for an answer.
 struct Session {
-    runtime: tokio::runtime::Runtime,
+    /// Declared first, so dropped first: the connection task then says goodbye (Terminate) and
+    /// ends, and `driver` waits for it.
     client: Client,
+    driver: Driver,
+}
+
+/// The runtime and the connection task it drives.
+struct Driver {
+    runtime: tokio::runtime::Runtime,
+    connection: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Session {
@@ -213,18 +230,31 @@ impl Session {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Thread(e.to_string()))?;
-        let client = runtime.block_on(async {
+        let (client, connection) = runtime.block_on(async {
             let (client, connection) = config.connect(tls.clone()).await?;
             // Its error, if any, shows as `Client::is_closed` and fails the statement in flight.
-            tokio::spawn(async move { drop(connection.await) });
+            let connection = tokio::spawn(async move { drop(connection.await) });
             client.batch_execute("SET synchronous_commit = off").await?;
-            Ok::<_, tokio_postgres::Error>(client)
+            Ok::<_, tokio_postgres::Error>((client, connection))
         })?;
-        Ok(Self { runtime, client })
+        Ok(Self { client, driver: Driver { runtime, connection: Some(connection) } })
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.driver.runtime.block_on(future)
     }
 
     fn batch_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
-        self.runtime.block_on(self.client.batch_execute(sql))
+        self.block_on(self.client.batch_execute(sql))
+    }
+}
+
+impl Drop for Driver {
+    /// Closes the connection the way PostgreSQL expects (a dropped socket is logged as a reset).
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            let _ = self.runtime.block_on(tokio::time::timeout(Duration::from_secs(2), connection));
+        }
     }
 }
 
@@ -418,7 +448,7 @@ impl<'a> PgConn<'a> {
             return Ok(statement.clone());
         }
         let session = self.session;
-        let statement = self.track(session.runtime.block_on(session.client.prepare(sql)))?;
+        let statement = self.track(session.block_on(session.client.prepare(sql)))?;
         self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
@@ -432,7 +462,7 @@ impl<'a> PgConn<'a> {
     ) -> Result<T, StoreError> {
         let queued = self.queued.as_mut().map(std::mem::take).unwrap_or_default();
         let session = self.session;
-        let result = session.runtime.block_on(async {
+        let result = session.block_on(async {
             let earlier = join_all(queued.iter().map(|q| q.send(&session.client)));
             let (earlier, last) = join(earlier, last).await;
             earlier.into_iter().find_map(Result::err).map_or(last, Err)
