@@ -211,8 +211,8 @@ const BEGIN: &str =
 /// One connection, driven from its worker thread: a current-thread runtime runs tokio-postgres's
 /// connection task whenever the thread waits for an answer.
 struct Session {
-    /// Declared first, so dropped first: the connection task then says goodbye (Terminate) and
-    /// ends, and `driver` waits for it.
+    /// Declared first, so dropped first: with the client gone the connection task ends, and
+    /// `driver` gives it a moment to do so before the runtime goes.
     client: Client,
     driver: Driver,
 }
@@ -250,7 +250,7 @@ impl Session {
 }
 
 impl Drop for Driver {
-    /// Closes the connection the way PostgreSQL expects (a dropped socket is logged as a reset).
+    /// Lets the connection task finish (at most 2 s) rather than cancelling it mid-write.
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
             let _ = self.runtime.block_on(tokio::time::timeout(Duration::from_secs(2), connection));
