@@ -300,8 +300,6 @@ impl Client {
         if let Some(own) = &self.own {
             let mut connection = own.lock().await;
             if let Some(target) = connection.target_of(url) {
-                let headers: Vec<(&str, &str)> =
-                    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
                 let exchange = connection.send(method.as_str(), &target, &headers, &body);
                 let response = tokio::time::timeout(self.config.timeout, exchange)
                     .await

@@ -86,7 +86,7 @@ impl Connection {
         &mut self,
         method: &str,
         target: &str,
-        headers: &[(&str, &str)],
+        headers: &[(impl AsRef<str>, impl AsRef<str>)],
         body: &[u8],
     ) -> io::Result<Response> {
         if std::mem::take(&mut self.in_flight) {
@@ -118,13 +118,13 @@ impl Connection {
         &mut self,
         method: &str,
         target: &str,
-        headers: &[(&str, &str)],
+        headers: &[(impl AsRef<str>, impl AsRef<str>)],
         body: &[u8],
     ) -> io::Result<()> {
         let unsafe_text = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
         if unsafe_text(method)
             || unsafe_text(target)
-            || headers.iter().any(|(n, v)| unsafe_text(n) || unsafe_text(v))
+            || headers.iter().any(|(n, v)| unsafe_text(n.as_ref()) || unsafe_text(v.as_ref()))
         {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "CR or LF in a request line"));
         }
@@ -134,7 +134,7 @@ impl Connection {
             out.extend_from_slice(part.as_bytes());
         }
         for (name, value) in headers {
-            for part in [name, ": ", value, "\r\n"] {
+            for part in [name.as_ref(), ": ", value.as_ref(), "\r\n"] {
                 out.extend_from_slice(part.as_bytes());
             }
         }
@@ -394,7 +394,7 @@ mod tests {
     }
 
     async fn get(connection: &mut Connection, target: &str) -> io::Result<Response> {
-        connection.send("GET", target, &[], b"").await
+        connection.send("GET", target, &[] as &[(&str, &str)], b"").await
     }
 
     #[tokio::test]

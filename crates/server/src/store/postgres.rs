@@ -72,7 +72,7 @@ impl Postgres {
     }
 
     /// Stops accepting work and waits while the threads finish what they have, close their
-    /// connections (so the server logs no dropped connection) and exit. Blocks.
+    /// connections and exit, so none is cut off by the process ending. Blocks.
     pub(super) fn close(&self) {
         if let Ok(mut sender) = self.jobs.lock() {
             sender.take();
@@ -202,7 +202,7 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
 
 /// How a write transaction begins. A statement outside a transaction (a replay record, a
 /// housekeeping delete: `Mode::EachStatement`) commits without waiting for its WAL to reach disk,
-/// which is the session's setting (`open_session`); a transaction waits, as it carries the rules.
+/// which is the session's setting (`Session::open`); a transaction waits, as it carries the rules.
 /// Losing the last fraction of a second of replay records in a crash costs only a retry that runs
 /// again, which the domain's own idempotency absorbs (docs/decisions.md, "PostgreSQL").
 const BEGIN: &str =
@@ -473,9 +473,10 @@ impl<'a> PgConn<'a> {
     /// Ends the transaction. A rollback drops what is still queued: none of it would last.
     fn end(&mut self, commit: bool) -> Result<(), StoreError> {
         if !commit && let Some(queued) = self.queued.as_mut() {
-            let began = !matches!(queued.first(), Some(Queued::Begin));
+            // BEGIN still queued: nothing reached the server, so there is nothing to roll back.
+            let unsent = matches!(queued.first(), Some(Queued::Begin));
             queued.clear();
-            if !began {
+            if unsent {
                 return Ok(());
             }
         }
