@@ -178,7 +178,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    store.close().await;
+    store.close().await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -226,13 +226,13 @@ async fn signing_secret(
                     | signing_secrets::SigningSecretError::AlreadyRetired(_)),
                 ) => {
                     eprintln!("{e}");
-                    store.close().await;
+                    store.close().await?;
                     return Ok(ExitCode::FAILURE);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    store.close().await;
+    store.close().await?;
     Ok(ExitCode::SUCCESS)
 }

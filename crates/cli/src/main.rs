@@ -80,7 +80,7 @@ async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
     init_tracing(LogFormat::Text);
     let store = args.open().await?;
     let version = store.schema_version().await?;
-    store.close().await;
+    store.close().await?;
     println!(
         "{} is at schema version {version}",
         provisio_server::store::redact_url(&args.database_url)

@@ -145,7 +145,9 @@ pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeErr
     let app =
         crate::http::router(startup.state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    store.close().await;
+    if let Err(e) = store.close().await {
+        tracing::error!(error = %e, "the store did not close cleanly");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -72,15 +72,14 @@ impl Postgres {
     }
 
     /// Stops accepting work and waits while the threads finish what they have, close their
-    /// connections and exit, so none is cut off by the process ending. Blocks.
-    pub(super) fn close(&self) {
+    /// connections and exit, so none is cut off by the process ending. Blocks. Says how many
+    /// threads panicked instead of exiting.
+    pub(super) fn close(&self) -> usize {
         if let Ok(mut sender) = self.jobs.lock() {
             sender.take();
         }
         let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
-        for thread in threads {
-            let _ = thread.join();
-        }
+        threads.into_iter().map(thread::JoinHandle::join).filter(Result::is_err).count()
     }
 }
 
@@ -253,7 +252,10 @@ impl Drop for Driver {
     /// Lets the connection task finish (at most 2 s) rather than cancelling it mid-write.
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
-            let _ = self.runtime.block_on(tokio::time::timeout(Duration::from_secs(2), connection));
+            // The timer is made inside the runtime: this runs on a plain thread with no context.
+            self.runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(2), connection).await;
+            });
         }
     }
 }

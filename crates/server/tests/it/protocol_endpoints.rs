@@ -173,7 +173,7 @@ async fn operational_endpoints_need_no_signature() {
 #[backend_test]
 async fn readyz_reports_an_unreachable_database() {
     let app = TestApp::new().await;
-    app.state.store.close().await;
+    app.state.store.close().await.expect("the store closes cleanly");
     app.send(Req::get("/readyz").build())
         .await
         .assert(503, json!({"status":"unavailable","database":"unreachable"}));

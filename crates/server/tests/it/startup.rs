@@ -27,7 +27,7 @@ async fn zero_configuration_generates_a_secret_and_keeps_it() {
     let first = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.unwrap();
     let secret = first.generated_secret.clone().unwrap();
     assert!(secret.starts_with("whsec_") && secret.len() > 40);
-    first.state.store.close().await;
+    first.state.store.close().await.expect("the store closes cleanly");
     let second = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.unwrap();
     assert_eq!(second.generated_secret.as_deref(), Some(secret.as_str()));
     assert_eq!(second.state.public_url, "http://127.0.0.1:8080");

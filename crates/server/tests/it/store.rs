@@ -87,3 +87,16 @@ async fn a_rolled_back_transaction_drops_what_it_deferred() {
     assert!(matches!(result, Err(StoreError::NoRow)));
     assert_eq!(organizations(&app).await, 0);
 }
+
+/// Closing finishes the queued work, lets every database thread exit (on PostgreSQL, after its
+/// connection says goodbye) and turns later work away.
+#[backend_test]
+async fn closing_waits_for_the_threads_and_then_refuses_work() {
+    let app = TestApp::new().await;
+    write(&app, |conn| conn.defer(INSERT, &["org_deferred_closing".into(), "c".into()]))
+        .await
+        .unwrap();
+    app.state.store.close().await.expect("every thread exits cleanly");
+    let after = write(&app, |conn| conn.defer(INSERT, &["org_deferred_late".into(), "l".into()]));
+    assert!(matches!(after.await, Err(StoreError::Closed)));
+}
