@@ -89,8 +89,12 @@ fn redeem(
     now: i64,
 ) -> Result<Committed<CodeTokens>, GrantError> {
     const INVALID: GrantError = GrantError::InvalidGrant("Invalid authorization code");
-    let Some(stored) = sql::find_code(conn, code_hash)? else {
-        return Err(INVALID);
+    // The usual case takes one statement: the live code, claimed at once. A check below that
+    // fails rolls the claim back with the transaction; a code that could not be claimed is
+    // looked up to say why.
+    let (stored, claimed) = match sql::claim_code(conn, code_hash, now)? {
+        Some(stored) => (stored, true),
+        None => (sql::find_code(conn, code_hash)?.ok_or(INVALID)?, false),
     };
     match (&stored.code_challenge, verifier) {
         (Some(_), None) => {
@@ -119,7 +123,8 @@ fn redeem(
         tracing::warn!(orchestrator = %stored.grant.orchestrator, "authorization code redeemed twice; its tokens are revoked");
         return Ok(Err(GrantError::InvalidGrant("Authorization code has already been used")));
     }
-    if !sql::consume_code(conn, code_hash, now)? {
+    if !claimed {
+        // Found, not consumed, yet not claimable: expired.
         crate::metrics::code_expired();
         return Err(GrantError::InvalidGrant("Authorization code has expired"));
     }

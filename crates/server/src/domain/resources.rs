@@ -409,13 +409,15 @@ fn provision(
         Some(key) => sql::find_by_orchestrator_project(conn, org, &principal.orchestrator, key)?,
         None => sql::find_resource(conn, principal.primary_project_id)?,
     };
-    let (id, event) = match existing {
+    let (row, event) = match existing {
         Some(row) if row.removed => {
             sql::reactivate(conn, row.project_id, now)?;
             backend.reactivate(conn, &row, now)?;
-            (row.project_id, "resource.reactivated")
+            // Reactivation may have changed the project's key: read it back.
+            let row = sql::find_resource(conn, row.project_id)?.ok_or(ResourceError::NotFound)?;
+            (row, "resource.reactivated")
         }
-        Some(row) => (row.project_id, "resource.reprovisioned"),
+        Some(row) => (row, "resource.reprovisioned"),
         None => {
             let name = match &input.project_id {
                 Some(key) => project_name(input.configuration.as_ref())
@@ -428,7 +430,7 @@ fn provision(
             };
             let id = backend.create(conn, org, target, now)?;
             let configuration = input.configuration.as_ref().map(Value::to_string);
-            sql::insert_resource(
+            let row = sql::insert_resource(
                 conn,
                 &NewResource {
                     project_id: id,
@@ -442,10 +444,14 @@ fn provision(
                 },
                 now,
             )?;
-            (id, "resource.created")
+            (row, "resource.created")
         }
     };
-    grants::add_family_project(conn, &principal.family_id, id)?;
+    let id = row.project_id;
+    // A family's projects only ever grow, so one it already reaches needs no row.
+    if !principal.can_reach(id) {
+        grants::add_family_project(conn, &principal.family_id, id)?;
+    }
     actor.record(conn, event, Some(&principal.user_id), Some(org), Some(id), now)?;
     if let Some((hash, activation)) = payment {
         let plan = if service.kind == Some(ServiceKind::Plan) {
@@ -455,7 +461,6 @@ fn provision(
         };
         sql::record_billing(conn, org, &plan, Some(&hash), activation.reference.as_deref(), now)?;
     }
-    let row = sql::find_resource(conn, id)?.ok_or(ResourceError::NotFound)?;
     let mut access = backend.public_access(&row, host);
     access.extend(backend.issue(conn, &row, label, now)?);
     Ok(ResourceView::Complete { id, access })

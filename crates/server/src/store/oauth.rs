@@ -57,7 +57,7 @@ pub fn insert_code(
     )
 }
 
-/// A code as stored, looked up without consuming it.
+/// A code as stored.
 #[derive(Debug, Clone)]
 pub struct StoredCode {
     pub grant: Grant,
@@ -68,32 +68,50 @@ pub struct StoredCode {
     pub user_live: bool,
 }
 
-pub fn find_code(conn: &mut dyn Conn, code_hash: &str) -> Result<Option<StoredCode>, StoreError> {
-    conn.query_opt(
-        "SELECT c.user_id, c.organization_id, c.project_id, c.orchestrator, c.orchestrator_account, c.scopes, \
-         c.code_challenge, c.expires_at, c.consumed_at, \
-         EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id AND u.deleted_at IS NULL) \
-         FROM authorization_codes c WHERE c.code_hash = $1",
-        &[code_hash.into()],
-    )?
-    .map(|r| {
-        Ok(StoredCode {
-            grant: Grant::from_row(&r, 0)?,
+/// The columns `StoredCode::from_row` reads, for a statement on `authorization_codes`.
+const CODE_COLUMNS: &str = "user_id, organization_id, project_id, orchestrator, orchestrator_account, scopes, \
+     code_challenge, expires_at, consumed_at, \
+     EXISTS (SELECT 1 FROM users u WHERE u.id = authorization_codes.user_id AND u.deleted_at IS NULL)";
+
+impl StoredCode {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            grant: Grant::from_row(r, 0)?,
             code_challenge: r.opt_text(6)?,
             expires_at: r.int(7)?,
             consumed: r.opt_int(8)?.is_some(),
             user_live: r.int(9)? != 0,
         })
-    })
+    }
+}
+
+/// A code as stored, looked up without consuming it.
+pub fn find_code(conn: &mut dyn Conn, code_hash: &str) -> Result<Option<StoredCode>, StoreError> {
+    conn.query_opt(
+        &format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"),
+        &[code_hash.into()],
+    )?
+    .map(|r| StoredCode::from_row(&r))
     .transpose()
 }
 
-/// Consumes a live code; `false` when it was already consumed or has expired.
-pub fn consume_code(conn: &mut dyn Conn, code_hash: &str, now: i64) -> Result<bool, StoreError> {
-    Ok(conn.execute(
-        "UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
+/// Consumes the code if it is live (neither consumed nor expired) and returns it as it was;
+/// `None` says it is unknown, consumed or expired (`find_code` tells which). Rolling back the
+/// transaction gives the code back.
+pub fn claim_code(
+    conn: &mut dyn Conn,
+    code_hash: &str,
+    now: i64,
+) -> Result<Option<StoredCode>, StoreError> {
+    conn.query_opt(
+        &format!(
+            "UPDATE authorization_codes SET consumed_at = $2 \
+             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 RETURNING {CODE_COLUMNS}"
+        ),
         &[code_hash.into(), now.into()],
-    )? == 1)
+    )?
+    .map(|r| Ok(StoredCode { consumed: false, ..StoredCode::from_row(&r)? }))
+    .transpose()
 }
 
 pub fn insert_family(

@@ -67,15 +67,18 @@ pub struct NewResource<'a> {
     pub configuration: Option<&'a str>,
 }
 
+/// Inserts an active resource and returns it as `find_resource` would.
 pub fn insert_resource(
     conn: &mut dyn Conn,
     r: &NewResource<'_>,
     now: i64,
-) -> Result<(), StoreError> {
-    conn.defer(
+) -> Result<ResourceRow, StoreError> {
+    let row = conn.query_one(
         "INSERT INTO resources (project_id, organization_id, service_id, orchestrator, orchestrator_project_id, \
          orchestrator_resource_id, environment, configuration, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9) \
+         RETURNING project_id, organization_id, service_id, status, \
+         (SELECT api_key FROM projects WHERE id = $1), (SELECT name FROM projects WHERE id = $1)",
         &[
             r.project_id.into(),
             r.organization_id.into(),
@@ -87,7 +90,8 @@ pub fn insert_resource(
             r.configuration.into(),
             now.into(),
         ],
-    )
+    )?;
+    ResourceRow::from_row(&row)
 }
 
 /// Marks a removed resource active again.
