@@ -5,7 +5,7 @@
 //! are recorded, sealed (ChaCha20-Poly1305) under a key derived from the server secret and the
 //! request's own key (Idempotency-Key or signature), which is stored only hashed.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use axum::{
     body::{Body, to_bytes},
@@ -25,7 +25,10 @@ use crate::{
     crypto::token_hash,
     domain::auth::Principal,
     state::AppState,
-    store::idempotency::{self as sql, Recorded},
+    store::{
+        Store,
+        idempotency::{Claim, Recorded},
+    },
 };
 
 pub const HEADER: &str = "Idempotency-Key";
@@ -114,7 +117,9 @@ where
 }
 
 /// Runs `handler` once per scope: a repeat with the same body gets the recorded 2xx answer, one
-/// with a different body gets `conflict()`.
+/// with a different body gets `conflict()`. A repeat that arrives while the first is still
+/// running waits for its answer (at most `WAIT_FOR_TWIN`, then `conflict()`), so the two never
+/// run side by side, on one instance or several.
 async fn once<F>(
     state: &AppState,
     scope: String,
@@ -128,10 +133,18 @@ where
 {
     let key_hash = token_hash(&scope);
     let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
-    let now = state.clock.now();
-    let lookup = key_hash.clone();
-    let recorded =
-        state.store.read(move |conn| sql::find(conn, &lookup, now)).await.map_err(internal)?;
+    let waited_since = tokio::time::Instant::now();
+    let recorded = loop {
+        let now = state.clock.now();
+        match state.store.claim_key(&key_hash, &request_hash, now).await.map_err(internal)? {
+            Claim::Won => break None,
+            Claim::Recorded(recorded) => break Some(recorded),
+            Claim::InFlight { same_request: true } if waited_since.elapsed() < WAIT_FOR_TWIN => {
+                tokio::time::sleep(TWIN_POLL).await;
+            }
+            Claim::InFlight { .. } => return Err(conflict()),
+        }
+    };
     if let Some(recorded) = recorded {
         if recorded.request_hash != request_hash {
             return Err(conflict());
@@ -142,6 +155,7 @@ where
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);
     }
+    let claim = Held { store: state.store.clone(), key_hash: Some(key_hash) };
     let response = handler.await?;
     if !response.status().is_success() {
         return Ok(response);
@@ -150,17 +164,48 @@ where
     let bytes = to_bytes(body, MAX_RECORDED).await.map_err(|_| ApiError::server_error())?;
     if let Some((nonce, sealed_body)) = seal(&state.server_secret, &scope, &bytes) {
         let recorded = Recorded { request_hash, status: parts.status.as_u16(), nonce, sealed_body };
-        let stored = state
-            .store
-            .write_each(move |conn| sql::insert(conn, &key_hash, &recorded, now, now + ttl))
-            .await;
-        if let Err(e) = stored {
+        let now = state.clock.now();
+        if let Some(key_hash) = claim.take()
+            && let Err(e) = state.store.complete_key(&key_hash, recorded, now, now + ttl).await
+        {
             tracing::warn!(error = %e, "could not record a response");
+            let _ = state.store.release_key(&key_hash).await;
         }
     }
     let mut response = Response::from_parts(parts, Body::from(bytes));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// How long a repeat waits for the answer of its twin still in flight.
+const WAIT_FOR_TWIN: Duration = Duration::from_secs(10);
+const TWIN_POLL: Duration = Duration::from_millis(20);
+
+/// A claim this request holds. Unless its answer was recorded (`take`), dropping it gives the
+/// key back: after an error, a non-2xx answer, or the request's future being dropped because the
+/// client went away.
+struct Held {
+    store: Store,
+    key_hash: Option<String>,
+}
+
+impl Held {
+    fn take(mut self) -> Option<String> {
+        self.key_hash.take()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(key_hash) = self.key_hash.take() {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.release_key(&key_hash).await {
+                    tracing::warn!(error = %e, "could not release an idempotency claim");
+                }
+            });
+        }
+    }
 }
 
 fn internal(e: crate::store::StoreError) -> ApiError {

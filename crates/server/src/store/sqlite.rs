@@ -5,6 +5,7 @@
 //! writer writes).
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex, mpsc},
     thread,
     time::Duration,
@@ -26,6 +27,9 @@ const READERS: usize = 2;
 pub(super) struct Sqlite {
     writer: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
     readers: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
+    /// Idempotency keys claimed by requests in flight (key hash → request hash). A SQLite
+    /// database has one provisio process, so the claim needs no write (`idempotency::Claim`).
+    pub(super) in_flight: Mutex<HashMap<String, String>>,
 }
 
 impl Sqlite {
@@ -39,7 +43,11 @@ impl Sqlite {
         for i in 0..READERS {
             spawn(&format!("provisio-db-reader-{i}"), connect(path)?, read_rx.clone())?;
         }
-        Ok(Self { writer: Mutex::new(Some(write_tx)), readers: Mutex::new(Some(read_tx)) })
+        Ok(Self {
+            writer: Mutex::new(Some(write_tx)),
+            readers: Mutex::new(Some(read_tx)),
+            in_flight: Mutex::default(),
+        })
     }
 
     /// Queues `job`: writes (either mode) on the writer, reads on a reader.

@@ -100,3 +100,37 @@ async fn closing_waits_for_the_threads_and_then_refuses_work() {
     let after = write(&app, |conn| conn.defer(INSERT, &["org_deferred_late".into(), "l".into()]));
     assert!(matches!(after.await, Err(StoreError::Closed)));
 }
+
+/// An idempotency key is held by one request at a time: a second claim sees it in flight (and
+/// whether its body matches), a released key can be claimed again, a recorded one answers its
+/// record. On PostgreSQL a claim whose instance died ends with its lease.
+#[backend_test]
+async fn an_idempotency_key_is_claimed_by_one_request_at_a_time() {
+    use provisio_server::store::idempotency::{Claim, LEASE_SECS, Recorded};
+    let app = TestApp::new().await;
+    let store = &app.state.store;
+    assert_eq!(store.claim_key("k1", "body-a", 100).await.unwrap(), Claim::Won);
+    let in_flight = |same_request| Claim::InFlight { same_request };
+    assert_eq!(store.claim_key("k1", "body-a", 101).await.unwrap(), in_flight(true));
+    assert_eq!(store.claim_key("k1", "body-b", 101).await.unwrap(), in_flight(false));
+
+    store.release_key("k1").await.unwrap();
+    assert_eq!(store.claim_key("k1", "body-b", 102).await.unwrap(), Claim::Won);
+    let recorded = Recorded {
+        request_hash: "body-b".into(),
+        status: 201,
+        nonce: "n".into(),
+        sealed_body: "s".into(),
+    };
+    store.complete_key("k1", recorded.clone(), 103, 200).await.unwrap();
+    assert_eq!(store.claim_key("k1", "body-b", 104).await.unwrap(), Claim::Recorded(recorded));
+    assert_eq!(store.claim_key("k1", "body-b", 200).await.unwrap(), Claim::Won, "expired");
+
+    assert_eq!(store.claim_key("k2", "x", 100).await.unwrap(), Claim::Won);
+    let after_lease = store.claim_key("k2", "x", 100 + LEASE_SECS).await.unwrap();
+    match app.state.store.backend() {
+        Backend::Postgres => assert_eq!(after_lease, Claim::Won, "the lease ended"),
+        // One process: a claim lives exactly as long as its request.
+        Backend::Sqlite => assert_eq!(after_lease, in_flight(true)),
+    }
+}
