@@ -1,10 +1,10 @@
 //! Three `provisio serve` processes on one PostgreSQL database, with racing requests spread over
-//! them: every at-most-once rule holds across instances. Needs `TEST_DATABASE_URL` (CI sets it);
+//! them: every at-most-once rule holds across instances, `Idempotency-Key` included. Needs `TEST_DATABASE_URL` (CI sets it);
 //! without it the test says so and passes.
 
 use std::{future::Future, process::Command};
 
-use provisio_orchestrator::{Client, ClientConfig, client::account_request_body};
+use provisio_orchestrator::{Auth, Client, ClientConfig, client::account_request_body};
 use serde_json::{Value, json};
 
 use crate::server::Server;
@@ -182,6 +182,27 @@ async fn rules_hold_across_three_instances_on_one_postgresql() {
         1
     );
     assert_eq!(schema.scalar("SELECT COUNT(*) FROM projects"), 2);
+
+    // One rotation sent to all three at once with one Idempotency-Key: it runs once, and every
+    // instance answers its credentials.
+    let id = created[0].1["id"].as_str().unwrap().to_string();
+    let retired_before = schema.scalar("SELECT COUNT(*) FROM retired_project_keys");
+    let rotated = on_all(&clients, |c| {
+        let path = format!("/provisioning/resources/{id}/rotate_credentials");
+        let auth = Auth {
+            bearer: Some(access.clone()),
+            extra_headers: vec![("idempotency-key".into(), "rotate-once".into())],
+            ..Auth::default()
+        };
+        async move {
+            let r = c.post_json(&path, &json!({}), &auth).await.unwrap();
+            (r.status, r.json.unwrap_or_default())
+        }
+    })
+    .await;
+    assert_eq!(successes(&rotated), 3, "{rotated:?}");
+    assert!(rotated.iter().all(|(_, body)| body == &rotated[0].1), "{rotated:?}");
+    assert_eq!(schema.scalar("SELECT COUNT(*) FROM retired_project_keys"), retired_before + 1);
 
     // One deep link opened on all three at once: one session.
     let link = clients[2].deep_link(&json!({"purpose": "dashboard"}), &access).await.unwrap();
