@@ -197,9 +197,12 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(key_hash) = self.key_hash.take() {
+        // Without a runtime (shutting down) the claim's lease, or the process's end, frees it.
+        if let Some(key_hash) = self.key_hash.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
             let store = self.store.clone();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 if let Err(e) = store.release_key(&key_hash).await {
                     tracing::warn!(error = %e, "could not release an idempotency claim");
                 }
