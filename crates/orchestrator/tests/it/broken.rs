@@ -2,11 +2,12 @@
 //! exactly the checks about that defect fail — and no other.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use axum::http::{HeaderMap, HeaderValue, Method};
@@ -458,5 +459,50 @@ async fn ignoring_project_id_fails_the_idempotency_checks() {
             "resources.project_id_one_project",
             "resources.create_reactivates_removed",
         ])
+    );
+}
+
+/// `Idempotency-Key` honoured one request at a time only: a twin that arrives while the first is
+/// still in flight runs as a request of its own (the proxy gives it a key of its own). Requests
+/// with a key are held 200 ms, so twins sent together are in flight together.
+#[derive(Default)]
+struct TwinsInFlightRun {
+    in_flight: Mutex<HashSet<String>>,
+    seq: AtomicU64,
+}
+
+fn idempotency_key(request: &Forward) -> Option<String> {
+    request.headers.get("idempotency-key")?.to_str().ok().map(String::from)
+}
+
+impl Breakage for TwinsInFlightRun {
+    fn request(&self, request: &mut Forward) -> Option<Answer> {
+        let key = idempotency_key(request)?;
+        if !self.in_flight.lock().unwrap().insert(key.clone()) {
+            let own = format!("{key}-twin-{}", self.seq.fetch_add(1, Ordering::Relaxed));
+            request.headers.insert("idempotency-key", HeaderValue::from_str(&own).unwrap());
+        }
+        None
+    }
+
+    fn hold(&self, request: &Forward) -> Duration {
+        match idempotency_key(request) {
+            Some(_) => Duration::from_millis(200),
+            None => Duration::ZERO,
+        }
+    }
+
+    fn response(&self, request: &Forward, _answer: &mut Answer) {
+        if let Some(key) = idempotency_key(request) {
+            self.in_flight.lock().unwrap().remove(&key);
+        }
+    }
+}
+
+#[tokio::test]
+async fn running_twins_in_flight_fails_the_twins_check_only() {
+    assert_eq!(
+        failures(TwinsInFlightRun::default()).await,
+        sorted(&["resources.idempotency_key_twins_in_flight"])
     );
 }

@@ -47,6 +47,11 @@ pub trait Breakage: Send + Sync + 'static {
         None
     }
 
+    /// How long to hold the request (after `request`) before forwarding it.
+    fn hold(&self, _request: &Forward) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Asks for the request to be sent again, changed, once the real provider has answered it;
     /// the second answer replaces the first.
     fn retry(&self, _request: &Forward, _answer: &Answer) -> Option<Forward> {
@@ -121,6 +126,7 @@ async fn relay(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     let answer = match shared.breakage.request(&mut forward) {
         Some(answer) => answer,
         None => {
+            tokio::time::sleep(shared.breakage.hold(&forward)).await;
             let mut answer = upstream(&shared, &forward).await;
             if let Some(again) = shared.breakage.retry(&forward, &answer) {
                 answer = upstream(&shared, &again).await;

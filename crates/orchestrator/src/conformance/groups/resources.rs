@@ -795,29 +795,71 @@ async fn errors(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
 
 /// `Idempotency-Key` on the resource POSTs (spec 5.5). The two requests carry different
 /// `Stripe-Signature` timestamps, so it is the key, not a replay cache, that answers the second.
-async fn idempotency_key(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
-    const KEY: &str = "Idempotency-Key";
+/// A create of the subject for a fresh account under an `Idempotency-Key` of its own.
+struct KeyedCreate {
+    account: Account,
+    key: String,
+    body: Value,
+}
 
+impl KeyedCreate {
+    async fn new(cx: &Ctx, catalog: &Known) -> Result<Self, String> {
+        let account = new_account(cx).await?;
+        let key = format!("conformance-{}", cx.nonce());
+        Ok(Self { account, key, body: json!({"service_id": ready(catalog)?.subject()}) })
+    }
+
+    /// The create, signed at `t`: another `t` is another request under the same key.
+    async fn send(&self, cx: &Ctx, t: i64) -> Result<Reply, String> {
+        cx.post(RESOURCES, &self.body)
+            .bearer(self.account.access_token())
+            .header("Idempotency-Key", &self.key)
+            .signed_at(t)
+            .send()
+            .await
+    }
+}
+
+async fn idempotency_key(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
     rec.check(
         "idempotency_key_same_answer",
         Protocol,
         "the same Idempotency-Key and body twice: the recorded answer, byte for byte",
         async {
-            let account = new_account(cx).await?;
-            let key = format!("conformance-{}", cx.nonce());
-            let body = json!({"service_id": ready(catalog)?.subject()});
+            let create = KeyedCreate::new(cx, catalog).await?;
             let now = unix_now();
-            let send = |t: i64| {
-                cx.post(RESOURCES, &body)
-                    .bearer(account.access_token())
-                    .header(KEY, &key)
-                    .signed_at(t)
-                    .send()
-            };
-            let first = send(now).await?;
-            let second = send(now - 1).await?;
+            let first = create.send(cx, now).await?;
+            let second = create.send(cx, now - 1).await?;
             let got = format!("{} then {}", summarize(&first), summarize(&second));
             judge(first.status == 200 && second.status == 200 && first.raw == second.raw, got)
+        },
+    )
+    .await;
+    rec.check(
+        "idempotency_key_twins_in_flight",
+        Protocol,
+        "the same Idempotency-Key and body sent 4 times at once: it runs once (every 2xx answer the same, byte for byte; a twin may answer 409 idempotency_conflict)",
+        async {
+            let create = KeyedCreate::new(cx, catalog).await?;
+            let now = unix_now();
+            let (a, b, c, d) = tokio::join!(
+                create.send(cx, now),
+                create.send(cx, now - 1),
+                create.send(cx, now - 2),
+                create.send(cx, now - 3)
+            );
+            let answers = [a?, b?, c?, d?];
+            let ran: Vec<&Reply> = answers.iter().filter(|r| r.status == 200).collect();
+            let conflict = |r: &Reply| {
+                r.status == 409
+                    && r.json.as_ref().is_some_and(|j| j["error"]["code"] == "idempotency_conflict")
+            };
+            let refused_rightly = answers.iter().filter(|r| r.status != 200).all(conflict);
+            let got = answers.iter().map(summarize).collect::<Vec<_>>().join(" | ");
+            judge(
+                !ran.is_empty() && ran.iter().all(|r| r.raw == ran[0].raw) && refused_rightly,
+                got,
+            )
         },
     )
     .await;
@@ -826,26 +868,14 @@ async fn idempotency_key(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
         Provisio,
         "the replayed answer says Idempotent-Replayed: true",
         async {
-            let account = new_account(cx).await?;
-            let key = format!("conformance-{}", cx.nonce());
-            let body = json!({"service_id": ready(catalog)?.subject()});
+            let create = KeyedCreate::new(cx, catalog).await?;
             let now = unix_now();
-            for t in [now, now - 1] {
-                let reply = cx
-                    .post(RESOURCES, &body)
-                    .bearer(account.access_token())
-                    .header(KEY, &key)
-                    .signed_at(t)
-                    .send()
-                    .await?;
-                if t != now {
-                    let header = reply.headers.get("idempotent-replayed");
-                    let value = header.and_then(|v| v.to_str().ok()).unwrap_or("(none)");
-                    let got = format!("{} Idempotent-Replayed: {value}", reply.status);
-                    return judge(reply.status == 200 && value == "true", got);
-                }
-            }
-            Err("no second answer".into())
+            create.send(cx, now).await?;
+            let reply = create.send(cx, now - 1).await?;
+            let header = reply.headers.get("idempotent-replayed");
+            let value = header.and_then(|v| v.to_str().ok()).unwrap_or("(none)");
+            let got = format!("{} Idempotent-Replayed: {value}", reply.status);
+            judge(reply.status == 200 && value == "true", got)
         },
     )
     .await;
@@ -854,21 +884,17 @@ async fn idempotency_key(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
         Protocol,
         Expect::status_error(409, "idempotency_conflict", ""),
         async {
-            let account = new_account(cx).await?;
-            let key = format!("conformance-{}", cx.nonce());
-            let body = json!({"service_id": ready(catalog)?.subject()});
-            let first =
-                cx.post(RESOURCES, &body).bearer(account.access_token()).header(KEY, &key).send();
-            let first = first.await?;
+            let create = KeyedCreate::new(cx, catalog).await?;
+            let first = create.send(cx, unix_now()).await?;
             if first.status != 200 {
                 return Err(format!(
                     "set-up failed: the first create answered {}",
                     summarize(&first)
                 ));
             }
-            cx.post(RESOURCES, &distinct(cx, body))
-                .bearer(account.access_token())
-                .header(KEY, &key)
+            cx.post(RESOURCES, &distinct(cx, create.body))
+                .bearer(create.account.access_token())
+                .header("Idempotency-Key", &create.key)
                 .send()
                 .await
         },
