@@ -1,7 +1,8 @@
 //! Prometheus metrics, served at `/metrics` (text format) from the main listener: requests by
 //! endpoint and status, latency histograms, domain events (accounts created vs linked, codes issued,
-//! redeemed and expired, refresh reuse), signature failures by reason, rate-limit hits, and the
-//! database's in-flight work.
+//! redeemed and expired, refresh reuse), signature failures by reason, rate-limit hits, answers
+//! given by the idempotency rules, and the database's in-flight work. `docs/deployment.md` lists
+//! them for operators.
 
 use std::sync::OnceLock;
 
@@ -47,6 +48,13 @@ pub fn rate_limited(scope: &'static str) {
 
 pub fn code_expired() {
     metrics::counter!("provisio_codes_expired_total").increment(1);
+}
+
+/// A request answered by the idempotency rules instead of running (`replayed`: a recorded answer;
+/// `conflict`: another body under the key; `busy`: its twin still ran after the wait), or one that
+/// waited for a twin in flight (`waited`).
+pub fn idempotency(outcome: &'static str) {
+    metrics::counter!("provisio_idempotency_total", "outcome" => outcome).increment(1);
 }
 
 /// A finished HTTP request.

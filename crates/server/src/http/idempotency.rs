@@ -24,6 +24,7 @@ use super::reply::{ApiError, json_bytes};
 use crate::{
     crypto::token_hash,
     domain::auth::Principal,
+    metrics,
     state::AppState,
     store::{
         Store,
@@ -134,23 +135,36 @@ where
     let key_hash = token_hash(&scope);
     let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
     let waited_since = tokio::time::Instant::now();
+    let mut waited = false;
     let recorded = loop {
         let now = state.clock.now();
         match state.store.claim_key(&key_hash, &request_hash, now).await.map_err(internal)? {
             Claim::Won => break None,
             Claim::Recorded(recorded) => break Some(recorded),
             Claim::InFlight { same_request: true } if waited_since.elapsed() < WAIT_FOR_TWIN => {
+                if !std::mem::replace(&mut waited, true) {
+                    metrics::idempotency("waited");
+                }
                 tokio::time::sleep(TWIN_POLL).await;
             }
-            Claim::InFlight { .. } => return Err(conflict()),
+            Claim::InFlight { same_request: true } => {
+                metrics::idempotency("busy");
+                return Err(conflict());
+            }
+            Claim::InFlight { same_request: false } => {
+                metrics::idempotency("conflict");
+                return Err(conflict());
+            }
         }
     };
     if let Some(recorded) = recorded {
         if recorded.request_hash != request_hash {
+            metrics::idempotency("conflict");
             return Err(conflict());
         }
         let body =
             open(&state.server_secret, &scope, &recorded).ok_or_else(ApiError::server_error)?;
+        metrics::idempotency("replayed");
         let mut response = json_bytes(recorded.status, body.into());
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);

@@ -3,7 +3,7 @@
 use provisio_testkit::backend_test;
 use serde_json::json;
 
-use crate::support::{NOW, Req, TestApp};
+use crate::support::{NOW, Req, SECRET, TestApp};
 
 #[backend_test]
 async fn metric_names_are_present_after_a_flow() {
@@ -11,6 +11,11 @@ async fn metric_names_are_present_after_a_flow() {
     let tokens = app.tokens_for("metrics@example.com").await;
     let access = tokens["access_token"].as_str().unwrap();
     app.provision(access, &json!({})).await;
+    // The same Idempotency-Key twice: the second is a replay.
+    for at in [NOW - 1, NOW - 2] {
+        let create = Req::json("/provisioning/resources", &json!({})).signed_with(&[SECRET], at);
+        app.with_bearer(create.header("idempotency-key", "metrics"), access).await;
+    }
     app.send(Req::get("/provisioning/health").signed_with(&["wrong"], NOW).build()).await;
     let (status, headers, text) = app.browse("/metrics", None).await;
     assert_eq!(status, 200);
@@ -24,6 +29,7 @@ async fn metric_names_are_present_after_a_flow() {
         r#"provisio_events_total{event="resource.created"}"#,
         r#"provisio_signature_failures_total{reason="mismatch"}"#,
         r#"provisio_db_jobs_in_flight{kind="write"}"#,
+        r#"provisio_idempotency_total{outcome="replayed"}"#,
     ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
