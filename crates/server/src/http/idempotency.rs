@@ -136,9 +136,13 @@ where
     let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
     let waited_since = tokio::time::Instant::now();
     let mut waited = false;
+    // A request is cut off at its timeout, so its claim is never needed longer; the margin
+    // covers clocks of instances that disagree a little.
+    let lease = i64::try_from(state.limits.request_timeout_secs).unwrap_or(i64::MAX / 4) + 30;
     let recorded = loop {
         let now = state.clock.now();
-        match state.store.claim_key(&key_hash, &request_hash, now).await.map_err(internal)? {
+        let claim = state.store.claim_key(&key_hash, &request_hash, now, now + lease);
+        match claim.await.map_err(internal)? {
             Claim::Won => break None,
             Claim::Recorded(recorded) => break Some(recorded),
             Claim::InFlight { same_request: true } if waited_since.elapsed() < WAIT_FOR_TWIN => {

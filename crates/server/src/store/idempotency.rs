@@ -1,8 +1,8 @@
 //! Recorded idempotent responses, and the claim that lets one request with a key run at a time.
 //!
 //! A request first claims its key. On PostgreSQL the claim is a row in `idempotency_records` with
-//! status `PENDING`, so it holds across instances; its lease ends after `LEASE_SECS` in case its
-//! instance dies mid-request. On SQLite (one process) it is an entry in memory, which costs the
+//! status `PENDING`, so it holds across instances; its lease (chosen by the caller: longer than a
+//! request may run) ends it in case its instance dies mid-request. On SQLite (one process) it is an entry in memory, which costs the
 //! single writer nothing. The winner runs and then records its answer (`complete`) or gives the
 //! key back (`release`); others see `Claim::InFlight` meanwhile, then the recorded answer.
 
@@ -20,9 +20,6 @@ pub struct Recorded {
 /// The status of a claim row whose request is still running (PostgreSQL).
 const PENDING: i64 = 0;
 
-/// How long a claim outlives an instance that died holding it, before the key can run again.
-pub const LEASE_SECS: i64 = 60;
-
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -35,12 +32,14 @@ pub enum Claim {
 }
 
 impl Store {
-    /// Claims `key_hash` for a request whose body hashes to `request_hash`.
+    /// Claims `key_hash` for a request whose body hashes to `request_hash`. On PostgreSQL the
+    /// claim lapses at `lease_until` if it is never completed or released (its instance died).
     pub async fn claim_key(
         &self,
         key_hash: &str,
         request_hash: &str,
         now: i64,
+        lease_until: i64,
     ) -> Result<Claim, StoreError> {
         match &self.engine {
             Engine::Sqlite(db) => {
@@ -64,7 +63,10 @@ impl Store {
                 // claimed on the next turn.
                 for _ in 0..3 {
                     let (key, request) = (key_hash.to_string(), request_hash.to_string());
-                    if self.write_each(move |conn| claim_row(conn, &key, &request, now)).await? {
+                    let claim = move |conn: &mut dyn Conn| {
+                        claim_row(conn, &key, &request, now, lease_until)
+                    };
+                    if self.write_each(claim).await? {
                         return Ok(Claim::Won);
                     }
                     let lookup = key_hash.to_string();
@@ -145,13 +147,14 @@ fn claim_row(
     key_hash: &str,
     request_hash: &str,
     now: i64,
+    lease_until: i64,
 ) -> Result<bool, StoreError> {
     let claimed = conn.execute(
         "INSERT INTO idempotency_records (key_hash, request_hash, status, nonce, sealed_body, created_at, expires_at) \
          VALUES ($1, $2, $3, '', '', $4, $5) \
          ON CONFLICT (key_hash) DO UPDATE SET request_hash = $2, status = $3, nonce = '', sealed_body = '', created_at = $4, expires_at = $5 \
          WHERE idempotency_records.expires_at <= $4",
-        &[key_hash.into(), request_hash.into(), PENDING.into(), now.into(), (now + LEASE_SECS).into()],
+        &[key_hash.into(), request_hash.into(), PENDING.into(), now.into(), lease_until.into()],
     )?;
     Ok(claimed == 1)
 }

@@ -106,16 +106,16 @@ async fn closing_waits_for_the_threads_and_then_refuses_work() {
 /// record. On PostgreSQL a claim whose instance died ends with its lease.
 #[backend_test]
 async fn an_idempotency_key_is_claimed_by_one_request_at_a_time() {
-    use provisio_server::store::idempotency::{Claim, LEASE_SECS, Recorded};
+    use provisio_server::store::idempotency::{Claim, Recorded};
     let app = TestApp::new().await;
     let store = &app.state.store;
-    assert_eq!(store.claim_key("k1", "body-a", 100).await.unwrap(), Claim::Won);
+    assert_eq!(store.claim_key("k1", "body-a", 100, 160).await.unwrap(), Claim::Won);
     let in_flight = |same_request| Claim::InFlight { same_request };
-    assert_eq!(store.claim_key("k1", "body-a", 101).await.unwrap(), in_flight(true));
-    assert_eq!(store.claim_key("k1", "body-b", 101).await.unwrap(), in_flight(false));
+    assert_eq!(store.claim_key("k1", "body-a", 101, 161).await.unwrap(), in_flight(true));
+    assert_eq!(store.claim_key("k1", "body-b", 101, 161).await.unwrap(), in_flight(false));
 
     store.release_key("k1").await.unwrap();
-    assert_eq!(store.claim_key("k1", "body-b", 102).await.unwrap(), Claim::Won);
+    assert_eq!(store.claim_key("k1", "body-b", 102, 162).await.unwrap(), Claim::Won);
     let recorded = Recorded {
         request_hash: "body-b".into(),
         status: 201,
@@ -123,11 +123,11 @@ async fn an_idempotency_key_is_claimed_by_one_request_at_a_time() {
         sealed_body: "s".into(),
     };
     store.complete_key("k1", recorded.clone(), 103, 200).await.unwrap();
-    assert_eq!(store.claim_key("k1", "body-b", 104).await.unwrap(), Claim::Recorded(recorded));
-    assert_eq!(store.claim_key("k1", "body-b", 200).await.unwrap(), Claim::Won, "expired");
+    assert_eq!(store.claim_key("k1", "body-b", 104, 164).await.unwrap(), Claim::Recorded(recorded));
+    assert_eq!(store.claim_key("k1", "body-b", 200, 260).await.unwrap(), Claim::Won, "expired");
 
-    assert_eq!(store.claim_key("k2", "x", 100).await.unwrap(), Claim::Won);
-    let after_lease = store.claim_key("k2", "x", 100 + LEASE_SECS).await.unwrap();
+    assert_eq!(store.claim_key("k2", "x", 100, 160).await.unwrap(), Claim::Won);
+    let after_lease = store.claim_key("k2", "x", 160, 220).await.unwrap();
     match app.state.store.backend() {
         Backend::Postgres => assert_eq!(after_lease, Claim::Won, "the lease ended"),
         // One process: a claim lives exactly as long as its request.
