@@ -173,22 +173,32 @@ where
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);
     }
-    let claim = Held { store: state.store.clone(), key_hash: Some(key_hash) };
-    let response = handler.await?;
-    if !response.status().is_success() {
-        return Ok(response);
-    }
-    let (parts, body) = response.into_parts();
-    let bytes = to_bytes(body, MAX_RECORDED).await.map_err(|_| ApiError::server_error())?;
-    if let Some((nonce, sealed_body)) = seal(&state.server_secret, &scope, &bytes) {
-        let recorded = Recorded { request_hash, status: parts.status.as_u16(), nonce, sealed_body };
-        let now = state.clock.now();
-        if let Some(key_hash) = claim.take()
-            && let Err(e) = state.store.complete_key(&key_hash, recorded, now, now + ttl).await
-        {
-            tracing::warn!(error = %e, "could not record a response");
-            let _ = state.store.release_key(&key_hash).await;
+    let claim = Held::new(&state.store, key_hash);
+    let response = match handler.await {
+        Ok(response) if response.status().is_success() => response,
+        // Given back before answering, so a retry that follows at once runs.
+        failed => {
+            claim.release().await;
+            return failed;
         }
+    };
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_RECORDED).await else {
+        claim.release().await;
+        return Err(ApiError::server_error());
+    };
+    match seal(&state.server_secret, &scope, &bytes) {
+        Some((nonce, sealed_body)) => {
+            let status = parts.status.as_u16();
+            let recorded = Recorded { request_hash, status, nonce, sealed_body };
+            let now = state.clock.now();
+            let key_hash = claim.take();
+            if let Err(e) = state.store.complete_key(&key_hash, recorded, now, now + ttl).await {
+                tracing::warn!(error = %e, "could not record a response");
+                give_back(state.store.clone(), key_hash).await;
+            }
+        }
+        None => claim.release().await,
     }
     let mut response = Response::from_parts(parts, Body::from(bytes));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -199,32 +209,45 @@ where
 const WAIT_FOR_TWIN: Duration = Duration::from_secs(10);
 const TWIN_POLL: Duration = Duration::from_millis(20);
 
-/// A claim this request holds. Unless its answer was recorded (`take`), dropping it gives the
-/// key back: after an error, a non-2xx answer, or the request's future being dropped because the
-/// client went away.
+/// A claim this request holds. It is completed (`take`) or given back (`release`); dropped
+/// otherwise (the request's future dropped because the client went away), it gives the key back
+/// from a task of its own.
 struct Held {
     store: Store,
-    key_hash: Option<String>,
+    key_hash: String,
+    armed: bool,
 }
 
 impl Held {
-    fn take(mut self) -> Option<String> {
-        self.key_hash.take()
+    fn new(store: &Store, key_hash: String) -> Self {
+        Self { store: store.clone(), key_hash, armed: true }
+    }
+
+    /// The key, for the caller to complete; dropping no longer gives it back.
+    fn take(mut self) -> String {
+        self.armed = false;
+        std::mem::take(&mut self.key_hash)
+    }
+
+    async fn release(self) {
+        let store = self.store.clone();
+        give_back(store, self.take()).await;
+    }
+}
+
+async fn give_back(store: Store, key_hash: String) {
+    if let Err(e) = store.release_key(&key_hash).await {
+        tracing::warn!(error = %e, "could not release an idempotency claim");
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         // Without a runtime (shutting down) the claim's lease, or the process's end, frees it.
-        if let Some(key_hash) = self.key_hash.take()
+        if self.armed
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            let store = self.store.clone();
-            runtime.spawn(async move {
-                if let Err(e) = store.release_key(&key_hash).await {
-                    tracing::warn!(error = %e, "could not release an idempotency claim");
-                }
-            });
+            runtime.spawn(give_back(self.store.clone(), std::mem::take(&mut self.key_hash)));
         }
     }
 }
