@@ -134,44 +134,10 @@ where
 {
     let key_hash = token_hash(&scope);
     let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
-    let waited_since = tokio::time::Instant::now();
-    let mut waited = false;
-    // A request is cut off at its timeout, so its claim is never needed longer; the margin
-    // covers clocks of instances that disagree a little.
-    let lease = i64::try_from(state.limits.request_timeout_secs).unwrap_or(i64::MAX / 4) + 30;
-    let recorded = loop {
-        let now = state.clock.now();
-        let claim = state.store.claim_key(&key_hash, &request_hash, now, now + lease);
-        match claim.await.map_err(internal)? {
-            Claim::Won => break None,
-            Claim::Recorded(recorded) => break Some(recorded),
-            Claim::InFlight { same_request: true } if waited_since.elapsed() < WAIT_FOR_TWIN => {
-                if !std::mem::replace(&mut waited, true) {
-                    metrics::idempotency("waited");
-                }
-                tokio::time::sleep(TWIN_POLL).await;
-            }
-            Claim::InFlight { same_request: true } => {
-                metrics::idempotency("busy");
-                return Err(conflict());
-            }
-            Claim::InFlight { same_request: false } => {
-                metrics::idempotency("conflict");
-                return Err(conflict());
-            }
-        }
-    };
-    if let Some(recorded) = recorded {
-        if recorded.request_hash != request_hash {
-            metrics::idempotency("conflict");
-            return Err(conflict());
-        }
-        let body =
-            open(&state.server_secret, &scope, &recorded).ok_or_else(ApiError::server_error)?;
-        metrics::idempotency("replayed");
-        let mut response = json_bytes(recorded.status, body.into());
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(response);
+    match take_turn(state, &key_hash, &request_hash).await? {
+        Turn::Run => {}
+        Turn::Replay(recorded) => return replay(state, &scope, &recorded),
+        Turn::Conflict => return Err(conflict()),
     }
     let claim = Held::new(&state.store, key_hash);
     let response = match handler.await {
@@ -202,6 +168,58 @@ where
     }
     let mut response = Response::from_parts(parts, Body::from(bytes));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// What a request may do with its key.
+enum Turn {
+    /// Run: the key is claimed.
+    Run,
+    /// Answer what the first request with the key answered.
+    Replay(Recorded),
+    /// Refuse: another body under the key, or a twin still running after the wait.
+    Conflict,
+}
+
+/// Claims the key, waiting while a twin with the same body runs (at most `WAIT_FOR_TWIN`).
+async fn take_turn(state: &AppState, key_hash: &str, request_hash: &str) -> Result<Turn, ApiError> {
+    let waited_since = tokio::time::Instant::now();
+    let mut waited = false;
+    // A request is cut off at its timeout, so its claim is never needed longer; the margin
+    // covers clocks of instances that disagree a little.
+    let lease = i64::try_from(state.limits.request_timeout_secs).unwrap_or(i64::MAX / 4) + 30;
+    loop {
+        let now = state.clock.now();
+        let claim = state.store.claim_key(key_hash, request_hash, now, now + lease);
+        match claim.await.map_err(internal)? {
+            Claim::Won => return Ok(Turn::Run),
+            Claim::Recorded(recorded) if recorded.request_hash == request_hash => {
+                metrics::idempotency("replayed");
+                return Ok(Turn::Replay(recorded));
+            }
+            Claim::InFlight { same_request: true } if waited_since.elapsed() < WAIT_FOR_TWIN => {
+                if !std::mem::replace(&mut waited, true) {
+                    metrics::idempotency("waited");
+                }
+                tokio::time::sleep(TWIN_POLL).await;
+            }
+            Claim::InFlight { same_request: true } => {
+                metrics::idempotency("busy");
+                return Ok(Turn::Conflict);
+            }
+            Claim::Recorded(_) | Claim::InFlight { same_request: false } => {
+                metrics::idempotency("conflict");
+                return Ok(Turn::Conflict);
+            }
+        }
+    }
+}
+
+/// The recorded answer, opened, marked as replayed.
+fn replay(state: &AppState, scope: &str, recorded: &Recorded) -> Result<Response, ApiError> {
+    let body = open(&state.server_secret, scope, recorded).ok_or_else(ApiError::server_error)?;
+    let mut response = json_bytes(recorded.status, body.into());
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(response)
 }
 
