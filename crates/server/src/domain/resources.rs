@@ -124,12 +124,7 @@ impl Resources<'_> {
         if principal.project_ids.is_empty() {
             return Err(ResourceError::NoTeam);
         }
-        // Only a price set per plan needs the organization's plan: one read fewer per create.
-        let plan = if price_depends_on_plan(&service) {
-            self.plan_of(&principal.organization_id).await?
-        } else {
-            String::new()
-        };
+        let plan = plan_of(principal);
         let activation = self
             .charge(
                 &principal.organization_id,
@@ -197,7 +192,7 @@ impl Resources<'_> {
                 to: target.id,
             });
         }
-        let plan = self.plan_of(&principal.organization_id).await?;
+        let plan = plan_of(principal);
         let new_plan =
             if target.kind == Some(ServiceKind::Plan) { target.id.clone() } else { plan.clone() };
         let payment = self
@@ -356,15 +351,6 @@ impl Resources<'_> {
         Ok(Some((token_hash(token), activation)))
     }
 
-    async fn plan_of(&self, organization_id: &str) -> Result<String, ResourceError> {
-        let org = organization_id.to_string();
-        Ok(self
-            .store
-            .read(move |conn| sql::plan(conn, &org))
-            .await?
-            .unwrap_or_else(|| DEFAULT_PLAN.into()))
-    }
-
     fn update_allowed(&self, from: &str, to: &str) -> bool {
         // Every direction the catalog lists (any, up, down) permits the move it names.
         self.catalog.get(from).is_some_and(|s| s.allowed_updates.iter().any(|u| u.service == to))
@@ -466,6 +452,11 @@ fn provision(
     Ok(ResourceView::Complete { id, access })
 }
 
+/// The organization's plan, read with the bearer (the catalog's free default if never set).
+fn plan_of(principal: &Principal) -> String {
+    principal.plan.clone().unwrap_or_else(|| DEFAULT_PLAN.into())
+}
+
 fn project_name(configuration: Option<&Value>) -> Option<String> {
     configuration?
         .get("project_name")?
@@ -473,11 +464,6 @@ fn project_name(configuration: Option<&Value>) -> Option<String> {
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(String::from)
-}
-
-/// Whether `price_is_paid` looks at the plan at all (a component priced per parent plan).
-pub fn price_depends_on_plan(service: &Service) -> bool {
-    matches!(service.pricing, Pricing::Component { .. })
 }
 
 /// Whether provisioning `service` costs money for an organization on `plan`.

@@ -255,16 +255,20 @@ pub struct BearerRow {
     pub expires_at: i64,
     /// Every project the family reaches, ascending.
     pub project_ids: Vec<i64>,
+    /// The organization's plan (`None`: never set, i.e. the catalog's free default).
+    pub plan: Option<String>,
 }
 
-/// The access token's family, with the projects it reaches, if the token and its family are live
-/// and the user exists. One statement: it runs before every resource call.
+/// The access token's family, with the projects it reaches and its organization's plan, if the
+/// token and its family are live and the user exists. One statement: it runs before every
+/// resource call, and a create or an update would otherwise read the plan on its own.
 pub fn find_bearer(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<BearerRow>, StoreError> {
     let rows = conn.query(
         "SELECT f.id, f.user_id, f.organization_id, f.project_id, f.orchestrator, f.orchestrator_account, \
-         f.scopes, a.expires_at, p.project_id FROM access_tokens a \
+         f.scopes, a.expires_at, p.project_id, b.plan FROM access_tokens a \
          JOIN token_families f ON f.id = a.family_id JOIN users u ON u.id = f.user_id \
          LEFT JOIN token_family_projects p ON p.family_id = f.id \
+         LEFT JOIN billing b ON b.organization_id = f.organization_id \
          WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND f.revoked_at IS NULL AND u.deleted_at IS NULL \
          ORDER BY p.project_id",
         &[token_hash.into()],
@@ -278,6 +282,7 @@ pub fn find_bearer(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<Beare
             .iter()
             .filter_map(|r| r.opt_int(8).transpose())
             .collect::<Result<_, _>>()?,
+        plan: first.opt_text(9)?,
     }))
 }
 
