@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod catalog;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod crypto;

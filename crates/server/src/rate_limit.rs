@@ -10,7 +10,10 @@ use std::{collections::HashMap, sync::Mutex};
 
 use serde::Deserialize;
 
-use crate::store::{Backend, Store, StoreError, rate_limits as sql};
+use crate::{
+    client_addr::TrustedProxies,
+    store::{Backend, Store, StoreError, rate_limits as sql},
+};
 
 /// One limit: `burst` calls at once, refilled at `per_minute` calls a minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -29,6 +32,9 @@ pub struct RateLimits {
     pub account_requests_per_email: Rate,
     pub resource_calls_per_token: Rate,
     pub dashboard_logins_per_ip: Rate,
+    /// Peers whose `X-Forwarded-For` names the client for `dashboard_logins_per_ip`: the load
+    /// balancers in front of provisio (`client_addr.rs`). Empty: the TCP peer is the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for RateLimits {
@@ -39,6 +45,7 @@ impl Default for RateLimits {
             account_requests_per_email: Rate { burst: 20, per_minute: 60 },
             resource_calls_per_token: Rate { burst: 1000, per_minute: 30_000 },
             dashboard_logins_per_ip: Rate { burst: 20, per_minute: 60 },
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -198,6 +205,7 @@ mod tests {
             account_requests_per_email: rate,
             resource_calls_per_token: rate,
             dashboard_logins_per_ip: rate,
+            trusted_proxies: TrustedProxies::default(),
         })
     }
 

@@ -7,6 +7,7 @@ use provisio_protocol::types::ServicesResponse;
 
 use crate::{
     catalog::Catalog,
+    client_addr::TrustedProxies,
     clock::Clock,
     config::Limits,
     domain::{
@@ -40,6 +41,8 @@ pub struct Inner {
     /// Where resources live.
     pub backend: Arc<dyn ResourceBackend>,
     pub rate_limiter: RateLimiter,
+    /// Whose `X-Forwarded-For` names the client of a dashboard login.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl std::ops::Deref for AppState {
@@ -92,6 +95,7 @@ impl AppState {
             server_secret: parts.server_secret,
             backend: Arc::new(Analytics),
             rate_limiter,
+            trusted_proxies: parts.rate_limits.trusted_proxies,
         }))
     }
 

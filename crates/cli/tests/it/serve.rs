@@ -199,3 +199,43 @@ async fn the_orchestrator_cli_runs_the_whole_flow_and_chains_calls_through_its_s
     assert!(!ok);
     assert_eq!(body["error"]["message"], "configuration.team_id must be an integer");
 }
+
+/// The status of a `GET /login` sent over a plain socket with this `X-Forwarded-For`, if any.
+fn login_status(server: &Server, forwarded: Option<&str>) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    let header = forwarded.map(|f| format!("X-Forwarded-For: {f}\r\n")).unwrap_or_default();
+    let request = format!(
+        "GET /login?token=guess HTTP/1.1\r\nHost: provisio\r\n{header}Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap()
+}
+
+/// Over a real socket the peer address reaches the login limit: behind a trusted proxy (here the
+/// loopback address) each forwarded client has its own bucket, and the proxy's own calls theirs.
+#[test]
+fn behind_a_trusted_proxy_a_real_server_limits_logins_per_forwarded_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("provisio.toml");
+    std::fs::write(
+        &config,
+        "[rate_limits]\ntrusted_proxies = [\"127.0.0.1\"]\ndashboard_logins_per_ip = { burst = 2, per_minute = 1 }\n",
+    )
+    .unwrap();
+    let server = Server::start_in(dir, &["--config", config.to_str().unwrap()]);
+    let spent = Some("198.51.100.1");
+    assert_eq!([login_status(&server, spent), login_status(&server, spent)], [303, 303]);
+    assert_eq!(login_status(&server, spent), 429);
+    assert_eq!(
+        login_status(&server, Some("6.6.6.6, 198.51.100.1")),
+        429,
+        "a spoofed entry is ignored"
+    );
+    assert_eq!(login_status(&server, Some("198.51.100.2")), 303);
+    assert_eq!(login_status(&server, None), 303, "the proxy itself");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}

@@ -14,6 +14,7 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
+    client_addr::limit_key,
     domain::dashboard::{self, DashboardError},
     rate_limit::Scope,
     state::AppState,
@@ -27,15 +28,18 @@ pub struct LoginQuery {
 }
 
 /// `GET /login?token=…&project_id=…`: the link's own project decides where the user lands.
-/// Limited per client address, so link tokens cannot be guessed at speed.
+/// Limited per client address (behind trusted proxies, the one they forward), so link tokens
+/// cannot be guessed at speed.
 pub async fn login(
     State(state): State<AppState>,
     extensions: Extensions,
+    headers: HeaderMap,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    let client = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+    let client = extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(
+        || "unknown".to_string(),
+        |peer| limit_key(state.trusted_proxies.client(peer.0.ip(), &headers)),
+    );
     if let Err(seconds) = state.limit(Scope::LoginIp, &client).await {
         let mut response = page(StatusCode::TOO_MANY_REQUESTS, pages::too_many());
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {

@@ -2,7 +2,11 @@
 //! and deep-link calls, per client address on dashboard logins — 429 with `Retry-After` in each
 //! endpoint's own envelope, and calls pass again once the bucket refills.
 
+use std::net::SocketAddr;
+
+use axum::{body::Body, extract::ConnectInfo, http::Request};
 use provisio_server::{
+    client_addr::TrustedProxies,
     rate_limit::{Rate, RateLimits},
     store::Backend,
 };
@@ -20,6 +24,7 @@ fn tight() -> RateLimits {
         account_requests_per_email: rate,
         resource_calls_per_token: rate,
         dashboard_logins_per_ip: rate,
+        ..RateLimits::default()
     }
 }
 
@@ -102,6 +107,37 @@ async fn dashboard_logins_are_limited_per_address() {
     let (status, headers, html) = app.browse("/login?token=guess", None).await;
     assert_eq!((status, headers["retry-after"].to_str().unwrap()), (429, "1"));
     assert!(html.contains("Too many attempts"));
+}
+
+/// A login arriving from `peer` with an `X-Forwarded-For` header; answers the status.
+async fn login_via(app: &TestApp, peer: &str, forwarded: &str) -> u16 {
+    let mut request = Request::builder()
+        .uri("/login?token=guess")
+        .header("x-forwarded-for", forwarded)
+        .body(Body::empty())
+        .unwrap();
+    let peer = SocketAddr::new(peer.parse().unwrap(), 40_000);
+    request.extensions_mut().insert(ConnectInfo(peer));
+    app.raw(request).await.0
+}
+
+#[backend_test]
+async fn behind_a_trusted_proxy_logins_are_limited_per_forwarded_address() {
+    let trusted_proxies = TrustedProxies::try_from(vec!["10.0.0.0/8".to_string()]).unwrap();
+    let app = TestApp::with_rate_limits(RateLimits { trusted_proxies, ..tight() }).await;
+    for _ in 0..2 {
+        assert_eq!(login_via(&app, "10.0.0.2", "198.51.100.1").await, 303);
+    }
+    assert_eq!(login_via(&app, "10.0.0.2", "198.51.100.1").await, 429);
+    // Another client behind the same balancers still gets in; the spent one cannot hide behind
+    // an entry of its own left of the one the balancer appended.
+    assert_eq!(login_via(&app, "10.0.0.3", "198.51.100.2").await, 303);
+    assert_eq!(login_via(&app, "10.0.0.3", "203.0.113.66, 198.51.100.1").await, 429);
+    // A peer that is no trusted proxy counts as itself, whatever it forwards.
+    for client in ["192.0.2.1", "192.0.2.2"] {
+        assert_eq!(login_via(&app, "203.0.113.5", client).await, 303);
+    }
+    assert_eq!(login_via(&app, "203.0.113.5", "192.0.2.3").await, 429);
 }
 
 /// On PostgreSQL every instance counts against the same buckets: calls spread over two instances

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use clap::Parser;
-use provisio_server::{clock::Clock, config::ServeArgs, prepare};
+use provisio_server::{client_addr::TrustedProxies, clock::Clock, config::ServeArgs, prepare};
 
 #[derive(Parser)]
 struct Cli {
@@ -88,6 +88,21 @@ async fn an_unreadable_config_file_is_named() {
             .err()
             .unwrap();
     assert!(err.to_string().contains("/nonexistent/provisio.toml"));
+}
+
+#[tokio::test]
+async fn trusted_proxies_from_the_file_and_a_bad_one_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("provisio.toml");
+    let args = args(&dir, &["--config", path.to_str().unwrap()]);
+    std::fs::write(&path, "[rate_limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n")
+        .unwrap();
+    let startup = prepare(&args, Clock::system(), LISTEN).await.unwrap();
+    let expected = ["10.0.0.0/8", "192.0.2.7/32"].map(String::from).to_vec();
+    assert_eq!(startup.state.trusted_proxies, TrustedProxies::try_from(expected).unwrap());
+    std::fs::write(&path, "[rate_limits]\ntrusted_proxies = [\"lb.internal\"]\n").unwrap();
+    let message = prepare(&args, Clock::system(), LISTEN).await.err().unwrap().to_string();
+    assert!(message.contains("\"lb.internal\" is neither an address nor a network"), "{message}");
 }
 
 #[tokio::test]
