@@ -272,14 +272,33 @@ fn parse_enum<T: Copy>(
         .transpose()
 }
 
-fn typed<T: serde::de::DeserializeOwned>(
+/// Reads a field whose wire type ignores unknown keys (as a wire type must) strictly: a key the
+/// type would drop is an operator's typo, refused like any other.
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(
     id: &str,
     field: &str,
     value: Option<&Value>,
 ) -> Result<Option<T>, CatalogError> {
     value
-        .map(|v| serde_json::from_value(v.clone()).map_err(|e| err(id, field, e.to_string())))
+        .map(|v| {
+            let parsed: T =
+                serde_json::from_value(v.clone()).map_err(|e| err(id, field, e.to_string()))?;
+            let kept = serde_json::to_value(&parsed).map_err(|e| err(id, field, e.to_string()))?;
+            match dropped_key(v, &kept) {
+                Some(key) => Err(err(id, field, format!("unknown key {key:?}"))),
+                None => Ok(parsed),
+            }
+        })
         .transpose()
+}
+
+/// The first key of `given` (dotted path) that `kept` does not have, at any depth.
+fn dropped_key(given: &Value, kept: &Value) -> Option<String> {
+    let (Value::Object(given), Value::Object(kept)) = (given, kept) else { return None };
+    given.iter().find_map(|(key, value)| match kept.get(key) {
+        None => Some(key.clone()),
+        Some(inner) => dropped_key(value, inner).map(|path| format!("{key}.{path}")),
+    })
 }
 
 fn pricing_from_spec(
@@ -478,5 +497,27 @@ pricing = { type = "paid", paid = { type = "stripe_price", stripe_price = "price
             with_schema(r#"properties = { name = { type = "string", pattern = "^[a-z]+$" } }"#);
         let catalog = load(&fine).unwrap();
         assert!(catalog.get("pro").unwrap().configuration_schema.is_some());
+    }
+
+    /// Found by the `catalog_loader` fuzz target: `constraints = { sount = … }` loaded as no
+    /// constraint, because the wire type ignores unknown keys.
+    #[test]
+    fn an_unknown_key_in_constraints_or_kyc_stops_the_start() {
+        for (line, field, key) in [
+            ("constraints = { sount = { at_most = 1 } }", "constraints", "sount"),
+            (
+                "constraints = { count = { at_most = 1, at_mots = 1 } }",
+                "constraints",
+                "count.at_mots",
+            ),
+            ("kyc = { required_fields = [\"name\"], requried = true }", "kyc", "requried"),
+        ] {
+            let e = load(&format!("{GOOD}{line}\n")).unwrap_err();
+            assert_eq!((e.service.as_str(), e.field.as_str()), ("pro", field), "{line}");
+            assert_eq!(e.message, format!("unknown key {key:?}"), "{line}");
+        }
+        let fine = load(&format!("{GOOD}constraints = {{ count = {{ at_most = 3 }} }}\n")).unwrap();
+        let count = fine.get("pro").unwrap().constraints.as_ref().unwrap().count.as_ref();
+        assert_eq!(count.unwrap().at_most, 3);
     }
 }

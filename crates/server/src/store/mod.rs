@@ -247,19 +247,16 @@ impl Store {
         self.write_each(move |conn| housekeeping::sweep(conn, backend, now, now_ms)).await
     }
 
-    /// Stops the database threads once their queued work is done; on PostgreSQL, waits for them
-    /// to close their connections. An error says a thread did not exit cleanly.
+    /// Stops the database threads once their queued work is done and waits for them to close
+    /// their connections. An error says a thread did not exit cleanly.
     pub async fn close(&self) -> Result<(), StoreError> {
-        let panicked = match &self.engine {
-            Engine::Sqlite(db) => {
-                db.close();
-                0
-            }
-            Engine::Postgres(db) => {
-                let db = db.clone();
-                tokio::task::spawn_blocking(move || db.close()).await.unwrap_or(1)
-            }
-        };
+        let engine = self.engine.clone();
+        let panicked = tokio::task::spawn_blocking(move || match &engine {
+            Engine::Sqlite(db) => db.close(),
+            Engine::Postgres(db) => db.close(),
+        })
+        .await
+        .unwrap_or(1);
         match panicked {
             0 => Ok(()),
             n => Err(StoreError::Thread(format!("{n} database thread(s) panicked while closing"))),

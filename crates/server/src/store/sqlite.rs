@@ -27,6 +27,7 @@ const READERS: usize = 2;
 pub(super) struct Sqlite {
     writer: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
     readers: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
     /// Idempotency keys claimed by requests in flight (key hash → request hash). A SQLite
     /// database has one provisio process, so the claim needs no write (`idempotency::Claim`).
     pub(super) in_flight: Mutex<HashMap<String, String>>,
@@ -37,15 +38,21 @@ impl Sqlite {
     pub(super) fn open(path: &str) -> Result<Self, StoreError> {
         let writer = connect(path)?;
         let (write_tx, write_rx) = mpsc::channel();
-        spawn("provisio-db-writer", writer, Arc::new(Mutex::new(write_rx)))?;
+        let mut threads =
+            vec![spawn("provisio-db-writer", writer, Arc::new(Mutex::new(write_rx)))?];
         let (read_tx, read_rx) = mpsc::channel();
         let read_rx = Arc::new(Mutex::new(read_rx));
         for i in 0..READERS {
-            spawn(&format!("provisio-db-reader-{i}"), connect(path)?, read_rx.clone())?;
+            threads.push(spawn(
+                &format!("provisio-db-reader-{i}"),
+                connect(path)?,
+                read_rx.clone(),
+            )?);
         }
         Ok(Self {
             writer: Mutex::new(Some(write_tx)),
             readers: Mutex::new(Some(read_tx)),
+            threads: Mutex::new(threads),
             in_flight: Mutex::default(),
         })
     }
@@ -57,13 +64,17 @@ impl Sqlite {
         sender.as_ref().ok_or(StoreError::Closed)?.send((mode, job)).map_err(|_| StoreError::Closed)
     }
 
-    /// Stops accepting work; the threads finish what they have and exit.
-    pub(super) fn close(&self) {
+    /// Stops accepting work and waits while the threads finish what they have and close their
+    /// connections (the last one to close checkpoints the WAL into the database file and removes
+    /// it). Blocks. Says how many threads panicked instead of exiting.
+    pub(super) fn close(&self) -> usize {
         for slot in [&self.writer, &self.readers] {
             if let Ok(mut sender) = slot.lock() {
                 sender.take();
             }
         }
+        let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        threads.into_iter().map(thread::JoinHandle::join).filter(Result::is_err).count()
     }
 }
 
@@ -102,7 +113,7 @@ fn spawn(
     name: &str,
     mut conn: Connection,
     jobs: Arc<Mutex<mpsc::Receiver<(Mode, Job)>>>,
-) -> Result<(), StoreError> {
+) -> Result<thread::JoinHandle<()>, StoreError> {
     thread::Builder::new()
         .name(name.into())
         .spawn(move || {
@@ -118,7 +129,6 @@ fn spawn(
                 }
             }
         })
-        .map(|_| ())
         .map_err(|e| StoreError::Thread(e.to_string()))
 }
 

@@ -99,6 +99,12 @@ async fn closing_waits_for_the_threads_and_then_refuses_work() {
     app.state.store.close().await.expect("every thread exits cleanly");
     let after = write(&app, |conn| conn.defer(INSERT, &["org_deferred_late".into(), "l".into()]));
     assert!(matches!(after.await, Err(StoreError::Closed)));
+    // On SQLite the connections are closed by then: the last one folded the WAL into the
+    // database file and removed it.
+    if let Some(path) = app.database_url.strip_prefix("sqlite://") {
+        assert!(!std::path::Path::new(&format!("{path}-wal")).exists(), "the WAL is checkpointed");
+        assert!(std::path::Path::new(path).exists());
+    }
 }
 
 /// An idempotency key is held by one request at a time: a second claim sees it in flight (and
