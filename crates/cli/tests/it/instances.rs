@@ -7,54 +7,11 @@ use std::{future::Future, process::Command};
 use provisio_orchestrator::{Auth, Client, ClientConfig, client::account_request_body};
 use serde_json::{Value, json};
 
+use provisio_testdb::Schema;
+
 use crate::server::Server;
 
 const SECRET: &str = "whsec_instances";
-
-/// A schema of its own in the test database, dropped at the end.
-struct Schema {
-    admin_url: String,
-    name: String,
-}
-
-impl Schema {
-    fn create(admin_url: &str) -> Self {
-        let name = format!("instances_{}", std::process::id());
-        admin(admin_url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"));
-        Self { admin_url: admin_url.to_string(), name }
-    }
-
-    fn url(&self) -> String {
-        let sep = if self.admin_url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.admin_url, self.name)
-    }
-
-    fn scalar(&self, sql: &str) -> i64 {
-        let (url, sql) = (self.url(), sql.to_string());
-        std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-            client.query_one(&sql, &[]).unwrap().get::<_, i64>(0)
-        })
-        .join()
-        .unwrap()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        admin(&self.admin_url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-    }
-}
-
-fn admin(url: &str, sql: &str) {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        client.batch_execute(&sql).unwrap();
-    })
-    .join()
-    .unwrap();
-}
 
 /// Runs one future per instance at once; their answers, in instance order.
 async fn on_all<F, Fut>(clients: &[Client], call: F) -> Vec<(u16, Value)>
@@ -76,11 +33,11 @@ fn successes(answers: &[(u16, Value)]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rules_hold_across_three_instances_on_one_postgresql() {
-    let Some(admin_url) = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+    let Some(admin_url) = provisio_testdb::database_url() else {
         eprintln!("skipped: TEST_DATABASE_URL is not set");
         return;
     };
-    let schema = Schema::create(&admin_url);
+    let schema = Schema::create(&admin_url, "instances");
     let url = schema.url();
 
     // Two deployments migrating at once: both succeed, the schema is made once.

@@ -18,6 +18,7 @@ use provisio_server::{
     state::Parts,
     store::{Backend, Row, Store},
 };
+use provisio_testdb::Schema;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -48,9 +49,7 @@ pub async fn on_backend<F: std::future::Future<Output = ()>>(backend: Backend, t
     BACKEND.scope(backend, test()).await;
 }
 
-pub fn test_database_url() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
-}
+pub use provisio_testdb::database_url as test_database_url;
 
 /// A database for one test, removed when the test ends.
 pub enum TestDb {
@@ -61,8 +60,7 @@ pub enum TestDb {
         _dir: tempfile::TempDir,
     },
     Postgres {
-        admin_url: String,
-        schema: String,
+        _schema: Schema,
     },
 }
 
@@ -76,40 +74,12 @@ impl TestDb {
                 (Self::Sqlite { _dir: dir }, url)
             }
             Backend::Postgres => {
-                let admin_url = test_database_url().unwrap();
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .subsec_nanos();
-                let schema = format!("test_{}_{}_{nanos}", std::process::id(), unique_id());
-                pg_admin(&admin_url, &format!("CREATE SCHEMA {schema}"));
-                let sep = if admin_url.contains('?') { '&' } else { '?' };
-                let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
-                (Self::Postgres { admin_url, schema }, url)
+                let schema = Schema::create(&test_database_url().unwrap(), "test");
+                let url = schema.url();
+                (Self::Postgres { _schema: schema }, url)
             }
         }
     }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Self::Postgres { admin_url, schema } = self {
-            pg_admin(admin_url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-        }
-    }
-}
-
-/// Runs one statement on its own connection, on a thread of its own (the synchronous client
-/// must not run on the test's async runtime).
-fn pg_admin(url: &str, sql: &str) {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("TEST_DATABASE_URL: cannot connect: {e}"));
-        client.batch_execute(&sql).unwrap();
-    })
-    .join()
-    .unwrap();
 }
 
 impl TestApp {
