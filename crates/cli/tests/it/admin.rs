@@ -6,7 +6,7 @@ use std::process::Command;
 use provisio_orchestrator::{Client, ClientConfig, client::account_request_body};
 use serde_json::Value;
 
-use crate::server::Server;
+use crate::server::{Server, config_file};
 
 fn admin(db: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
@@ -96,14 +96,12 @@ async fn eventually(server: &Server, secret: &str, status: u16) {
 #[tokio::test]
 async fn operators_add_list_and_retire_signing_secrets_while_the_server_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("provisio.toml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        dir.path(),
         "[limits]\nsigning_secrets_refresh_secs = 1\n\n[[orchestrators]]\nname = \"stripe\"\nsigning_secrets = [\"whsec_configured\"]\n",
-    )
-    .unwrap();
+    );
     let db = format!("sqlite://{}", dir.path().join("provisio.db").display());
-    let server = Server::start_in(dir, &["--config", config.to_str().unwrap()]);
+    let server = Server::start_in(dir, &["--config", &config]);
     assert_eq!(health_with(&server, "whsec_configured").await, 200);
 
     let (ok, out) =

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use provisio_testdb::Schema;
 
-use crate::server::Server;
+use crate::server::{Server, config_file};
 
 const SECRET: &str = "whsec_instances";
 
@@ -57,13 +57,10 @@ async fn rules_hold_across_three_instances_on_one_postgresql() {
 
     // The per-email limit (20 at once, shared by the instances) would refuse a third of the race.
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("provisio.toml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        dir.path(),
         "[rate_limits.account_requests_per_email]\nburst = 100\nper_minute = 6000\n",
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    );
     let args = ["--signing-secret", SECRET, "--config", &config];
     let servers: Vec<Server> = (0..3).map(|_| Server::start_on(&url, &args)).collect();
     let clients: Vec<Client> = servers

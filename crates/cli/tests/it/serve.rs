@@ -7,7 +7,7 @@ use provisio_orchestrator::Method;
 use provisio_orchestrator::{Client, ClientConfig, client::Auth};
 use serde_json::{Value, json};
 
-use crate::server::Server;
+use crate::server::{Server, config_file};
 
 /// Signs `"<t>." + body` with Python's `hmac`, an implementation independent of ours.
 fn python_sign(secret: &str, t: i64, body: &[u8]) -> Option<String> {
@@ -219,13 +219,11 @@ fn login_status(server: &Server, forwarded: Option<&str>) -> u16 {
 #[test]
 fn behind_a_trusted_proxy_a_real_server_limits_logins_per_forwarded_client() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("provisio.toml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        dir.path(),
         "[rate_limits]\ntrusted_proxies = [\"127.0.0.1\"]\ndashboard_logins_per_ip = { burst = 2, per_minute = 1 }\n",
-    )
-    .unwrap();
-    let server = Server::start_in(dir, &["--config", config.to_str().unwrap()]);
+    );
+    let server = Server::start_in(dir, &["--config", &config]);
     let spent = Some("198.51.100.1");
     assert_eq!([login_status(&server, spent), login_status(&server, spent)], [303, 303]);
     assert_eq!(login_status(&server, spent), 429);

@@ -13,6 +13,13 @@ pub struct Server {
     pub dir: Option<tempfile::TempDir>,
 }
 
+/// Writes `toml` to `provisio.toml` in `dir`; the path, for `--config`.
+pub fn config_file(dir: &std::path::Path, toml: &str) -> String {
+    let path = dir.join("provisio.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.display().to_string()
+}
+
 impl Server {
     /// Starts the binary with these extra arguments and waits for its banner.
     pub fn start(extra: &[&str]) -> Self {

@@ -78,8 +78,7 @@ impl Postgres {
         if let Ok(mut sender) = self.jobs.lock() {
             sender.take();
         }
-        let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
-        threads.into_iter().map(thread::JoinHandle::join).filter(Result::is_err).count()
+        super::tx::join_all(&self.threads)
     }
 }
 

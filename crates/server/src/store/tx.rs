@@ -6,9 +6,18 @@
 //! keeps across requests rests on a unique constraint or a conditional `UPDATE`, so the attempt
 //! after a conflict finds the winner's rows (docs/decisions.md, "PostgreSQL").
 
+use std::{sync::Mutex, thread};
+
 use tokio::sync::oneshot;
 
 use super::{Conn, StoreError};
+
+/// Waits for a backend's database threads to exit (once their job queue is closed); how many
+/// panicked instead.
+pub(super) fn join_all(threads: &Mutex<Vec<thread::JoinHandle<()>>>) -> usize {
+    let threads = threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+    threads.into_iter().map(thread::JoinHandle::join).filter(Result::is_err).count()
+}
 
 /// How a transaction runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
