@@ -52,6 +52,11 @@ const SQLITE: &[Migration] = &[
         name: "one_live_key",
         sql: include_str!("../../migrations/sqlite/0008_one_live_key.sql"),
     },
+    Migration {
+        version: 9,
+        name: "connector",
+        sql: include_str!("../../migrations/sqlite/0009_connector.sql"),
+    },
 ];
 
 /// Every PostgreSQL migration, in order: SQLite's, plus the tables only several instances need
@@ -101,6 +106,11 @@ const POSTGRES: &[Migration] = &[
         version: 9,
         name: "one_live_key",
         sql: include_str!("../../migrations/postgres/0009_one_live_key.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "connector",
+        sql: include_str!("../../migrations/postgres/0010_connector.sql"),
     },
 ];
 

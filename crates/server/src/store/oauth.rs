@@ -64,14 +64,15 @@ pub struct StoredCode {
     pub code_challenge: Option<String>,
     pub expires_at: i64,
     pub consumed: bool,
-    /// Its user exists and is not deleted.
+    /// Its user is not deleted (in connector mode provisio holds no users: the SaaS's revocation
+    /// kills the codes instead).
     pub user_live: bool,
 }
 
 /// The columns `StoredCode::from_row` reads, for a statement on `authorization_codes`.
 const CODE_COLUMNS: &str = "user_id, organization_id, project_id, orchestrator, orchestrator_account, scopes, \
      code_challenge, expires_at, consumed_at, \
-     EXISTS (SELECT 1 FROM users u WHERE u.id = authorization_codes.user_id AND u.deleted_at IS NULL)";
+     NOT EXISTS (SELECT 1 FROM users u WHERE u.id = authorization_codes.user_id AND u.deleted_at IS NOT NULL)";
 
 impl StoredCode {
     fn from_row(r: &Row) -> Result<Self, StoreError> {
@@ -207,7 +208,7 @@ pub fn families_of_code(conn: &mut dyn Conn, code_hash: &str) -> Result<Vec<Stri
 pub fn live_family(conn: &mut dyn Conn, family_id: &str) -> Result<Option<Grant>, StoreError> {
     conn.query_opt(
         "SELECT f.user_id, f.organization_id, f.project_id, f.orchestrator, f.orchestrator_account, f.scopes \
-         FROM token_families f JOIN users u ON u.id = f.user_id \
+         FROM token_families f LEFT JOIN users u ON u.id = f.user_id \
          WHERE f.id = $1 AND f.revoked_at IS NULL AND u.deleted_at IS NULL",
         &[family_id.into()],
     )?
@@ -266,7 +267,7 @@ pub fn find_bearer(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<Beare
     let rows = conn.query(
         "SELECT f.id, f.user_id, f.organization_id, f.project_id, f.orchestrator, f.orchestrator_account, \
          f.scopes, a.expires_at, p.project_id, b.plan FROM access_tokens a \
-         JOIN token_families f ON f.id = a.family_id JOIN users u ON u.id = f.user_id \
+         JOIN token_families f ON f.id = a.family_id LEFT JOIN users u ON u.id = f.user_id \
          LEFT JOIN token_family_projects p ON p.family_id = f.id \
          LEFT JOIN billing b ON b.organization_id = f.organization_id \
          WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND f.revoked_at IS NULL AND u.deleted_at IS NULL \
