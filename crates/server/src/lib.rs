@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+pub mod connector;
 pub mod crypto;
 pub mod domain;
 /// Property checks for the fuzz targets and their corpus replay; not part of the server API.

@@ -74,3 +74,12 @@ pub fn db_in_flight(kind: &'static str, delta: f64) {
 pub fn db_conflict() {
     metrics::counter!("provisio_db_conflicts_total").increment(1);
 }
+
+/// One call to the SaaS behind provisio (all its attempts), by operation and outcome (`ok`,
+/// `refused`, `unavailable`).
+pub fn connector_call(operation: &'static str, outcome: &'static str, took: std::time::Duration) {
+    metrics::counter!("provisio_connector_calls_total", "operation" => operation, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("provisio_connector_call_duration_seconds", "operation" => operation)
+        .record(took.as_secs_f64());
+}
