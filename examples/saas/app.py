@@ -183,6 +183,19 @@ def objects(value, name: str) -> list[dict]:
     return value
 
 
+def rfc3339_or_none(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    try:  # fromisoformat takes "Z" from Python 3.11 only
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ApiError(400, "invalid_request", f"{name} must be an RFC 3339 date-time")
+    return value
+
+
 def email_of(body: dict) -> str:
     email = text(body, "email").strip()
     if "@" not in email:
@@ -834,7 +847,9 @@ def create_app(
             samesite="Lax",
             secure=current_app.config["PUBLIC_URL"].startswith("https://"),
         )
-        response.headers["Referrer-Policy"] = "no-referrer"  # the URL held a credential
+        # The URL held a credential: keep it out of caches and of the next page's Referer.
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
     @app.get("/dashboard")
@@ -927,7 +942,7 @@ def create_app(
             )
             for org in objects(body.get("organizations"), "organizations"):
                 organization_id = insert_organization(
-                    db, user_id, text(org, "name"), org.get("joined_at")
+                    db, user_id, text(org, "name"), rfc3339_or_none(org, "joined_at")
                 )
                 for project in objects(org.get("projects"), "projects"):
                     name = text(project, "name")

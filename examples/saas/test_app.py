@@ -643,6 +643,11 @@ class AdminTest(SaasTestCase):
         response = self.client.post("/admin/users", json={"email": "ada@example.com"})
         self.refused(response, 409, "user_exists")
 
+    def test_seeded_joined_at_must_be_rfc3339(self):
+        body = {"email": "ada@example.com", "organizations": [{"name": "o", "joined_at": "today"}]}
+        self.refused(self.client.post("/admin/users", json=body), 400, "invalid_request")
+        self.assertEqual(self.state()["counts"]["users"], 0)
+
     def test_admin_answers_loopback_clients_only(self):
         remote = self.client.get("/admin/state", environ_base={"REMOTE_ADDR": "192.0.2.1"})
         self.refused(remote, 403, "forbidden")

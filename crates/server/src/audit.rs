@@ -10,12 +10,25 @@ use crate::store::{
 };
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST: RequestContext;
 }
 
-/// Runs `work` with `request_id` as the current request's id.
-pub async fn with_request_id<F: std::future::Future>(request_id: String, work: F) -> F::Output {
-    REQUEST_ID.scope(request_id, work).await
+/// What the domain learns about the request it serves, without HTTP types.
+#[derive(Debug, Clone)]
+struct RequestContext {
+    id: String,
+    /// `[events]` is configured: changes also write to the events outbox.
+    emit_events: bool,
+}
+
+/// Runs `work` with `request_id` as the current request's id; `emit_events` says whether the changes
+/// it makes are reported to the SaaS (`[events]`).
+pub async fn with_request<F: std::future::Future>(
+    request_id: String,
+    emit_events: bool,
+    work: F,
+) -> F::Output {
+    REQUEST.scope(RequestContext { id: request_id, emit_events }, work).await
 }
 
 /// Who an event is about; captured before a transaction starts (the database thread has no
@@ -24,15 +37,29 @@ pub async fn with_request_id<F: std::future::Future>(request_id: String, work: F
 pub struct Actor {
     pub request_id: Option<String>,
     pub orchestrator: Option<String>,
+    /// Whether changes are also written to the events outbox.
+    pub emit_events: bool,
 }
 
 impl Actor {
     /// The current request's id, with the orchestrator acting.
     pub fn current(orchestrator: &str) -> Self {
+        let context = REQUEST.try_with(Clone::clone).ok();
         Self {
-            request_id: REQUEST_ID.try_with(Clone::clone).ok(),
+            request_id: context.as_ref().map(|c| c.id.clone()),
             orchestrator: Some(orchestrator.to_string()).filter(|o| !o.is_empty()),
+            emit_events: context.is_some_and(|c| c.emit_events),
         }
+    }
+
+    /// Writes `event` to the outbox when events are on, in the caller's transaction.
+    pub fn emit(
+        &self,
+        conn: &mut dyn Conn,
+        event: &crate::events::Event<'_>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if self.emit_events { crate::events::write(conn, event, now) } else { Ok(()) }
     }
 
     /// Records `event` about what a grant is bound to (and by the grant's orchestrator).

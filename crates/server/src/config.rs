@@ -103,6 +103,10 @@ pub struct FileConfig {
     pub billing: BillingConfig,
     #[serde(default)]
     pub rate_limits: crate::rate_limit::RateLimits,
+    /// Present → connector mode: the SaaS behind provisio owns the accounts and resources.
+    pub connector: Option<crate::connector::ConnectorSpec>,
+    /// Present → events are written to the outbox and delivered to the SaaS.
+    pub events: Option<crate::connector::EventsSpec>,
 }
 
 /// Protocol limits (spec 3.1).
@@ -172,6 +176,8 @@ pub enum ConfigError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Billing(#[from] BillingSetupError),
+    #[error(transparent)]
+    Connector(#[from] crate::connector::SetupError),
 }
 
 impl FileConfig {
@@ -183,6 +189,28 @@ impl FileConfig {
 
     pub fn parse(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The connector and the events receiver this file configures, validated against the process's
+    /// environment (where their secrets are).
+    pub fn integrations(
+        &self,
+    ) -> Result<
+        (Option<crate::connector::Connector>, Option<crate::connector::EventsSettings>),
+        ConfigError,
+    > {
+        let env = |var: &str| std::env::var(var).ok();
+        let connector = match &self.connector {
+            Some(spec) => {
+                let settings = spec.validate(&env)?;
+                Some(crate::connector::Connector::new(settings).map_err(|message| {
+                    crate::connector::SetupError { section: "connector", key: "url", message }
+                })?)
+            }
+            None => None,
+        };
+        let events = self.events.as_ref().map(|spec| spec.validate(&env)).transpose()?;
+        Ok((connector, events))
     }
 
     /// The catalog this file asks for: its own services, or the built-in default.

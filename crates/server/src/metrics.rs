@@ -83,3 +83,21 @@ pub fn connector_call(operation: &'static str, outcome: &'static str, took: std:
     metrics::histogram!("provisio_connector_call_duration_seconds", "operation" => operation)
         .record(took.as_secs_f64());
 }
+
+/// An event written to the outbox, by type.
+pub fn outbox_written(kind: &'static str) {
+    metrics::counter!("provisio_outbox_events_written_total", "type" => kind).increment(1);
+}
+
+/// One delivery attempt's outcome (`delivered`, `failed_attempt`).
+pub fn outbox_delivery(outcome: &'static str) {
+    metrics::counter!("provisio_outbox_deliveries_total", "outcome" => outcome).increment(1);
+}
+
+/// The outbox's events by state (`pending`, `delivered`, `failed`), as the database holds them.
+pub fn outbox_counts(counts: &[(String, i64)]) {
+    for state in ["pending", "delivered", "failed"] {
+        let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+        metrics::gauge!("provisio_outbox_events", "state" => state).set(n as f64);
+    }
+}

@@ -69,6 +69,7 @@ pub async fn prepare(
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
     let billing = Billing::from_config(&file.billing).map_err(ConfigError::from)?;
     let server_secret = server_secret(&store, clock.now()).await?;
+    let (connector, events) = file.integrations()?;
     let state = AppState::new(Parts {
         store,
         orchestrators,
@@ -80,6 +81,8 @@ pub async fn prepare(
         introspection_tokens: args.introspection_token.clone(),
         server_secret: server_secret.into_bytes(),
         rate_limits: file.rate_limits,
+        connector,
+        events,
     });
     Ok(Startup { state, generated_secret })
 }
@@ -142,6 +145,7 @@ pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeErr
     print_banner(addr, &startup);
     let store = startup.state.store.clone();
     tokio::spawn(housekeeping(store.clone(), startup.state.clock.clone()));
+    start_integrations(&startup.state).await?;
     let app =
         crate::http::router(startup.state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
@@ -149,6 +153,37 @@ pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeErr
         tracing::error!(error = %e, "the store did not close cleanly");
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Connector mode: the SaaS answers `health` (a failure is logged loudly; the start goes on).
+/// Events: this instance's delivery worker.
+async fn start_integrations(state: &AppState) -> Result<(), ServeError> {
+    if let Some(connector) = &state.connector {
+        match connector.health(connector.deadline()).await {
+            Ok(()) => tracing::info!("connector: the SaaS answers health (connector version 1)"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "connector: the SaaS does not answer health; account and resource calls will fail until it does"
+            ),
+        }
+    }
+    if let Some(settings) = &state.events {
+        let delivery = crate::events::delivery::Delivery::new(
+            state.store.clone(),
+            state.clock.clone(),
+            settings.clone(),
+        )
+        .map_err(|message| {
+            ConfigError::from(crate::connector::SetupError {
+                section: "events",
+                key: "url",
+                message,
+            })
+        })?;
+        tokio::spawn(std::sync::Arc::new(delivery).run());
+        tracing::info!(url = %settings.url, "events: delivering the outbox");
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::{
     client_addr::TrustedProxies,
     clock::Clock,
     config::Limits,
+    connector::{Connector, EventsSettings},
     domain::{
         auth::Principal,
         backend::{Analytics, ResourceBackend},
@@ -43,6 +44,10 @@ pub struct Inner {
     pub rate_limiter: RateLimiter,
     /// Whose `X-Forwarded-For` names the client of a dashboard login.
     pub trusted_proxies: TrustedProxies,
+    /// Connector mode: the SaaS owns users, projects, resources and the dashboard.
+    pub connector: Option<Arc<Connector>>,
+    /// Where events go (`[events]`); `None`: no events are written.
+    pub events: Option<EventsSettings>,
 }
 
 impl std::ops::Deref for AppState {
@@ -68,6 +73,8 @@ pub struct Parts {
     /// database.
     pub server_secret: Vec<u8>,
     pub rate_limits: RateLimits,
+    pub connector: Option<Connector>,
+    pub events: Option<EventsSettings>,
 }
 
 impl AppState {
@@ -96,6 +103,8 @@ impl AppState {
             backend: Arc::new(Analytics),
             rate_limiter,
             trusted_proxies: parts.rate_limits.trusted_proxies,
+            connector: parts.connector.map(Arc::new),
+            events: parts.events,
         }))
     }
 

@@ -21,11 +21,16 @@ pub use transport::{CallError, Transport};
 pub use webhook::{Signer, operation_id};
 
 /// The SaaS as provisio calls it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Connector {
     settings: ConnectorSettings,
     transport: Transport,
+    /// The last `health` answer and when it came, for `/readyz`.
+    health: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
+
+/// How long a `health` answer stands for `/readyz`.
+const HEALTH_CACHE: Duration = Duration::from_secs(5);
 
 /// A SaaS identifier of a user or an organization: 1–64 of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -213,7 +218,21 @@ pub enum LoginError {
 impl Connector {
     pub fn new(settings: ConnectorSettings) -> Result<Self, String> {
         let transport = Transport::new(settings.signer.clone(), settings.timeout)?;
-        Ok(Self { settings, transport })
+        Ok(Self { settings, transport, health: tokio::sync::Mutex::new(None) })
+    }
+
+    /// Whether the SaaS answered `health` within the last few seconds (one call at a time: callers
+    /// arriving meanwhile wait for its answer).
+    pub async fn healthy_cached(&self) -> bool {
+        let mut cached = self.health.lock().await;
+        if let Some((at, up)) = *cached
+            && at.elapsed() < HEALTH_CACHE
+        {
+            return up;
+        }
+        let up = self.health(Instant::now() + self.settings.timeout).await.is_ok();
+        *cached = Some((Instant::now(), up));
+        up
     }
 
     /// When the connector calls for one orchestrator request must be done.

@@ -121,11 +121,22 @@ impl Transport {
         body: &[u8],
         timeout: Duration,
     ) -> Attempt<T> {
-        let signed = match self.signer.sign(webhook_id, now_secs(), body) {
-            Ok(signed) => signed,
-            Err(e) => return Attempt::Again { reason: e.to_string(), retry_after: None },
-        };
-        let sent = self
+        match self.post_once(url, webhook_id, body, timeout).await {
+            Ok(answer) => classify(answer.status, answer.retry_after, &answer.body),
+            Err(reason) => Attempt::Again { reason, retry_after: None },
+        }
+    }
+
+    /// One signed attempt, whatever it answers; `Err` says why no answer came.
+    pub async fn post_once(
+        &self,
+        url: &Url,
+        webhook_id: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Answer, String> {
+        let signed = self.signer.sign(webhook_id, now_secs(), body).map_err(|e| e.to_string())?;
+        let response = self
             .http
             .post(url.clone())
             .timeout(timeout)
@@ -136,22 +147,21 @@ impl Transport {
             .header("webhook-signature", &signed.signature)
             .body(body.to_vec())
             .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(e) if e.is_timeout() => {
-                return Attempt::Again { reason: "timed out".into(), retry_after: None };
-            }
-            Err(e) => return Attempt::Again { reason: describe(&e), retry_after: None },
-        };
+            .await
+            .map_err(|e| describe(&e))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(e) => return Attempt::Again { reason: describe(&e), retry_after: None },
-        };
-        classify(status, retry_after, &bytes)
+        let body = response.bytes().await.map_err(|e| describe(&e))?;
+        Ok(Answer { status, retry_after, body: body.to_vec() })
     }
+}
+
+/// What the SaaS answered to one attempt.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
 }
 
 /// The contract's reading of an answer.
@@ -206,7 +216,13 @@ fn jitter(ceiling: Duration) -> Duration {
 }
 
 fn describe(e: &reqwest::Error) -> String {
-    if e.is_connect() { "connection failed".into() } else { e.to_string() }
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        e.to_string()
+    }
 }
 
 fn now_secs() -> i64 {

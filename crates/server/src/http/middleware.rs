@@ -25,7 +25,7 @@ use crate::config::Limits;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn apply(router: Router, limits: &Limits) -> Router {
+pub fn apply(router: Router, limits: &Limits, emit_events: bool) -> Router {
     let timeout = limits.request_timeout();
     let sensitive = [
         header::AUTHORIZATION,
@@ -51,7 +51,7 @@ pub fn apply(router: Router, limits: &Limits) -> Router {
                     .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(axum::middleware::from_fn(with_request_id))
+            .layer(axum::middleware::from_fn(move |req, next| with_request(emit_events, req, next)))
             .layer(axum::middleware::from_fn(measure))
             .layer(CatchPanicLayer::custom(|_| ApiError::server_error().into_response()))
             .layer(axum::middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
@@ -77,15 +77,16 @@ async fn measure(req: Request, next: Next) -> Response {
     response
 }
 
-/// Makes the request id available to the audit log for the rest of the request.
-async fn with_request_id(req: Request, next: Next) -> Response {
+/// Makes the request id (and whether events are on) available to the domain for the rest of the
+/// request.
+async fn with_request(emit_events: bool, req: Request, next: Next) -> Response {
     let id = req
         .extensions()
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-")
         .to_string();
-    crate::audit::with_request_id(id, next.run(req)).await
+    crate::audit::with_request(id, emit_events, next.run(req)).await
 }
 
 async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {

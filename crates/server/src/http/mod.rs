@@ -22,13 +22,14 @@ use reply::ApiError;
 
 pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
+    let emit_events = state.events.is_some();
     let routes = routes::table()
         .into_iter()
         .fold(Router::new(), |router, route| router.route(route.path, (route.handler)()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    middleware::apply(routes, &limits)
+    middleware::apply(routes, &limits, emit_events)
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -11,15 +11,26 @@ pub async fn healthz() -> Response {
     reply::json(200, &json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers too.
+/// Readiness: the database answers too, and in connector mode the SaaS's `health` (cached for a
+/// few seconds, so a busy balancer does not turn into a stream of calls to the SaaS).
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => reply::json(200, &json!({"status": "ok", "database": "ok"})),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            reply::json(503, &json!({"status": "unavailable", "database": "unreachable"}))
-        }
+    let database = state.store.ping().await;
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "readiness check failed: database");
     }
+    let saas = match &state.connector {
+        Some(connector) => Some(connector.healthy_cached().await),
+        None => None,
+    };
+    let ready = database.is_ok() && saas != Some(false);
+    let mut body = json!({
+        "status": if ready { "ok" } else { "unavailable" },
+        "database": if database.is_ok() { "ok" } else { "unreachable" },
+    });
+    if let Some(up) = saas {
+        body["connector"] = (if up { "ok" } else { "unreachable" }).into();
+    }
+    reply::json(if ready { 200 } else { 503 }, &body)
 }
 
 /// Prometheus text exposition.

@@ -177,6 +177,8 @@ impl TestApp {
             introspection_tokens: vec![OPERATOR_TOKEN.to_string()],
             server_secret: b"test-server-secret".to_vec(),
             rate_limits: rate_limits.clone(),
+            connector: None,
+            events: None,
         });
         let router = provisio_server::http::router(state.clone());
         Self { state, router, database_url: url, rate_limits, _db: db }
