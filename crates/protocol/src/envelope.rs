@@ -71,7 +71,8 @@ codes! {
 }
 
 codes! {
-    /// Codes of the typed envelope (`account_requests`).
+    /// Codes of the typed envelope (`account_requests`); `provider_unavailable`: the SaaS behind
+    /// the provider did not answer in time (connector mode).
     TypedCode {
         InvalidRequest = ("invalid_request", 400),
         Expired = ("expired", 400),
@@ -79,11 +80,14 @@ codes! {
         Unauthorized = ("unauthorized", 401),
         RateLimited = ("rate_limited", 429),
         AccountCreationFailed = ("account_creation_failed", 500),
+        ProviderUnavailable = ("provider_unavailable", 503),
     }
 }
 
 codes! {
     /// Codes of the status envelope (`resources*`, and bearer failures on `deep_links`).
+    /// `provider_refused` and `provider_unavailable` are provisio's connector mode: the SaaS behind
+    /// the provider refused with a code APP has no name for, or did not answer in time.
     StatusCode {
         InvalidRequest = ("invalid_request", 400),
         InvalidResourceId = ("invalid_resource_id", 400),
@@ -100,8 +104,10 @@ codes! {
         InvalidState = ("invalid_state", 409),
         IdempotencyConflict = ("idempotency_conflict", 409),
         RateLimited = ("rate_limited", 429),
+        ProviderRefused = ("provider_refused", 400),
         CredentialRotationFailed = ("credential_rotation_failed", 500),
         ServerError = ("server_error", 500),
+        ProviderUnavailable = ("provider_unavailable", 503),
     }
 }
 
@@ -170,12 +176,20 @@ pub struct TypedError {
     #[serde(rename = "type")]
     tag: ErrorTag,
     error: ErrorBody<TypedCode>,
+    /// A refusal by the SaaS behind the provider: answered 400 whatever the code's usual status.
+    #[serde(skip)]
+    refusal: bool,
 }
 
 impl TypedError {
     /// An error raised before the request is authenticated: no `id`.
     pub fn anonymous(code: TypedCode, message: impl Into<String>) -> Self {
-        Self { id: None, tag: ErrorTag::Error, error: ErrorBody { code, message: message.into() } }
+        Self {
+            id: None,
+            tag: ErrorTag::Error,
+            error: ErrorBody { code, message: message.into() },
+            refusal: false,
+        }
     }
 
     /// An error raised once the request is authenticated: carries the request's `id`.
@@ -184,7 +198,15 @@ impl TypedError {
             id: Some(id.into()),
             tag: ErrorTag::Error,
             error: ErrorBody { code, message: message.into() },
+            refusal: false,
         }
+    }
+
+    /// The same error as a refusal of the SaaS behind the provider (connector mode): 400, as a
+    /// decision about the request, where the code alone would say the provider failed (e.g.
+    /// `account_creation_failed`, otherwise 500).
+    pub fn refusal(self) -> Self {
+        Self { refusal: true, ..self }
     }
 
     pub fn id(&self) -> Option<&str> {
@@ -200,7 +222,7 @@ impl TypedError {
     }
 
     pub fn status(&self) -> u16 {
-        self.error.code.status()
+        if self.refusal { 400 } else { self.error.code.status() }
     }
 }
 

@@ -132,7 +132,12 @@ fn redeem(
         return Err(INVALID);
     };
     let tokens = issue_family(conn, &stored.grant, Some(code_hash), &orchestrator.tokens, now)?;
-    let available_teams = accounts_sql::available_teams(conn, &stored.grant.user_id)?;
+    let available_teams = match &stored.available_teams {
+        // Connector mode: as the SaaS reported them when the code was issued.
+        Some(teams) => serde_json::from_str(teams)
+            .map_err(|_| StoreError::Decode { column: 10, expected: "available teams (JSON)" })?,
+        None => accounts_sql::available_teams(conn, &stored.grant.user_id)?,
+    };
     actor.grant(conn, "code.redeemed", &stored.grant, now)?;
     Ok(Ok(CodeTokens { tokens, organization_id: stored.grant.organization_id, available_teams }))
 }

@@ -20,7 +20,7 @@ use super::{
     request::{RawBody, check_api_version, require_signature_header, verify_signature},
 };
 use crate::{
-    domain::accounts::{self, AccountError, Outcome},
+    domain::accounts::{self, AccountError, Accounts, Outcome},
     orchestrators::Orchestrator,
     rate_limit::Scope,
     state::AppState,
@@ -88,24 +88,30 @@ async fn authenticated(
         code_challenge: request.code_challenge.clone(),
         orchestrator_account: account.to_string(),
     };
-    let outcome = accounts::request_account(
-        &state.store,
-        orchestrator,
-        input,
-        &state.public_url,
-        state.clock.now(),
-    )
-    .await
-    .map_err(|e| match e {
-        AccountError::TeamResolutionFailed => {
-            with_id(TypedCode::TeamResolutionFailed, &e.to_string())
-        }
-        AccountError::RequestIdReused => with_id(TypedCode::InvalidRequest, &e.to_string()),
-        AccountError::Internal(e) => {
-            tracing::error!(error = %e, "account request failed");
-            with_id(TypedCode::AccountCreationFailed, "The account could not be created")
-        }
-    })?;
+    let accounts = Accounts {
+        store: &state.store,
+        connector: state.connector.as_deref(),
+        public_url: &state.public_url,
+    };
+    let outcome =
+        accounts.request(orchestrator, input, state.clock.now()).await.map_err(|e| match e {
+            AccountError::TeamResolutionFailed => {
+                with_id(TypedCode::TeamResolutionFailed, &e.to_string())
+            }
+            AccountError::RequestIdReused => with_id(TypedCode::InvalidRequest, &e.to_string()),
+            AccountError::CreationRefused => ApiError::from(
+                TypedError::for_request(&id, TypedCode::AccountCreationFailed, e.to_string())
+                    .refusal(),
+            ),
+            AccountError::Unavailable { retry_after_secs } => {
+                with_id(TypedCode::ProviderUnavailable, &e.to_string())
+                    .retry_after(retry_after_secs)
+            }
+            AccountError::Internal(e) => {
+                tracing::error!(error = %e, "account request failed");
+                with_id(TypedCode::AccountCreationFailed, "The account could not be created")
+            }
+        })?;
     Ok(json(200, &AccountRequestResponse { id, outcome: wire_outcome(outcome) }))
 }
 

@@ -16,14 +16,14 @@ pub enum ApiError {
     Typed(TypedError),
     Status(StatusError),
     OAuth(OAuthError),
-    /// A 429 in one of the envelopes above, with the `Retry-After` seconds.
-    RateLimited(Box<ApiError>, u64),
+    /// One of the envelopes above with a `Retry-After` (a 429, or a 503 `provider_unavailable`).
+    RetryAfter(Box<ApiError>, u64),
 }
 
 impl ApiError {
-    /// Adds `Retry-After` to a `rate_limited` envelope.
+    /// Adds `Retry-After` to a `rate_limited` or `provider_unavailable` envelope.
     pub fn retry_after(self, seconds: u64) -> Self {
-        Self::RateLimited(Box::new(self), seconds)
+        Self::RetryAfter(Box::new(self), seconds)
     }
 
     pub fn server_error() -> Self {
@@ -47,7 +47,7 @@ impl IntoResponse for ApiError {
             Self::Typed(e) => json(e.status(), &e),
             Self::Status(e) => json(e.status(), &e),
             Self::OAuth(e) => no_store(json(e.status(), &e)),
-            Self::RateLimited(inner, seconds) => {
+            Self::RetryAfter(inner, seconds) => {
                 let mut response = inner.into_response();
                 if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -16,7 +16,7 @@ impl ProjectRef {
 }
 
 /// One entry of `available_teams`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Team {
     pub id: i64,
     pub name: String,
@@ -221,4 +221,33 @@ pub fn record_account_request(
             expires_at.into(),
         ],
     )
+}
+
+/// The user's organizations, oldest membership first, each with its projects (`(id, demo)`), as
+/// the linking rules read them.
+pub fn memberships(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<Membership>, StoreError> {
+    let rows = conn.query(
+        "SELECT m.organization_id, p.id, p.is_demo FROM memberships m \
+         LEFT JOIN projects p ON p.organization_id = m.organization_id \
+         WHERE m.user_id = $1 ORDER BY m.created_at, m.id, p.id",
+        &[user_id.into()],
+    )?;
+    let mut memberships: Vec<Membership> = Vec::new();
+    for row in &rows {
+        let organization_id = row.text(0)?;
+        if memberships.last().is_none_or(|m| m.organization_id != organization_id) {
+            memberships.push(Membership { organization_id, projects: Vec::new() });
+        }
+        if let (Some(id), Some(membership)) = (row.opt_int(1)?, memberships.last_mut()) {
+            membership.projects.push((id, row.int(2)? != 0));
+        }
+    }
+    Ok(memberships)
+}
+
+/// One organization of a user as the linking rules see it: its projects as `(id, demo)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub organization_id: String,
+    pub projects: Vec<(i64, bool)>,
 }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod connector;
 pub mod dashboard;
 pub mod events;
 pub mod housekeeping;

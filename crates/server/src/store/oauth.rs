@@ -46,14 +46,20 @@ pub fn insert_code(
     code_hash: &str,
     grant: &Grant,
     code_challenge: Option<&str>,
+    available_teams: Option<&str>,
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
     conn.defer(
         "INSERT INTO authorization_codes (code_hash, user_id, organization_id, project_id, orchestrator, \
-         orchestrator_account, scopes, code_challenge, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[&[code_hash.into()], &grant.params()[..], &[code_challenge.into(), now.into(), expires_at.into()]].concat(),
+         orchestrator_account, scopes, code_challenge, created_at, expires_at, available_teams) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &[code_hash.into()],
+            &grant.params()[..],
+            &[code_challenge.into(), now.into(), expires_at.into(), available_teams.into()],
+        ]
+        .concat(),
     )
 }
 
@@ -67,12 +73,15 @@ pub struct StoredCode {
     /// Its user is not deleted (in connector mode provisio holds no users: the SaaS's revocation
     /// kills the codes instead).
     pub user_live: bool,
+    /// Connector mode: the user's `available_teams` when the code was issued (JSON).
+    pub available_teams: Option<String>,
 }
 
 /// The columns `StoredCode::from_row` reads, for a statement on `authorization_codes`.
 const CODE_COLUMNS: &str = "user_id, organization_id, project_id, orchestrator, orchestrator_account, scopes, \
      code_challenge, expires_at, consumed_at, \
-     NOT EXISTS (SELECT 1 FROM users u WHERE u.id = authorization_codes.user_id AND u.deleted_at IS NOT NULL)";
+     NOT EXISTS (SELECT 1 FROM users u WHERE u.id = authorization_codes.user_id AND u.deleted_at IS NOT NULL), \
+     available_teams";
 
 impl StoredCode {
     fn from_row(r: &Row) -> Result<Self, StoreError> {
@@ -82,6 +91,7 @@ impl StoredCode {
             expires_at: r.int(7)?,
             consumed: r.opt_int(8)?.is_some(),
             user_live: r.int(9)? != 0,
+            available_teams: r.opt_text(10)?,
         })
     }
 }
