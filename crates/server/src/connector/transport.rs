@@ -181,14 +181,15 @@ fn classify<T: DeserializeOwned>(
     }
     let transient_4xx =
         matches!(status, StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS);
-    if status.is_client_error() && !transient_4xx {
-        if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) {
-            return Attempt::Refused(CallError::Refused {
-                status: status.as_u16(),
-                code: error.code.chars().take(64).collect(),
-                message: error.message.chars().take(500).collect(),
-            });
-        }
+    if status.is_client_error()
+        && !transient_4xx
+        && let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body)
+    {
+        return Attempt::Refused(CallError::Refused {
+            status: status.as_u16(),
+            code: error.code.chars().take(64).collect(),
+            message: error.message.chars().take(500).collect(),
+        });
     }
     // Retry-After is honoured where it means "later": 429 and 503.
     let honoured =

@@ -51,7 +51,7 @@ pub fn insert(
 ) -> Result<(), StoreError> {
     conn.defer(
         "INSERT INTO events (id, type, created_at, data, state, next_attempt_ms) VALUES ($1, $2, $3, $4, 'pending', $5)",
-        &[id.into(), kind.into(), data.into(), now.into(), due_ms.into()],
+        &[id.into(), kind.into(), now.into(), data.into(), due_ms.into()],
     )
 }
 

@@ -145,6 +145,89 @@ impl TestApp {
         Self::open(orchestrators, limits, billing, rate_limits, db, url).await
     }
 
+    /// The default set-up in connector mode in front of `saas`, with events delivered to it when
+    /// `events` is set.
+    pub async fn with_connector(saas: &crate::saas::Saas, events: bool) -> Self {
+        let (db, url) = TestDb::new();
+        Self::open_connected(saas, events, db, url).await
+    }
+
+    /// Another connector-mode instance on this one's database.
+    pub async fn another_connected(&self, saas: &crate::saas::Saas, events: bool) -> Self {
+        Self::open_connected(saas, events, TestDb::Shared, self.database_url.clone()).await
+    }
+
+    async fn open_connected(
+        saas: &crate::saas::Saas,
+        events: bool,
+        db: TestDb,
+        url: String,
+    ) -> Self {
+        use provisio_server::connector::{Connector, ConnectorSpec, EventsSpec};
+        let env = |var: &str| match var {
+            "CONNECTOR_SECRET" => Some(crate::saas::CONNECTOR_SECRET.to_string()),
+            "EVENTS_SECRET" => Some(crate::saas::EVENTS_SECRET.to_string()),
+            _ => None,
+        };
+        let settings = ConnectorSpec {
+            url: saas.connector_url(),
+            secret_env: "CONNECTOR_SECRET".into(),
+            timeout_ms: 500,
+            deadline_ms: 1500,
+            dashboard_origin: crate::saas::DASHBOARD_ORIGIN.into(),
+            allow_insecure_http: false,
+        }
+        .validate(&env)
+        .unwrap();
+        let events = events.then(|| {
+            EventsSpec {
+                url: saas.events_url(),
+                secret_env: "EVENTS_SECRET".into(),
+                max_age_hours: 72,
+                allow_insecure_http: false,
+            }
+            .validate(&env)
+            .unwrap()
+        });
+        let orchestrators = Orchestrators::new(vec![Orchestrator::new(
+            "stripe",
+            Some("Stripe".into()),
+            &[SECRET.to_string()],
+        )]);
+        let unlimited = RateLimits { enabled: false, ..RateLimits::default() };
+        let store = Store::open(&url).await.unwrap();
+        let state = AppState::new(Parts {
+            store,
+            orchestrators,
+            catalog: Catalog::default_catalog(),
+            limits: Limits::default(),
+            public_url: "https://provider.example".into(),
+            clock: Clock::manual(NOW),
+            billing: Billing::Record,
+            introspection_tokens: vec![OPERATOR_TOKEN.to_string()],
+            server_secret: b"test-server-secret".to_vec(),
+            rate_limits: unlimited.clone(),
+            connector: Some(Connector::new(settings).unwrap()),
+            events,
+        });
+        let router = provisio_server::http::router(state.clone());
+        Self { state, router, database_url: url, rate_limits: unlimited, _db: db }
+    }
+
+    /// Delivers the due events of the outbox once (what the worker does on every poll).
+    pub async fn deliver_events(&self) -> usize {
+        let settings = self.state.events.clone().expect("events are configured");
+        provisio_server::events::delivery::Delivery::new(
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            settings,
+        )
+        .unwrap()
+        .deliver_due()
+        .await
+        .unwrap()
+    }
+
     /// A second instance of the default set-up on this one's database, with the same rate limits.
     pub async fn another_instance(&self) -> Self {
         let orchestrators = Orchestrators::new(vec![Orchestrator::new(
