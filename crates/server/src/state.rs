@@ -129,6 +129,8 @@ impl AppState {
             billing: &self.billing,
             public_url: &self.public_url,
             orchestrator_label,
+            connector: self.connector.as_deref(),
+            idempotency_key: None,
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct Principal {
     /// Every project the token reaches (the primary one and those provisioned with it).
     pub project_ids: Vec<i64>,
     pub orchestrator: String,
+    /// The orchestrator's account the grant was issued to (e.g. Stripe's `acct_…`).
+    pub orchestrator_account: String,
     /// The organization's plan as the bearer was read (`None`: the catalog's free default).
     pub plan: Option<String>,
 }
@@ -64,6 +66,7 @@ pub async fn authenticate(
                 primary_project_id: row.grant.project_id,
                 project_ids: row.project_ids,
                 orchestrator: row.grant.orchestrator,
+                orchestrator_account: row.grant.orchestrator_account,
                 plan: row.plan,
             })
         })

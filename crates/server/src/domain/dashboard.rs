@@ -5,10 +5,11 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::{Internal, auth::Principal};
 use crate::{
     audit::Actor,
+    connector::Connector,
     crypto::{RandomError, random_secret, token_hash},
     store::{
-        Store, StoreError,
-        dashboard::{self as sql, ProjectPage, ProjectSummary},
+        Conn, Store, StoreError,
+        dashboard::{self as sql, ProjectPage, ProjectSummary, UsedLink},
     },
 };
 
@@ -23,6 +24,9 @@ pub enum DashboardError {
     Forbidden,
     #[error("expired_or_invalid_token")]
     InvalidLink,
+    /// Connector mode: the SaaS did not sign the user in.
+    #[error("the SaaS refused or failed the dashboard login: {0}")]
+    Saas(String),
     #[error(transparent)]
     Internal(#[from] Internal),
 }
@@ -91,16 +95,53 @@ pub async fn open_session(
     let actor = Actor::current("");
     let project = store
         .write(move |conn| -> Result<Option<i64>, DashboardError> {
-            let Some((user_id, project_id)) = sql::consume_deep_link(conn, &link_hash, now)? else {
+            let Some(link) = use_link(conn, &actor, &link_hash, now)? else {
                 return Ok(None);
             };
-            sql::insert_session(conn, &session_hash, &user_id, now, now + SESSION_TTL_SECS)?;
-            actor.record(conn, "deep_link.used", Some(&user_id), None, Some(project_id), now)?;
-            Ok(Some(project_id))
+            sql::insert_session(conn, &session_hash, &link.user_id, now, now + SESSION_TTL_SECS)?;
+            Ok(Some(link.project_id))
         })
         .await?
         .ok_or(DashboardError::InvalidLink)?;
     Ok((session, project))
+}
+
+/// Connector mode: uses the link, then asks the SaaS for a sign-in URL into its own dashboard (on
+/// the configured origin). The link is spent either way: a refused or failed login is an error
+/// page, never a half-signed-in state.
+pub async fn open_in_saas(
+    store: &Store,
+    saas: &Connector,
+    link_token: &str,
+    now: i64,
+) -> Result<String, DashboardError> {
+    let link_hash = token_hash(link_token);
+    let actor = Actor::current("");
+    let link = store
+        .write(move |conn| use_link(conn, &actor, &link_hash, now))
+        .await?
+        .ok_or(DashboardError::InvalidLink)?;
+    saas.dashboard_login(
+        &link.user_id,
+        &link.organization_id,
+        Some(link.project_id),
+        saas.deadline(),
+    )
+    .await
+    .map_err(|e| DashboardError::Saas(e.to_string()))
+}
+
+/// Consumes a live link and records its use.
+fn use_link(
+    conn: &mut dyn Conn,
+    actor: &Actor,
+    link_hash: &str,
+    now: i64,
+) -> Result<Option<UsedLink>, StoreError> {
+    let Some(link) = sql::consume_deep_link(conn, link_hash, now)? else { return Ok(None) };
+    let (user, org) = (Some(link.user_id.as_str()), Some(link.organization_id.as_str()));
+    actor.record(conn, "deep_link.used", user, org, Some(link.project_id), now)?;
+    Ok(Some(link))
 }
 
 /// The user behind a session cookie, if the session is live.

@@ -63,6 +63,12 @@ where
     .await
 }
 
+/// The request's `Idempotency-Key`, when it has a usable one (longer than 255 characters is
+/// ignored).
+pub fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get(HEADER).and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty() && k.len() <= 255)
+}
+
 async fn by_key<F>(
     state: &AppState,
     headers: &HeaderMap,
@@ -75,11 +81,7 @@ async fn by_key<F>(
 where
     F: Future<Output = Result<Response, ApiError>>,
 {
-    let Some(key) = headers
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-    else {
+    let Some(key) = idempotency_key(headers) else {
         return handler.await;
     };
     let scope =

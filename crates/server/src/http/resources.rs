@@ -16,7 +16,7 @@ use provisio_protocol::{
 use serde::de::DeserializeOwned;
 
 use super::{
-    idempotency::idempotent,
+    idempotency::{idempotency_key, idempotent},
     reply::{ApiError, json},
     request::{RawBody, authenticate_signed, limit_token},
 };
@@ -51,9 +51,12 @@ pub async fn create(
                 orchestrator_resource_id: request.orchestrator_resource_id,
                 environment: request.environment,
             };
-            let view =
-                state.resources(&principal).create(&principal, input, state.clock.now()).await;
-            answer(view, "", StatusCode::ServerError)
+            let view = state
+                .resources(&principal)
+                .keyed(idempotency_key(&headers))
+                .create(&principal, input, state.clock.now())
+                .await;
+            answer(view, "", StatusCode::ServerError, CREATE_REFUSALS)
         },
     )
     .await
@@ -67,7 +70,12 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let principal = admit(&state, &headers, &body, &raw_id).await?;
     let id = resource_id(&raw_id)?;
-    answer(state.resources(&principal).get(&principal, id).await, &raw_id, StatusCode::ServerError)
+    answer(
+        state.resources(&principal).get(&principal, id).await,
+        &raw_id,
+        StatusCode::ServerError,
+        &[],
+    )
 }
 
 pub async fn update_service(
@@ -88,9 +96,10 @@ pub async fn update_service(
         };
         let view = state
             .resources(&principal)
+            .keyed(idempotency_key(&headers))
             .update_service(&principal, id, input, state.clock.now())
             .await;
-        answer(view, &raw_id, StatusCode::ServerError)
+        answer(view, &raw_id, StatusCode::ServerError, UPDATE_REFUSALS)
     })
     .await
 }
@@ -135,13 +144,13 @@ async fn act(
     };
     let path = format!("/provisioning/resources/{id}/{name}");
     idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
-        let resources = state.resources(&principal);
+        let resources = state.resources(&principal).keyed(idempotency_key(&headers));
         let now = state.clock.now();
         let view = match action {
             Action::Rotate => resources.rotate(&principal, id, now).await,
             Action::Remove => resources.remove(&principal, id, now).await,
         };
-        answer(view, &raw_id, internal)
+        answer(view, &raw_id, internal, &[StatusCode::InvalidRequest])
     })
     .await
 }
@@ -207,10 +216,33 @@ pub(crate) fn parse_body<T: DeserializeOwned + Default>(
     serde_json::from_value(value).map_err(|e| invalid(format!("Malformed request: {e}")))
 }
 
+/// APP's codes a SaaS refusal may carry through, per endpoint (connector mode); any other code is
+/// answered as `provider_refused` with the SaaS's message.
+const CREATE_REFUSALS: &[StatusCode] = &[
+    StatusCode::InvalidRequest,
+    StatusCode::UnknownService,
+    StatusCode::InvalidConfiguration,
+    StatusCode::RequiresPaymentCredentials,
+    StatusCode::BillingActivationFailed,
+    StatusCode::NoTeam,
+];
+const UPDATE_REFUSALS: &[StatusCode] = &[
+    StatusCode::InvalidRequest,
+    StatusCode::MissingServiceId,
+    StatusCode::UnknownService,
+    StatusCode::InvalidConfiguration,
+    StatusCode::UpdateNotAllowed,
+    StatusCode::RequiresPaymentCredentials,
+    StatusCode::BillingActivationFailed,
+];
+
+/// `internal` is the code of a failure that is provisio's own (or, for a rotation, any refusal);
+/// `refusable` lists the codes a SaaS refusal may carry through.
 fn answer(
     view: Result<ResourceView, ResourceError>,
     raw_id: &str,
     internal: StatusCode,
+    refusable: &[StatusCode],
 ) -> Result<Response, ApiError> {
     let view = view.map_err(|e| {
         let code = match &e {
@@ -224,6 +256,25 @@ fn answer(
             ResourceError::Forbidden => StatusCode::Forbidden,
             ResourceError::NotFound => StatusCode::NotFound,
             ResourceError::Removed => StatusCode::InvalidState,
+            ResourceError::Unavailable { retry_after_secs } => {
+                return ApiError::from(StatusError::new(
+                    raw_id,
+                    StatusCode::ProviderUnavailable,
+                    e.to_string(),
+                ))
+                .retry_after(*retry_after_secs);
+            }
+            // A rotation the SaaS refused failed, as far as the orchestrator is concerned.
+            ResourceError::Refused { .. } if internal == StatusCode::CredentialRotationFailed => {
+                return ApiError::from(StatusError::new(
+                    raw_id,
+                    internal,
+                    "The credentials could not be rotated",
+                ));
+            }
+            ResourceError::Refused { code, .. } => StatusCode::from_wire(code)
+                .filter(|c| refusable.contains(c))
+                .unwrap_or(StatusCode::ProviderRefused),
             ResourceError::Internal(inner) => {
                 tracing::error!(error = %inner, "resource operation failed");
                 return ApiError::from(StatusError::new(

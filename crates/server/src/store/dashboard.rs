@@ -18,18 +18,26 @@ pub fn insert_deep_link(
     Ok(())
 }
 
-/// Uses a live link, atomically: `(user_id, project_id)`, or `None` when unknown, used or expired.
+/// What a used link was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedLink {
+    pub user_id: String,
+    pub organization_id: String,
+    pub project_id: i64,
+}
+
+/// Uses a live link, atomically; `None` when unknown, used or expired.
 pub fn consume_deep_link(
     conn: &mut dyn Conn,
     token_hash: &str,
     now: i64,
-) -> Result<Option<(String, i64)>, StoreError> {
+) -> Result<Option<UsedLink>, StoreError> {
     conn.query_opt(
         "UPDATE deep_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-         RETURNING user_id, project_id",
+         RETURNING user_id, organization_id, project_id",
         &[token_hash.into(), now.into()],
     )?
-    .map(|r| Ok((r.text(0)?, r.int(1)?)))
+    .map(|r| Ok(UsedLink { user_id: r.text(0)?, organization_id: r.text(1)?, project_id: r.int(2)? }))
     .transpose()
 }
 

@@ -103,6 +103,33 @@ pub fn insert_resource(
     ResourceRow::from_row(&row)
 }
 
+/// Records what the SaaS answered for a resource (connector mode): active again, its non-secret
+/// access configuration, its service, and one more operation counted.
+pub fn record_saas_outcome(
+    conn: &mut dyn Conn,
+    project_id: i64,
+    service_id: &str,
+    public_access: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE resources SET status = 'active', removed_at = NULL, service_id = $2, \
+         public_access = COALESCE($3, public_access), generation = generation + 1, updated_at = $4 \
+         WHERE project_id = $1",
+        &[project_id.into(), service_id.into(), public_access.into(), now.into()],
+    )?;
+    Ok(())
+}
+
+/// Counts one more operation on a resource (connector mode), so the next call gets a new id.
+pub fn bump_generation(conn: &mut dyn Conn, project_id: i64, now: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE resources SET generation = generation + 1, updated_at = $2 WHERE project_id = $1",
+        &[project_id.into(), now.into()],
+    )?;
+    Ok(())
+}
+
 /// Marks a removed resource active again.
 pub fn reactivate(conn: &mut dyn Conn, project_id: i64, now: i64) -> Result<(), StoreError> {
     conn.execute(

@@ -50,6 +50,23 @@ pub async fn login(
     let Some(token) = query.token.filter(|t| !t.is_empty()) else {
         return Redirect::to("/?error=missing_token").into_response();
     };
+    if let Some(saas) = &state.connector {
+        return match dashboard::open_in_saas(&state.store, saas, &token, state.clock.now()).await {
+            Ok(url) => match HeaderValue::from_str(&url) {
+                Ok(location) => {
+                    harden((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+                }
+                Err(_) => page(StatusCode::BAD_GATEWAY, pages::saas_login_failed()),
+            },
+            Err(DashboardError::InvalidLink) => {
+                Redirect::to("/?error=expired_or_invalid_token").into_response()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dashboard login into the SaaS failed");
+                page(StatusCode::BAD_GATEWAY, pages::saas_login_failed())
+            }
+        };
+    }
     match dashboard::open_session(&state.store, &token, state.clock.now()).await {
         Ok((session, project_id)) => {
             let mut response = Redirect::to(&format!("/projects/{project_id}")).into_response();

@@ -36,6 +36,19 @@ fn error_text(code: &str) -> &'static str {
     }
 }
 
+/// Connector mode: the SaaS did not sign the user in (the link is spent).
+pub fn saas_login_failed() -> Markup {
+    layout(
+        "Sign-in failed",
+        html! {
+            h1 { "We could not sign you in" }
+            p.error id="error" data-error="saas_login_failed" {
+                "The dashboard did not accept this sign-in. Ask your agent for a new dashboard link."
+            }
+        },
+    )
+}
+
 pub fn home(error: Option<&str>, projects: Option<&[ProjectSummary]>) -> Markup {
     layout(
         "Dashboard",

@@ -3,7 +3,10 @@
 //! key scoped to the project, shown only on create and rotate and stored hashed.
 //!
 //! Checks that need the network (billing) run before the one write transaction that provisions, so
-//! a refused payment provisions nothing.
+//! a refused payment provisions nothing. In connector mode ([`saas`]) the SaaS owns what backs a
+//! resource and its credentials; the checks before and the bookkeeping after are the same.
+
+mod saas;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -19,7 +22,9 @@ use super::{
 use crate::{
     audit::Actor,
     catalog::Catalog,
+    connector::Connector,
     crypto::{RandomError, token_hash},
+    events::{Event, ResourceChange},
     store::{
         Conn, Store, StoreError, oauth as grants,
         resources::{self as sql, NewResource, ResourceRow},
@@ -51,6 +56,12 @@ pub enum ResourceError {
     NotFound,
     #[error("Resource has been removed")]
     Removed,
+    /// Connector mode: the SaaS refused, with its code and message.
+    #[error("{message}")]
+    Refused { code: String, message: String },
+    /// Connector mode: the SaaS did not answer in time; nothing was recorded.
+    #[error("The provider's systems are unavailable; retry later")]
+    Unavailable { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] Internal),
 }
@@ -100,9 +111,32 @@ pub struct Resources<'a> {
     pub billing: &'a Billing,
     pub public_url: &'a str,
     pub orchestrator_label: &'a str,
+    /// Connector mode: the SaaS backs resources; `None`: the built-in backend.
+    pub connector: Option<&'a Connector>,
+    /// The request's `Idempotency-Key`, part of the connector call's `webhook-id`.
+    pub idempotency_key: Option<&'a str>,
 }
 
-impl Resources<'_> {
+impl<'a> Resources<'a> {
+    /// The same operations for a request carrying this `Idempotency-Key`.
+    pub fn keyed(self, idempotency_key: Option<&'a str>) -> Self {
+        Self { idempotency_key, ..self }
+    }
+
+    /// The service a create asks for: the one named, or the catalog's default.
+    fn service_for(&self, service_id: Option<&String>) -> Result<Service, ResourceError> {
+        match service_id {
+            Some(id) => {
+                self.catalog.get(id).ok_or_else(|| ResourceError::UnknownService(id.clone()))
+            }
+            None => self
+                .catalog
+                .default_service()
+                .ok_or_else(|| ResourceError::UnknownService(String::new())),
+        }
+        .cloned()
+    }
+
     /// `POST /provisioning/resources`.
     pub async fn create(
         &self,
@@ -110,19 +144,13 @@ impl Resources<'_> {
         input: CreateInput,
         now: i64,
     ) -> Result<ResourceView, ResourceError> {
-        let service = match &input.service_id {
-            Some(id) => {
-                self.catalog.get(id).ok_or_else(|| ResourceError::UnknownService(id.clone()))?
-            }
-            None => self
-                .catalog
-                .default_service()
-                .ok_or_else(|| ResourceError::UnknownService(String::new()))?,
-        }
-        .clone();
+        let service = self.service_for(input.service_id.as_ref())?;
         validate_configuration(&service, input.configuration.as_ref())?;
         if principal.project_ids.is_empty() {
             return Err(ResourceError::NoTeam);
+        }
+        if let Some(saas) = self.connector {
+            return self.saas(saas, principal).create(service, input, now).await;
         }
         let plan = plan_of(principal);
         let activation = self
@@ -192,6 +220,9 @@ impl Resources<'_> {
                 to: target.id,
             });
         }
+        if let Some(saas) = self.connector {
+            return self.saas(saas, principal).update_service(&current, &target, input, now).await;
+        }
         let plan = plan_of(principal);
         let new_plan =
             if target.kind == Some(ServiceKind::Plan) { target.id.clone() } else { plan.clone() };
@@ -208,6 +239,7 @@ impl Resources<'_> {
         let organization_id = principal.organization_id.clone();
         let changes_plan = new_plan != plan || payment.is_some();
         let (actor, user) = (Actor::current(&principal.orchestrator), principal.user_id.clone());
+        let from = current.service_id;
         let updated = self
             .store
             .write(move |conn| -> Result<Option<ResourceRow>, ResourceError> {
@@ -218,6 +250,12 @@ impl Resources<'_> {
                     Some(&user),
                     Some(&organization_id),
                     Some(id),
+                    now,
+                )?;
+                let change = ResourceChange::ServiceUpdated { from_service_id: &from };
+                actor.emit(
+                    conn,
+                    &resource_event(change, id, &organization_id, &target.id, None),
                     now,
                 )?;
                 if changes_plan {
@@ -249,6 +287,9 @@ impl Resources<'_> {
         if current.removed {
             return Err(ResourceError::Removed);
         }
+        if let Some(saas) = self.connector {
+            return self.saas(saas, principal).rotate(&current, now).await;
+        }
         let (label, host, backend) = (
             self.orchestrator_label.to_string(),
             self.public_url.to_string(),
@@ -272,6 +313,9 @@ impl Resources<'_> {
                     Some(id),
                     now,
                 )?;
+                let change = ResourceChange::CredentialsRotated;
+                let (org, service) = (&current.organization_id, &current.service_id);
+                actor.emit(conn, &resource_event(change, id, org, service, None), now)?;
                 let row = sql::find_resource(conn, id)?.ok_or(ResourceError::NotFound)?;
                 let mut access = backend.public_access(&row, &host);
                 access.extend(backend.issue(conn, &row, &label, now)?);
@@ -288,6 +332,9 @@ impl Resources<'_> {
         now: i64,
     ) -> Result<ResourceView, ResourceError> {
         let current = self.reachable(principal, id).await?;
+        if let Some(saas) = self.connector {
+            return self.saas(saas, principal).remove(&current, now).await;
+        }
         let backend = self.backend.clone();
         let (actor, user) = (Actor::current(&principal.orchestrator), principal.user_id.clone());
         self.store
@@ -302,6 +349,9 @@ impl Resources<'_> {
                         Some(id),
                         now,
                     )?;
+                    let (org, service) = (&current.organization_id, &current.service_id);
+                    let event = resource_event(ResourceChange::Removed, id, org, service, None);
+                    actor.emit(conn, &event, now)?;
                 }
                 Ok(())
             })
@@ -361,10 +411,12 @@ impl Resources<'_> {
         if row.removed {
             return ResourceView::Removed { id: row.project_id };
         }
-        ResourceView::Complete {
-            id: row.project_id,
-            access: self.backend.public_access(row, self.public_url),
-        }
+        let access = match &row.public_access {
+            // Connector mode: what the SaaS answered, less its secrets.
+            Some(json) => serde_json::from_str(json).unwrap_or_default(),
+            None => self.backend.public_access(row, self.public_url),
+        };
+        ResourceView::Complete { id: row.project_id, access }
     }
 }
 
@@ -439,6 +491,8 @@ fn provision(
         grants::add_family_project(conn, &principal.family_id, id)?;
     }
     actor.record(conn, event, Some(&principal.user_id), Some(org), Some(id), now)?;
+    let provisioned = resource_event(ResourceChange::Provisioned, id, org, &service.id, None);
+    actor.emit(conn, &provisioned, now)?;
     if let Some((hash, activation)) = payment {
         let plan = if service.kind == Some(ServiceKind::Plan) {
             service.id.clone()
@@ -450,6 +504,24 @@ fn provision(
     let mut access = backend.public_access(&row, host);
     access.extend(backend.issue(conn, &row, label, now)?);
     Ok(ResourceView::Complete { id, access })
+}
+
+/// The event that reports a change to a resource.
+fn resource_event<'e>(
+    kind: ResourceChange<'e>,
+    id: i64,
+    organization_id: &'e str,
+    service_id: &'e str,
+    operation_id: Option<&'e str>,
+) -> Event<'e> {
+    Event::Resource {
+        kind,
+        resource_id: id,
+        project_id: id,
+        organization_id,
+        service_id,
+        operation_id,
+    }
 }
 
 /// The organization's plan, read with the bearer (the catalog's free default if never set).
