@@ -7,6 +7,7 @@ mod audit;
 mod billing;
 mod concurrency;
 mod connector;
+mod connector_resources;
 mod dashboard;
 mod fuzz_corpus;
 mod idempotency;
