@@ -241,3 +241,15 @@ async fn twenty_requests_for_one_new_email_make_one_user_and_twenty_good_codes()
         1
     );
 }
+
+#[backend_test]
+async fn a_slow_attempt_times_out_and_the_next_one_carries_the_same_id() {
+    let (saas, app) = connected().await;
+    // Longer than one attempt's timeout (500 ms in these tests), shorter than the deadline.
+    saas.fail("users.create", &[Fault::Delay(800)]);
+    app.code_with(account_body("req_slow", "slow@example.com")).await;
+    let ids = saas.calls("users.create");
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(saas.users_with("slow@example.com"), 1);
+}

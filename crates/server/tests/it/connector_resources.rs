@@ -355,3 +355,40 @@ async fn a_refused_dashboard_login_is_an_error_page() {
     assert!(headers.get("set-cookie").is_none());
     assert!(body.contains("saas_login_failed"), "{body}");
 }
+
+#[backend_test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_deliver_every_event_and_none_twice_at_once() {
+    let saas = Saas::start().await;
+    let first = TestApp::with_connector(&saas, true).await;
+    for i in 0..30 {
+        first.code_for(&format!("many{i}@example.com")).await;
+    }
+    let instances = std::sync::Arc::new([
+        first.another_connected(&saas, true).await,
+        first.another_connected(&saas, true).await,
+        first.another_connected(&saas, true).await,
+    ]);
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let instances = instances.clone();
+            tokio::spawn(async move {
+                let mut delivered = 0;
+                while instances[i].deliver_events().await > 0 {
+                    delivered += 1;
+                }
+                delivered
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let world = saas.world();
+    let mut ids: Vec<&str> = world.events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 30, "each event delivered once: claims are exclusive");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 30);
+    drop(world);
+    assert_eq!(first.scalar_i64("SELECT COUNT(*) FROM events WHERE state = 'delivered'").await, 30);
+}
