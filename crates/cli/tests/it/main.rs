@@ -4,7 +4,12 @@
 mod admin;
 mod bad_input;
 mod browser;
+mod connector;
 mod crash;
 mod instances;
+// The SaaS behind provisio, as the server's connector tests run it.
+#[allow(dead_code)]
+#[path = "../../../server/tests/it/saas.rs"]
+mod saas;
 mod serve;
 mod server;

@@ -28,22 +28,33 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        Self::start_in_with_env(dir, extra, &[])
+    }
+
+    /// [`Server::start_in`] with environment variables set for the child only.
+    pub fn start_in_with_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let db = format!("sqlite://{}", dir.path().join("provisio.db").display());
-        Self::spawn(&db, Some(dir), extra)
+        Self::spawn(&db, Some(dir), extra, env)
     }
 
     /// A server on a database someone else owns (a PostgreSQL schema).
     pub fn start_on(database_url: &str, extra: &[&str]) -> Self {
-        Self::spawn(database_url, None, extra)
+        Self::spawn(database_url, None, extra, &[])
     }
 
-    fn spawn(db: &str, dir: Option<tempfile::TempDir>, extra: &[&str]) -> Self {
+    fn spawn(
+        db: &str,
+        dir: Option<tempfile::TempDir>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_provisio"))
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
             .args(extra)
             .env_remove("PROVISIO_SIGNING_SECRET")
             .env_remove("PROVISIO_CONFIG")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

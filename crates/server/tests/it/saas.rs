@@ -36,6 +36,9 @@ pub enum Fault {
     LoseAnswer,
     /// Wait this long before doing anything.
     Delay(u64),
+    /// Do the work, say so (`Saas::held`), and answer only once released (`Saas::release`): the
+    /// window in which provisio can be killed between the call and recording its outcome.
+    Hold,
 }
 
 /// An organization to seed: name, the user's `joined_at`, and projects `(name, demo)`.
@@ -79,6 +82,8 @@ pub struct World {
     pub event_deliveries: usize,
     /// Sign-in tokens handed out by dashboard.login.
     pub logins: Vec<String>,
+    held: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone)]
@@ -118,6 +123,17 @@ impl Saas {
     /// Queues faults for the next calls of `operation` (`events` for event deliveries).
     pub fn fail(&self, operation: &str, faults: &[Fault]) {
         self.world().faults.entry(operation.into()).or_default().extend(faults.iter().copied());
+    }
+
+    /// Waits until a call under [`Fault::Hold`] has done its work.
+    pub async fn held(&self) {
+        let held = self.world().held.clone();
+        held.notified().await;
+    }
+
+    /// Lets held calls answer.
+    pub fn release(&self) {
+        self.world().release.notify_waiters();
     }
 
     pub fn clear_faults(&self, operation: &str) {
@@ -224,7 +240,7 @@ impl World {
     }
 
     /// The work of one state-changing operation; `Err` is a refusal `(status, code)`.
-    fn work(&mut self, operation: &str, body: &Value) -> Result<Value, (u16, &'static str)> {
+    fn work(&mut self, operation: &str, body: &Value) -> Answer {
         let s = |k: &str| body[k].as_str().unwrap_or_default().to_string();
         let member = |w: &World| {
             w.users.iter().any(|u| {
@@ -351,8 +367,34 @@ async fn operation(
         _ => {}
     }
     let body: Value = serde_json::from_slice(&body).unwrap();
+    let Some((answer, held, release)) = answer(&world, &operation, &id, &body) else {
+        return html(503);
+    };
+    if fault == Some(Fault::Hold) {
+        let released = release.notified();
+        held.notify_one();
+        released.await;
+    }
+    match (answer, fault) {
+        (_, Some(Fault::LoseAnswer)) => html(503),
+        (Ok(answer), _) => axum::Json(answer).into_response(),
+        (Err((status, code)), _) => refusal(status, code),
+    }
+}
+
+/// An operation's answer, or its refusal `(status, code)`.
+type Answer = Result<Value, (u16, &'static str)>;
+type Signal = Arc<tokio::sync::Notify>;
+
+/// The answer to one call (`None`: a duplicate of a call still running), and the hold signals.
+fn answer(
+    world: &Mutex<World>,
+    operation: &str,
+    id: &str,
+    body: &Value,
+) -> Option<(Answer, Signal, Signal)> {
     let mut w = world.lock().unwrap();
-    let answer = match operation.as_str() {
+    let answer = match operation {
         "health" => Ok(json!({"connector_version": 1})),
         "users.lookup" => {
             let user = w.find(body["email"].as_str().unwrap_or_default()).cloned();
@@ -364,26 +406,21 @@ async fn operation(
             Ok(json!({"url": format!("{DASHBOARD_ORIGIN}/session?token={token}")}))
         }
         _ => {
-            if let Some(recorded) = w.answers.get(&id) {
+            if let Some(recorded) = w.answers.get(id) {
                 Ok(recorded.clone())
-            } else if !w.running.insert(id.clone()) {
-                return html(503);
+            } else if !w.running.insert(id.to_string()) {
+                return None;
             } else {
-                let done = w.work(&operation, &body);
-                w.running.remove(&id);
+                let done = w.work(operation, body);
+                w.running.remove(id);
                 if let Ok(answer) = &done {
-                    w.answers.insert(id.clone(), answer.clone());
+                    w.answers.insert(id.to_string(), answer.clone());
                 }
                 done
             }
         }
     };
-    drop(w);
-    match (answer, fault) {
-        (_, Some(Fault::LoseAnswer)) => html(503),
-        (Ok(answer), _) => axum::Json(answer).into_response(),
-        (Err((status, code)), _) => refusal(status, code),
-    }
+    Some((answer, w.held.clone(), w.release.clone()))
 }
 
 async fn event(
