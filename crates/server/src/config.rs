@@ -42,6 +42,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub introspection_token: Vec<String>,
+    /// Operator token(s) with which the SaaS calls `POST /v1/connector/…` (revoke a user, a project
+    /// removed, erase a user), comma-separated while rotating; none: those endpoints do not exist.
+    #[arg(long, env = "PROVISIO_OPERATOR_TOKEN", hide_env_values = true, value_delimiter = ',')]
+    pub operator_token: Vec<String>,
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "PROVISIO_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

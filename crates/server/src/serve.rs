@@ -79,6 +79,7 @@ pub async fn prepare(
         clock,
         billing,
         introspection_tokens: args.introspection_token.clone(),
+        operator_tokens: args.operator_token.clone(),
         server_secret: server_secret.into_bytes(),
         rate_limits: file.rate_limits,
         connector,

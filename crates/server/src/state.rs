@@ -38,6 +38,9 @@ pub struct Inner {
     pub billing: Billing,
     /// SHA-256 hashes of the operator tokens that may call the introspection endpoint.
     pub introspection_tokens: Vec<String>,
+    /// SHA-256 hashes of the operator tokens with which the SaaS calls the inbound endpoints
+    /// (`/v1/connector/…`); empty: those endpoints do not exist.
+    pub operator_tokens: Vec<String>,
     pub server_secret: Vec<u8>,
     /// Where resources live.
     pub backend: Arc<dyn ResourceBackend>,
@@ -69,6 +72,8 @@ pub struct Parts {
     pub billing: Billing,
     /// Operator tokens for the introspection endpoint (plaintext here, hashed in the state).
     pub introspection_tokens: Vec<String>,
+    /// Operator tokens for the inbound endpoints (plaintext here, hashed in the state).
+    pub operator_tokens: Vec<String>,
     /// Key material for sealing recorded idempotent responses and the signing secrets kept in the
     /// database.
     pub server_secret: Vec<u8>,
@@ -88,6 +93,13 @@ impl AppState {
             .filter(|t| !t.is_empty())
             .map(|t| crate::crypto::token_hash(t))
             .collect();
+        let operator_tokens = parts
+            .operator_tokens
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(crate::crypto::token_hash)
+            .collect();
         let rate_limiter = RateLimiter::for_store(&parts.rate_limits, &parts.store);
         Self(Arc::new(Inner {
             store: parts.store,
@@ -99,6 +111,7 @@ impl AppState {
             clock: parts.clock,
             billing: parts.billing,
             introspection_tokens,
+            operator_tokens,
             server_secret: parts.server_secret,
             backend: Arc::new(Analytics),
             rate_limiter,

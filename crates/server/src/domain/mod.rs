@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backend;
 pub mod billing;
 pub mod dashboard;
+pub mod inbound;
 pub mod oauth;
 pub mod resources;
 pub mod tokens;

@@ -4,6 +4,7 @@
 pub(crate) mod account_requests;
 pub(crate) mod deep_links;
 pub mod idempotency;
+mod inbound;
 mod introspect;
 mod middleware;
 pub(crate) mod oauth;

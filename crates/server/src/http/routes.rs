@@ -4,7 +4,7 @@
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Map, Value, json};
 
-use super::{account_requests, deep_links, introspect, oauth, ops, protocol, resources};
+use super::{account_requests, deep_links, inbound, introspect, oauth, ops, protocol, resources};
 use crate::state::AppState;
 
 /// How a caller authenticates.
@@ -42,6 +42,14 @@ const SIGNED: &[(u16, &str)] = &[
     (400, "invalid_api_version (flat)"),
     (401, "invalid_signature (flat)"),
     (500, "server_error (flat)"),
+];
+
+/// The inbound connector calls (`/v1/connector/…`).
+const INBOUND: &[(u16, &str)] = &[
+    (200, "{\"ok\":true}, also for an unknown id"),
+    (400, "invalid_request (flat): a malformed id"),
+    (401, "unauthorized (flat)"),
+    (404, "not_found (flat): no operator token is configured"),
 ];
 
 pub fn table() -> Vec<Route> {
@@ -202,6 +210,36 @@ pub fn table() -> Vec<Route> {
             handler: || post(introspect::introspect),
         },
         Route {
+            method: "post",
+            path: "/v1/connector/users/{user_id}/revoke",
+            summary: "The SaaS revokes a user: every token family, unused code, consent request, deep link and session of the user dies",
+            tag: "connector",
+            auth: Auth::Operator,
+            body: None,
+            responses: INBOUND,
+            handler: || post(inbound::revoke_user),
+        },
+        Route {
+            method: "post",
+            path: "/v1/connector/projects/{project_id}/removed",
+            summary: "The SaaS removed a project: the resource living in it is marked removed",
+            tag: "connector",
+            auth: Auth::Operator,
+            body: None,
+            responses: INBOUND,
+            handler: || post(inbound::project_removed),
+        },
+        Route {
+            method: "post",
+            path: "/v1/connector/users/{user_id}/erase",
+            summary: "The SaaS erases a user: revoked as above, then its personal data pseudonymized",
+            tag: "connector",
+            auth: Auth::Operator,
+            body: None,
+            responses: INBOUND,
+            handler: || post(inbound::erase_user),
+        },
+        Route {
             method: "get",
             path: "/login",
             summary: "Open a dashboard link: sets the session cookie and redirects",
@@ -287,6 +325,10 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
+/// Path parameters and the pattern of their values.
+const PATH_PARAMETERS: &[(&str, &str)] =
+    &[("id", "^[0-9]+$"), ("project_id", "^[0-9]+$"), ("user_id", "^[A-Za-z0-9_-]{1,64}$")];
+
 /// The OpenAPI 3.1 document of the route table.
 pub fn openapi() -> Value {
     let mut paths = Map::new();
@@ -316,11 +358,14 @@ pub fn openapi() -> Value {
         if signed {
             operation["parameters"] = json!([{"name": "API-Version", "in": "header", "required": true, "schema": {"type": "string", "const": provisio_protocol::API_VERSION}}]);
         }
-        if route.path.contains("{id}") {
-            let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]+$"}});
+        for (name, pattern) in PATH_PARAMETERS {
+            if !route.path.contains(&format!("{{{name}}}")) {
+                continue;
+            }
+            let parameter = json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "pattern": pattern}});
             match operation.get_mut("parameters").and_then(Value::as_array_mut) {
-                Some(params) => params.push(id),
-                None => operation["parameters"] = json!([id]),
+                Some(params) => params.push(parameter),
+                None => operation["parameters"] = json!([parameter]),
             }
         }
         if let Some(media) = route.body {

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod events;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod inbound;
 mod migrate;
 pub mod oauth;
 mod postgres;

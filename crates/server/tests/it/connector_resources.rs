@@ -383,12 +383,11 @@ async fn three_instances_deliver_every_event_and_none_twice_at_once() {
     for worker in workers {
         worker.await.unwrap();
     }
-    let world = saas.world();
-    let mut ids: Vec<&str> = world.events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<String> =
+        saas.world().events.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 30, "each event delivered once: claims are exclusive");
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 30);
-    drop(world);
     assert_eq!(first.scalar_i64("SELECT COUNT(*) FROM events WHERE state = 'delivered'").await, 30);
 }

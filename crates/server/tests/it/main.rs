@@ -11,6 +11,7 @@ mod connector_resources;
 mod dashboard;
 mod fuzz_corpus;
 mod idempotency;
+mod inbound;
 mod introspect;
 mod metrics;
 mod oauth;
@@ -19,6 +20,8 @@ mod protocol_endpoints;
 mod rate_limits;
 mod replay;
 mod resources;
+// Shared with the cli's tests and the bench SaaS example, which each use a part of it.
+#[allow(dead_code)]
 mod saas;
 mod signing_secrets;
 mod startup;

@@ -32,6 +32,8 @@ pub struct TestApp {
     /// The database's URL, for a second instance on it.
     pub database_url: String,
     rate_limits: RateLimits,
+    /// Operator tokens for `/v1/connector/…` (none unless asked for: the endpoints do not exist).
+    operator_tokens: Vec<String>,
     _db: TestDb,
 }
 
@@ -142,24 +144,51 @@ impl TestApp {
         rate_limits: RateLimits,
     ) -> Self {
         let (db, url) = TestDb::new();
-        Self::open(orchestrators, limits, billing, rate_limits, db, url).await
+        Self::open(orchestrators, limits, billing, rate_limits, vec![], db, url).await
+    }
+
+    /// The default set-up with `OPERATOR_TOKEN` as the operator token of `/v1/connector/…`.
+    pub async fn with_operator_token() -> Self {
+        let orchestrators = Orchestrators::new(vec![Orchestrator::new(
+            "stripe",
+            Some("Stripe".into()),
+            &[SECRET.to_string()],
+        )]);
+        let unlimited = RateLimits { enabled: false, ..RateLimits::default() };
+        let (db, url) = TestDb::new();
+        let tokens = vec![OPERATOR_TOKEN.to_string()];
+        Self::open(orchestrators, Limits::default(), Billing::Record, unlimited, tokens, db, url)
+            .await
     }
 
     /// The default set-up in connector mode in front of `saas`, with events delivered to it when
     /// `events` is set.
     pub async fn with_connector(saas: &crate::saas::Saas, events: bool) -> Self {
         let (db, url) = TestDb::new();
-        Self::open_connected(saas, events, db, url).await
+        Self::open_connected(saas, events, vec![], db, url).await
+    }
+
+    /// [`TestApp::with_connector`] with these operator tokens for `/v1/connector/…`.
+    pub async fn with_connector_operator(
+        saas: &crate::saas::Saas,
+        events: bool,
+        operator_tokens: &[&str],
+    ) -> Self {
+        let (db, url) = TestDb::new();
+        let tokens = operator_tokens.iter().map(|t| t.to_string()).collect();
+        Self::open_connected(saas, events, tokens, db, url).await
     }
 
     /// Another connector-mode instance on this one's database.
     pub async fn another_connected(&self, saas: &crate::saas::Saas, events: bool) -> Self {
-        Self::open_connected(saas, events, TestDb::Shared, self.database_url.clone()).await
+        let (tokens, url) = (self.operator_tokens.clone(), self.database_url.clone());
+        Self::open_connected(saas, events, tokens, TestDb::Shared, url).await
     }
 
     async fn open_connected(
         saas: &crate::saas::Saas,
         events: bool,
+        operator_tokens: Vec<String>,
         db: TestDb,
         url: String,
     ) -> Self {
@@ -205,13 +234,14 @@ impl TestApp {
             clock: Clock::manual(NOW),
             billing: Billing::Record,
             introspection_tokens: vec![OPERATOR_TOKEN.to_string()],
+            operator_tokens: operator_tokens.clone(),
             server_secret: b"test-server-secret".to_vec(),
             rate_limits: unlimited.clone(),
             connector: Some(Connector::new(settings).unwrap()),
             events,
         });
         let router = provisio_server::http::router(state.clone());
-        Self { state, router, database_url: url, rate_limits: unlimited, _db: db }
+        Self { state, router, database_url: url, rate_limits: unlimited, operator_tokens, _db: db }
     }
 
     /// Delivers the due events of the outbox once (what the worker does on every poll).
@@ -236,8 +266,17 @@ impl TestApp {
             &[SECRET.to_string()],
         )]);
         let (limits, url) = (self.rate_limits.clone(), self.database_url.clone());
-        Self::open(orchestrators, Limits::default(), Billing::Record, limits, TestDb::Shared, url)
-            .await
+        let tokens = self.operator_tokens.clone();
+        Self::open(
+            orchestrators,
+            Limits::default(),
+            Billing::Record,
+            limits,
+            tokens,
+            TestDb::Shared,
+            url,
+        )
+        .await
     }
 
     async fn open(
@@ -245,6 +284,7 @@ impl TestApp {
         limits: Limits,
         billing: Billing,
         rate_limits: RateLimits,
+        operator_tokens: Vec<String>,
         db: TestDb,
         url: String,
     ) -> Self {
@@ -258,13 +298,14 @@ impl TestApp {
             clock: Clock::manual(NOW),
             billing,
             introspection_tokens: vec![OPERATOR_TOKEN.to_string()],
+            operator_tokens: operator_tokens.clone(),
             server_secret: b"test-server-secret".to_vec(),
             rate_limits: rate_limits.clone(),
             connector: None,
             events: None,
         });
         let router = provisio_server::http::router(state.clone());
-        Self { state, router, database_url: url, rate_limits, _db: db }
+        Self { state, router, database_url: url, rate_limits, operator_tokens, _db: db }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {

@@ -1,0 +1,139 @@
+//! `POST /v1/connector/…`: the SaaS tells provisio what changed on its side (connector v1, "The
+//! SaaS tells provisio"). Authenticated with an operator token from configuration
+//! (`Authorization: Bearer …`); with none configured the endpoints do not exist (404, as an unknown
+//! path). Each answers `200 {"ok":true}`, also for ids provisio never saw.
+
+use axum::{
+    extract::{Path, State, rejection::PathRejection},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use provisio_protocol::{FlatError, envelope::FlatCode};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::reply::{ApiError, json, no_store};
+use crate::{
+    crypto::token_hash,
+    domain::{
+        Internal,
+        inbound::{Inbound, parse_project_id, valid_user_id},
+    },
+    state::AppState,
+};
+
+pub async fn revoke_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user_id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let user_id = match authorize(&state, &headers).and_then(|()| user(user_id)) {
+        Ok(user_id) => user_id,
+        Err(refusal) => return refusal.into_response(),
+    };
+    answer(inbound(&state).revoke_user(&user_id, state.clock.now()).await, "revoke")
+}
+
+pub async fn project_removed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    project_id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let project_id = match authorize(&state, &headers).and_then(|()| project(project_id)) {
+        Ok(project_id) => project_id,
+        Err(refusal) => return refusal.into_response(),
+    };
+    answer(inbound(&state).project_removed(project_id, state.clock.now()).await, "removed")
+}
+
+pub async fn erase_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user_id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let user_id = match authorize(&state, &headers).and_then(|()| user(user_id)) {
+        Ok(user_id) => user_id,
+        Err(refusal) => return refusal.into_response(),
+    };
+    answer(inbound(&state).erase_user(&user_id, state.clock.now()).await, "erase")
+}
+
+fn inbound(state: &AppState) -> Inbound<'_> {
+    Inbound { store: &state.store, backend: state.connector.is_none().then_some(&state.backend) }
+}
+
+fn answer(outcome: Result<(), Internal>, call: &'static str) -> Response {
+    match outcome {
+        Ok(()) => no_store(json(200, &json!({"ok": true}))),
+        Err(e) => {
+            tracing::error!(error = %e, call, "inbound connector call failed");
+            ApiError::server_error().into_response()
+        }
+    }
+}
+
+/// Why a call is not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No operator token is configured: the endpoints do not exist.
+    NoSuchEndpoint,
+    Unauthorized,
+    BadUserId,
+    BadProjectId,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (code, message) = match self {
+            Self::NoSuchEndpoint => (FlatCode::NotFound, "No such endpoint"),
+            Self::Unauthorized => (FlatCode::Unauthorized, "A valid operator token is required"),
+            Self::BadUserId => (
+                FlatCode::InvalidRequest,
+                "user_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
+            ),
+            Self::BadProjectId => {
+                (FlatCode::InvalidRequest, "project_id must be a positive integer below 2^53")
+            }
+        };
+        let mut response = ApiError::from(FlatError::new(code, message)).into_response();
+        if self == Self::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"provisio\""),
+            );
+        }
+        response
+    }
+}
+
+/// No operator token configured: 404 as for an unknown path; a missing or wrong token: 401.
+/// The presented token's hash is compared with every configured one in constant time.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    if state.operator_tokens.is_empty() {
+        return Err(Refusal::NoSuchEndpoint);
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token_hash(token.trim()));
+    let authorized = presented.is_some_and(|presented| {
+        state
+            .operator_tokens
+            .iter()
+            .fold(false, |ok, known| ok | bool::from(known.as_bytes().ct_eq(presented.as_bytes())))
+    });
+    if authorized { Ok(()) } else { Err(Refusal::Unauthorized) }
+}
+
+fn user(raw: Result<Path<String>, PathRejection>) -> Result<String, Refusal> {
+    match raw {
+        Ok(Path(id)) if valid_user_id(&id) => Ok(id),
+        _ => Err(Refusal::BadUserId),
+    }
+}
+
+fn project(raw: Result<Path<String>, PathRejection>) -> Result<i64, Refusal> {
+    raw.ok().and_then(|Path(id)| parse_project_id(&id)).ok_or(Refusal::BadProjectId)
+}
