@@ -102,9 +102,8 @@ pub struct FileConfig {
     pub orchestrators: Vec<OrchestratorSpec>,
     /// When present, replaces the built-in catalog wholesale.
     pub services: Option<Vec<ServiceSpec>>,
-    /// How payment tokens are turned into paid plans.
-    #[serde(default)]
-    pub billing: BillingConfig,
+    /// How payment tokens are turned into paid plans (built-in mode; absent: `record`).
+    pub billing: Option<BillingConfig>,
     #[serde(default)]
     pub rate_limits: crate::rate_limit::RateLimits,
     /// Present → connector mode: the SaaS behind provisio owns the accounts and resources.
@@ -205,6 +204,16 @@ impl FileConfig {
     > {
         let env = |var: &str| std::env::var(var).ok();
         let connector = match &self.connector {
+            // In connector mode payment is the SaaS's: a billing backend would lead nowhere.
+            Some(_) if self.billing.is_some() => {
+                return Err(crate::connector::SetupError {
+                    section: "billing",
+                    key: "backend",
+                    message: "payment tokens go to the SaaS in connector mode; remove [billing]"
+                        .into(),
+                }
+                .into());
+            }
             Some(spec) => {
                 let settings = spec.validate(&env)?;
                 Some(crate::connector::Connector::new(settings).map_err(|message| {

@@ -253,7 +253,7 @@ pub fn catalog_loader(data: &[u8]) {
         Ok(catalog) => loaded_catalog(&catalog),
         Err(e) => assert!(!e.to_string().is_empty()),
     }
-    let _ = Billing::from_config(&file.billing);
+    let _ = Billing::from_config(&file.billing.clone().unwrap_or_default());
     for spec in &file.orchestrators {
         if let Ok(orchestrator) = spec.build() {
             let tokens = &orchestrator.tokens;

@@ -67,9 +67,20 @@ pub async fn prepare(
     let (orchestrators, generated_secret) =
         resolve_orchestrators(args, &file, &store, &clock).await?;
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
-    let billing = Billing::from_config(&file.billing).map_err(ConfigError::from)?;
+    let billing =
+        Billing::from_config(&file.billing.clone().unwrap_or_default()).map_err(ConfigError::from)?;
     let server_secret = server_secret(&store, clock.now()).await?;
     let (connector, events) = file.integrations()?;
+    if connector.is_some() && args.introspection_token.iter().any(|t| !t.trim().is_empty()) {
+        // provisio issues no keys in connector mode: there is nothing for it to introspect.
+        return Err(ConfigError::from(crate::connector::SetupError {
+            section: "connector",
+            key: "--introspection-token",
+            message: "keys are the SaaS's in connector mode, so introspection is too; unset it"
+                .into(),
+        })
+        .into());
+    }
     let state = AppState::new(Parts {
         store,
         orchestrators,

@@ -118,3 +118,51 @@ async fn orchestrators_from_the_file() {
     assert_eq!(startup.state.limits.signature_tolerance_secs, 60);
     assert_eq!(startup.state.orchestrators.all()[0].label, "Acme");
 }
+
+/// Starts with `toml` as the config file (and `extra` flags); the refusal's message.
+async fn refusal(toml: &str, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("provisio.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut flags = vec!["--config", path.to_str().unwrap()];
+    flags.extend_from_slice(extra);
+    prepare(&args(&dir, &flags), Clock::system(), LISTEN).await.err().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_bad_connector_or_events_section_refuses_the_start_naming_the_key() {
+    let connector = |extra: &str| {
+        format!(
+            "[connector]\nurl = \"https://saas.example/v1\"\nsecret_env = \"PROVISIO_TEST_UNSET_SECRET\"\n\
+             dashboard_origin = \"https://app.saas.example\"\n{extra}"
+        )
+    };
+    assert_eq!(
+        refusal(&connector(""), &[]).await,
+        "[connector] secret_env: environment variable PROVISIO_TEST_UNSET_SECRET is not set"
+    );
+    let not_whsec = connector("").replace("PROVISIO_TEST_UNSET_SECRET", "HOME");
+    assert_eq!(
+        refusal(&not_whsec, &[]).await,
+        "[connector] secret_env: environment variable HOME: secret #1 does not start with whsec_"
+    );
+    let plain_http = connector("").replace("https://saas.example", "http://saas.example");
+    assert!(refusal(&plain_http, &[]).await.starts_with("[connector] url: "));
+    let unknown = refusal(&connector("timeout = 5\n"), &[]).await;
+    assert!(unknown.contains("unknown field `timeout`"), "{unknown}");
+    let missing = refusal("[connector]\nurl = \"https://saas.example\"\n", &[]).await;
+    assert!(missing.contains("missing field `secret_env`"), "{missing}");
+    let events = "[events]\nurl = \"ftp://saas.example/events\"\nsecret_env = \"HOME\"\n";
+    assert!(refusal(events, &[]).await.starts_with("[events] url: "));
+}
+
+#[tokio::test]
+async fn settings_that_lead_nowhere_in_connector_mode_are_refused() {
+    // Secret checks come first, so these use a file whose secret is bad only after the setting.
+    let with_billing = "[connector]\nurl = \"https://saas.example\"\nsecret_env = \"HOME\"\n\
+                        dashboard_origin = \"https://app.saas.example\"\n\n[billing]\nbackend = \"record\"\n";
+    assert_eq!(
+        refusal(with_billing, &[]).await,
+        "[billing] backend: payment tokens go to the SaaS in connector mode; remove [billing]"
+    );
+}
