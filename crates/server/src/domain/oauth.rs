@@ -11,6 +11,7 @@ use super::{
 use crate::{
     audit::Actor,
     crypto::token_hash,
+    events::{Event, RevokeReason},
     orchestrators::{Orchestrator, Orchestrators},
     store::{
         Conn, Store, StoreError,
@@ -120,6 +121,7 @@ fn redeem(
             sql::revoke_family(conn, &family, "code_reuse", now)?;
         }
         actor.grant(conn, "code.reused.tokens_revoked", &stored.grant, now)?;
+        tokens_revoked(conn, actor, &stored.grant, RevokeReason::CodeReplay, now)?;
         tracing::warn!(orchestrator = %stored.grant.orchestrator, "authorization code redeemed twice; its tokens are revoked");
         return Ok(Err(GrantError::InvalidGrant("Authorization code has already been used")));
     }
@@ -140,6 +142,22 @@ fn redeem(
     };
     actor.grant(conn, "code.redeemed", &stored.grant, now)?;
     Ok(Ok(CodeTokens { tokens, organization_id: stored.grant.organization_id, available_teams }))
+}
+
+/// Tells the SaaS (events) that a grant's tokens were revoked.
+fn tokens_revoked(
+    conn: &mut dyn Conn,
+    actor: &Actor,
+    grant: &sql::Grant,
+    reason: RevokeReason,
+    now: i64,
+) -> Result<(), StoreError> {
+    let event = Event::TokensRevoked {
+        user_id: &grant.user_id,
+        organization_id: &grant.organization_id,
+        reason,
+    };
+    actor.emit(conn, &event, now)
 }
 
 /// Rotates a refresh token: the old access token dies at once; presenting an already-rotated
@@ -168,6 +186,7 @@ fn rotate(
         if let Some(family) = sql::rotated_refresh_family(conn, hash)? {
             if let Some(grant) = sql::live_family(conn, &family)? {
                 actor.grant(conn, "refresh.reused.family_revoked", &grant, now)?;
+                tokens_revoked(conn, actor, &grant, RevokeReason::RefreshReuse, now)?;
             }
             sql::revoke_family(conn, &family, "refresh_reuse", now)?;
             tracing::warn!(family = %family, "rotated refresh token presented again; its family is revoked");

@@ -125,6 +125,14 @@ impl Saas {
         self.world().faults.entry(operation.into()).or_default().extend(faults.iter().copied());
     }
 
+    /// The events received, ordered as the SaaS would order them: by `sequence` (they may arrive
+    /// in any order).
+    pub fn events_in_order(&self) -> Vec<Value> {
+        let mut events = self.world().events.clone();
+        events.sort_by_key(|e| e["sequence"].as_i64());
+        events
+    }
+
     /// Waits until a call under [`Fault::Hold`] has done its work.
     pub async fn held(&self) {
         let held = self.world().held.clone();

@@ -165,7 +165,7 @@ impl TestApp {
     /// `events` is set.
     pub async fn with_connector(saas: &crate::saas::Saas, events: bool) -> Self {
         let (db, url) = TestDb::new();
-        Self::open_connected(saas, events, vec![], db, url).await
+        Self::open_integrated(saas, true, events, vec![], db, url).await
     }
 
     /// [`TestApp::with_connector`] with these operator tokens for `/v1/connector/…`.
@@ -176,17 +176,25 @@ impl TestApp {
     ) -> Self {
         let (db, url) = TestDb::new();
         let tokens = operator_tokens.iter().map(|t| t.to_string()).collect();
-        Self::open_connected(saas, events, tokens, db, url).await
+        Self::open_integrated(saas, true, events, tokens, db, url).await
     }
 
     /// Another connector-mode instance on this one's database.
     pub async fn another_connected(&self, saas: &crate::saas::Saas, events: bool) -> Self {
         let (tokens, url) = (self.operator_tokens.clone(), self.database_url.clone());
-        Self::open_connected(saas, events, tokens, TestDb::Shared, url).await
+        Self::open_integrated(saas, true, events, tokens, TestDb::Shared, url).await
     }
 
-    async fn open_connected(
+    /// Built-in mode, with events delivered to `saas`.
+    pub async fn builtin_with_events(saas: &crate::saas::Saas) -> Self {
+        let (db, url) = TestDb::new();
+        Self::open_integrated(saas, false, true, vec![], db, url).await
+    }
+
+    /// `saas` as the connector (when `connector`) and as the events receiver (when `events`).
+    async fn open_integrated(
         saas: &crate::saas::Saas,
+        connector: bool,
         events: bool,
         operator_tokens: Vec<String>,
         db: TestDb,
@@ -237,7 +245,7 @@ impl TestApp {
             operator_tokens: operator_tokens.clone(),
             server_secret: b"test-server-secret".to_vec(),
             rate_limits: unlimited.clone(),
-            connector: Some(Connector::new(settings).unwrap()),
+            connector: connector.then(|| Connector::new(settings).unwrap()),
             events,
         });
         let router = provisio_server::http::router(state.clone());
