@@ -253,3 +253,23 @@ async fn a_slow_attempt_times_out_and_the_next_one_carries_the_same_id() {
     assert_eq!(ids[0], ids[1]);
     assert_eq!(saas.users_with("slow@example.com"), 1);
 }
+
+#[backend_test]
+async fn readiness_includes_the_saas_health() {
+    let (saas, app) = connected().await;
+    let ready = app.send(crate::support::Req::get("/readyz").build()).await;
+    ready.assert(200, json!({"status": "ok", "database": "ok", "connector": "ok"}));
+    assert_eq!(saas.calls("health").len(), 1);
+    // Cached for a few seconds: a busy balancer is not a stream of calls to the SaaS.
+    app.send(crate::support::Req::get("/readyz").build()).await;
+    assert_eq!(saas.calls("health").len(), 1);
+
+    let down = Saas::start().await;
+    down.fail("health", &[Fault::Status(502); 100]);
+    let app = TestApp::with_connector(&down, false).await;
+    let reply = app.send(crate::support::Req::get("/readyz").build()).await;
+    reply.assert(
+        503,
+        json!({"status": "unavailable", "database": "ok", "connector": "unreachable"}),
+    );
+}
