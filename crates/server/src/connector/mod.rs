@@ -256,8 +256,15 @@ impl Connector {
         let started = Instant::now();
         let answer = self.transport.call(&url, webhook_id, &bytes, deadline).await;
         crate::metrics::connector_call(operation, outcome(&answer), started.elapsed());
-        if let Err(e) = &answer {
-            tracing::warn!(operation, webhook_id, error = %e, "connector call did not succeed");
+        match &answer {
+            // A refusal is the SaaS's decision (`user_exists` in a race is routine), not a fault.
+            Err(e @ CallError::Refused { .. }) => {
+                tracing::debug!(operation, webhook_id, error = %e, "the SaaS refused");
+            }
+            Err(e) => {
+                tracing::warn!(operation, webhook_id, error = %e, "the SaaS did not answer in time")
+            }
+            Ok(_) => {}
         }
         answer
     }
