@@ -9,7 +9,7 @@ use provisio_server::{
     config::DatabaseArgs,
     domain::accounts as accounts_domain,
     signing_secrets,
-    store::{accounts, audit},
+    store::{StoreError, accounts, audit, events},
 };
 
 #[derive(Args)]
@@ -66,6 +66,36 @@ enum Task {
         /// At most this many events.
         #[arg(long, default_value_t = 1000)]
         limit: i64,
+    },
+    /// The events outbox (what provisio tells the SaaS): list events, make failed ones due again.
+    #[command(subcommand)]
+    Events(EventsTask),
+}
+
+/// The operator's view of the events outbox. An event is `pending` until delivered, `delivered`, or
+/// `failed` once it is older than `[events] max_age_hours` and still not delivered.
+#[derive(Subcommand)]
+enum EventsTask {
+    /// Print events as JSON lines, newest first, with `data` as an object (an `email` in it masked,
+    /// e.g. `a***@example.com`); the count of each state goes to stderr.
+    List {
+        /// Only the failed events (given up on).
+        #[arg(long)]
+        failed: bool,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+    },
+    /// Make one event, or every failed event, due now (attempts start again from zero); prints how
+    /// many were made due. A delivered event is never sent again.
+    #[command(override_usage = "provisio admin events retry <ID|--failed>")]
+    Retry {
+        /// The event's id (`evt_…`).
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<String>,
+        /// Every failed event.
+        #[arg(long)]
+        failed: bool,
     },
 }
 
@@ -150,6 +180,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::json!({"user": who, "revoked_token_families": revoked}));
         }
         Task::SigningSecret(task) => return signing_secret(&store, task).await,
+        Task::Events(task) => return events_task(&store, task).await,
         Task::Audit { since, user, limit } => {
             let since = match since.as_deref() {
                 None => 0,
@@ -235,4 +266,115 @@ async fn signing_secret(
     }
     store.close().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn events_task(
+    store: &provisio_server::store::Store,
+    task: EventsTask,
+) -> anyhow::Result<ExitCode> {
+    let code = match task {
+        EventsTask::List { failed, limit } => {
+            let (listed, counts) = store
+                .read(move |conn| -> Result<_, StoreError> {
+                    Ok((events::list(conn, failed, limit)?, events::counts(conn)?))
+                })
+                .await?;
+            for event in listed {
+                println!("{}", serde_json::to_string(&shown_event(event))?);
+            }
+            let counts: Vec<String> =
+                counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
+            eprintln!(
+                "events: {}",
+                if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
+            );
+            ExitCode::SUCCESS
+        }
+        EventsTask::Retry { id, failed: _ } => {
+            let now_ms = Clock::system().now_ms();
+            let which = id.clone();
+            let made_due =
+                store.write(move |conn| events::retry(conn, which.as_deref(), now_ms)).await?;
+            println!("{}", serde_json::json!({"made_due": made_due}));
+            match id {
+                Some(id) if made_due == 0 => {
+                    eprintln!("no event {id} waiting for delivery: unknown, or already delivered");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
+        }
+    };
+    store.close().await?;
+    Ok(code)
+}
+
+/// An event as `admin events list` prints it: `data` as an object, any `email` in it masked.
+fn shown_event(event: events::OutboxEvent) -> serde_json::Value {
+    let mut data = serde_json::from_str(&event.data)
+        .unwrap_or_else(|_| serde_json::Value::String(event.data.clone()));
+    mask_emails(&mut data);
+    let mut shown = serde_json::to_value(&event).unwrap_or_default();
+    shown["data"] = data;
+    shown
+}
+
+/// `email`, or a name ending in `_email`.
+fn is_email_key(key: &str) -> bool {
+    key == "email" || key.ends_with("_email")
+}
+
+/// Replaces every string under an `email` (or `…_email`) key, at any depth, with [`mask_email`]'s
+/// form.
+fn mask_emails(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(members) => {
+            for (key, member) in members.iter_mut() {
+                match member {
+                    serde_json::Value::String(email) if is_email_key(key) => {
+                        *email = mask_email(email);
+                    }
+                    other => mask_emails(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_emails),
+        _ => {}
+    }
+}
+
+/// `ada@example.com` → `a***@example.com`: enough to tell users apart in a list, not the address.
+fn mask_email(email: &str) -> String {
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_masked_at_any_depth() {
+        assert_eq!(mask_email("ada@example.com"), "a***@example.com");
+        assert_eq!(mask_email("Émile@exemple.fr"), "É***@exemple.fr");
+        assert_eq!(mask_email("@example.com"), "***@example.com");
+        assert_eq!(mask_email("not an email"), "***");
+        let mut data = serde_json::json!({
+            "email": "ada@example.com", "user_id": "usr_1",
+            "nested": [{"previous_email": "bob@example.org"}], "emails": "kept@example.com"
+        });
+        mask_emails(&mut data);
+        assert_eq!(
+            data,
+            serde_json::json!({
+                "email": "a***@example.com", "user_id": "usr_1",
+                "nested": [{"previous_email": "b***@example.org"}], "emails": "kept@example.com"
+            })
+        );
+    }
 }

@@ -4,7 +4,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::Args;
-use provisio_orchestrator::conformance::{self, Config, DEFAULT_EMAIL_DOMAIN, Group};
+use provisio_orchestrator::conformance::{
+    self, Config, DEFAULT_EMAIL_DOMAIN, Group, Outcome, Scope, Tag,
+};
 
 #[derive(Args)]
 pub struct ConformanceArgs {
@@ -27,6 +29,11 @@ pub struct ConformanceArgs {
     /// Skip the checks of provisio's own choices (tagged [provisio]); keep the protocol's.
     #[arg(long)]
     strict_protocol_only: bool,
+    /// Skip the checks carrying these tags (comma-separated, or the flag repeated), reported as
+    /// skipped: `builtin` = checks of provisio's built-in backend (its analytics keys, dashboard
+    /// pages and billing backends), for a provider in connector mode.
+    #[arg(long, value_delimiter = ',', value_parser = Tag::parse)]
+    skip_tag: Vec<Tag>,
     /// Prefix the provider mounts the protocol under, e.g. `/api/agentic`.
     #[arg(long, default_value = "")]
     path_prefix: String,
@@ -42,6 +49,12 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         token_url: args.token_url,
         only: args.only,
         strict_protocol_only: args.strict_protocol_only,
+        skip_tags: args.skip_tag.iter().fold(Vec::new(), |mut tags, tag| {
+            if !tags.contains(tag) {
+                tags.push(*tag);
+            }
+            tags
+        }),
         ..Config::new(args.base_url, args.signing_secret)
     };
     let report = conformance::run(&config).await?;
@@ -53,13 +66,33 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     println!("{}", report.table());
     if report.skipped > 0 {
         println!(
-            "{} checks, {} skipped (provisio's own choices)",
+            "{} checks, {} skipped ({})",
             report.checks.len(),
-            report.skipped
+            report.skipped,
+            why(&config, &report)
         );
     } else {
         println!("{} checks", report.checks.len());
     }
     println!("{}", report.summary());
     Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Why the checks `config` left out were skipped: `N provisio's own choices, M [builtin]`.
+fn why(config: &Config, report: &conformance::Report) -> String {
+    let skipped = || report.checks.iter().filter(|c| c.outcome == Outcome::Skip);
+    let choice =
+        |c: &&conformance::CheckResult| config.strict_protocol_only && c.scope == Scope::Provisio;
+    let mut parts = Vec::new();
+    let choices = skipped().filter(choice).count();
+    if choices > 0 {
+        parts.push(format!("{choices} provisio's own choices"));
+    }
+    for tag in &config.skip_tags {
+        let tagged = skipped().filter(|c| !choice(c) && c.tags.contains(tag)).count();
+        if tagged > 0 {
+            parts.push(format!("{tagged} [{}]", tag.as_str()));
+        }
+    }
+    parts.join(", ")
 }

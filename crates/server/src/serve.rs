@@ -67,8 +67,8 @@ pub async fn prepare(
     let (orchestrators, generated_secret) =
         resolve_orchestrators(args, &file, &store, &clock).await?;
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
-    let billing =
-        Billing::from_config(&file.billing.clone().unwrap_or_default()).map_err(ConfigError::from)?;
+    let billing = Billing::from_config(&file.billing.clone().unwrap_or_default())
+        .map_err(ConfigError::from)?;
     let server_secret = server_secret(&store, clock.now()).await?;
     let (connector, events) = file.integrations()?;
     if connector.is_some() && args.introspection_token.iter().any(|t| !t.trim().is_empty()) {

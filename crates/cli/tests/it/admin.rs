@@ -1,5 +1,5 @@
 //! `provisio admin`: find and show users, add a demo project, revoke a user's tokens, read the audit
-//! log — against a database a real server wrote.
+//! log — against a database a real server wrote; list and retry the events outbox.
 
 use std::process::Command;
 
@@ -164,4 +164,99 @@ async fn operators_add_list_and_retire_signing_secrets_while_the_server_runs() {
             "signing_secret.retired"
         ]
     );
+}
+
+/// Writes three events the way the server does: `account.created` (with an email) given up on,
+/// `resource.provisioned` delivered, `tokens.revoked` still pending. Their ids, in that order.
+async fn seed_events(db: &str) -> [String; 3] {
+    use provisio_server::store::{Store, StoreError, events};
+
+    let store = Store::open(db).await.unwrap();
+    let now = provisio_server::clock::Clock::system().now();
+    let ids = ["evt_admin_failed", "evt_admin_delivered", "evt_admin_pending"].map(String::from);
+    let seeded = ids.clone();
+    store
+        .write(move |conn| -> Result<(), StoreError> {
+            let rows = [
+                ("account.created", r#"{"user_id":"u_1","email":"ada@example.com"}"#, now - 100),
+                ("resource.provisioned", r#"{"resource_id":"7","project_id":7}"#, now - 50),
+                ("tokens.revoked", r#"{"user_id":"u_1","reason":"operator"}"#, now - 10),
+            ];
+            for (id, (kind, data, at)) in seeded.iter().zip(rows) {
+                events::insert(conn, id, kind, data, at, at * 1000)?;
+            }
+            let sequence = |conn: &mut dyn provisio_server::store::Conn, id: &str| {
+                conn.query_one("SELECT sequence FROM events WHERE id = $1", &[id.into()])?.int(0)
+            };
+            // Too old to try again: given up on after this attempt.
+            let failed = sequence(conn, &seeded[0])?;
+            events::mark_attempt_failed(conn, failed, now * 1000, "the SaaS answered 503", now)?;
+            let delivered = sequence(conn, &seeded[1])?;
+            events::mark_delivered(conn, delivered, now)
+        })
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    ids
+}
+
+fn json_lines(out: &str) -> Vec<Value> {
+    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn operators_list_the_events_outbox_and_retry_failed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("provisio.db").display());
+    let [failed, delivered, pending] = seed_events(&db).await;
+
+    let (ok, out) = admin(&db, &["events", "list"]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("ada@example.com"), "the email is never printed in full: {out}");
+    let listed = json_lines(&out);
+    let ids: Vec<&str> = listed.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [&pending, &delivered, &failed], "newest first");
+    let states: Vec<&str> = listed.iter().map(|e| e["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["pending", "delivered", "failed"]);
+    assert_eq!(listed[2]["type"], "account.created");
+    assert_eq!(listed[2]["data"]["email"], "a***@example.com");
+    assert_eq!(listed[2]["data"]["user_id"], "u_1", "data is an object, the rest as stored");
+    assert_eq!(listed[2]["attempts"], 1);
+    assert_eq!(listed[2]["last_error"], "the SaaS answered 503");
+    assert!(listed[1]["delivered_at"].is_i64());
+
+    let (ok, out) = admin(&db, &["events", "list", "--limit", "1"]);
+    assert!(ok);
+    assert_eq!(json_lines(&out).len(), 1);
+    let (ok, out) = admin(&db, &["events", "list", "--failed"]);
+    assert!(ok);
+    let only_failed = json_lines(&out);
+    assert_eq!(only_failed.len(), 1);
+    assert_eq!(only_failed[0]["id"], failed.as_str());
+
+    // Every failed event is due again, its attempts from zero; nothing else changes.
+    let (ok, out) = admin(&db, &["events", "retry", "--failed"]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["made_due"], 1);
+    let (_, out) = admin(&db, &["events", "list", "--failed"]);
+    assert_eq!(out, "", "no failed event left");
+    let (_, out) = admin(&db, &["events", "list"]);
+    let retried = json_lines(&out).into_iter().find(|e| e["id"] == failed.as_str()).unwrap();
+    assert_eq!(retried["state"], "pending");
+    assert_eq!(retried["attempts"], 0);
+    let (ok, out) = admin(&db, &["events", "retry", "--failed"]);
+    assert!(ok, "nothing to retry is not an error");
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["made_due"], 0);
+
+    // By id: a pending event is made due now; a delivered or unknown one is refused.
+    let (ok, out) = admin(&db, &["events", "retry", &pending]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["made_due"], 1);
+    let (ok, out) = admin(&db, &["events", "retry", &delivered]);
+    assert!(!ok, "a delivered event is never sent again");
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["made_due"], 0);
+    assert!(!admin(&db, &["events", "retry", "evt_unknown"]).0);
+    assert!(!admin(&db, &["events", "retry"]).0, "an id or --failed is required");
+    assert!(!admin(&db, &["events", "retry", &pending, "--failed"]).0, "not both");
+    assert!(!admin(&db, &["events", "list", "--limit", "0"]).0);
 }

@@ -3,7 +3,8 @@
 //! Each check makes the data it needs through the protocol (fresh emails under the configured
 //! domain), sends its requests with every header set by hand, and judges the answer against the
 //! spec. Checks that test a choice provisio made where the spec leaves one open are tagged
-//! [`Scope::Provisio`] and can be skipped.
+//! [`Scope::Provisio`] and can be skipped; so can the checks of provisio's built-in backend
+//! ([`Tag::Builtin`]), which a provider in connector mode does not have.
 
 mod expect;
 mod fixtures;
@@ -13,7 +14,7 @@ mod runner;
 mod schemas;
 mod wire;
 
-pub use report::{CheckResult, Outcome, Report, Scope};
+pub use report::{CheckResult, Outcome, Report, Scope, Tag};
 
 /// Where the provider is and how to run the suite against it.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct Config {
     pub only: Vec<Group>,
     /// Skip the checks of provisio's own choices.
     pub strict_protocol_only: bool,
+    /// Skip the checks carrying any of these tags (reported as skipped).
+    pub skip_tags: Vec<Tag>,
 }
 
 /// The default domain of the suite's emails.
@@ -45,6 +48,7 @@ impl Config {
             token_url: None,
             only: Vec::new(),
             strict_protocol_only: false,
+            skip_tags: Vec::new(),
         }
     }
 }
@@ -112,12 +116,16 @@ pub enum ConformanceError {
 /// Runs the selected groups one check after another and reports every result.
 pub async fn run(config: &Config) -> Result<Report, ConformanceError> {
     let cx = wire::Ctx::new(config)?;
+    let selection = runner::Selection {
+        strict_protocol_only: config.strict_protocol_only,
+        skip_tags: config.skip_tags.clone(),
+    };
     let mut results = Vec::new();
     for group in Group::ALL {
         if !config.only.is_empty() && !config.only.contains(&group) {
             continue;
         }
-        let mut recorder = runner::Recorder::new(group, config.strict_protocol_only, &cx.schemas);
+        let mut recorder = runner::Recorder::new(group, &selection, &cx.schemas);
         groups::run(group, &cx, &mut recorder).await;
         results.extend(recorder.finish());
     }

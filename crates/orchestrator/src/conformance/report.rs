@@ -12,6 +12,41 @@ pub enum Scope {
     Provisio,
 }
 
+/// What else a check assumes of the provider, beyond its [`Scope`]; `--skip-tag` skips the checks
+/// carrying a tag and reports them as skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tag {
+    /// Tests provisio's built-in backend (its analytics keys, its dashboard pages, its billing
+    /// backends), which a provider whose accounts and resources live elsewhere (provisio in connector
+    /// mode, or any other provider) does not have.
+    Builtin,
+}
+
+impl Tag {
+    pub const ALL: [Self; 1] = [Self::Builtin];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+        }
+    }
+
+    /// What a check with this tag assumes, for the `got` of a skipped one.
+    pub const fn assumes(self) -> &'static str {
+        match self {
+            Self::Builtin => "provisio's built-in backend",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
+            format!("unknown tag {name:?} (one of: {})", names.join(", "))
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -27,6 +62,8 @@ pub struct CheckResult {
     pub id: String,
     pub group: String,
     pub scope: Scope,
+    /// Further assumptions (`builtin`); empty for most checks.
+    pub tags: Vec<Tag>,
     pub expected: String,
     /// What the provider answered (and, on failure, why it does not match).
     pub got: String,
@@ -82,10 +119,13 @@ impl Report {
                 Outcome::Fail => "FAIL",
                 Outcome::Skip => "skip",
             };
-            let id = match check.scope {
+            let mut id = match check.scope {
                 Scope::Protocol => check.id.clone(),
                 Scope::Provisio => format!("{} [provisio]", check.id),
             };
+            for tag in &check.tags {
+                id.push_str(&format!(" [{}]", tag.as_str()));
+            }
             table.add_row([id, check.expected.clone(), clip(&check.got), result.to_string()]);
         }
         table.to_string()
@@ -111,10 +151,23 @@ mod tests {
             id: id.into(),
             group: "g".into(),
             scope: Scope::Protocol,
+            tags: Vec::new(),
             expected: "200".into(),
             got: "x".repeat(500),
             outcome,
         }
+    }
+
+    #[test]
+    fn tags_parse_and_show_in_the_table() {
+        assert_eq!(Tag::parse("builtin"), Ok(Tag::Builtin));
+        assert!(Tag::parse("connector").unwrap_err().contains("one of: builtin"));
+        let mut tagged = result("g.a", Outcome::Skip);
+        tagged.tags = vec![Tag::Builtin];
+        let report = Report::new("http://x", vec![tagged]);
+        assert!(report.table().contains("g.a [builtin]"));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["checks"][0]["tags"], serde_json::json!(["builtin"]));
     }
 
     #[test]

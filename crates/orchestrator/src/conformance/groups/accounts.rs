@@ -1,6 +1,7 @@
 //! `POST /provisioning/account_requests` (spec 5.3): new users, email-based linking of existing
 //! users, `team_id` resolution, validation errors and their typed envelope.
 
+use reqwest::Url;
 use serde_json::{Value, json};
 
 use super::super::{
@@ -22,6 +23,7 @@ const UNKNOWN_TEAM: i64 = 987_654_321_987;
 
 pub async fn run(cx: &Ctx, rec: &mut Recorder<'_>) {
     new_and_existing(cx, rec).await;
+    requires_auth(cx, rec).await;
     team_id(cx, rec).await;
     validation(cx, rec).await;
     request_ids(cx, rec).await;
@@ -134,6 +136,39 @@ async fn new_and_existing(cx: &Ctx, rec: &mut Recorder<'_>) {
     .await;
 }
 
+/// A `requires_auth` answer (spec 5.3, consent mode) sends the user's browser to its
+/// `redirect.url`: an absolute http(s) URL with a host, as written (no surrounding spaces). Another
+/// answer type is not applicable; an error is a failure.
+fn requires_auth_redirect(reply: &crate::Reply) -> Verdict {
+    let got = summarize(reply);
+    let Some(json) = reply.json.as_ref().filter(|_| reply.status == 200) else {
+        return Err(format!("{got} — not a 200 account request answer"));
+    };
+    if json["type"] != "requires_auth" {
+        return Ok(format!("not applicable: the provider answered type {}", json["type"]));
+    }
+    let redirect = &json["requires_auth"];
+    let Some(raw) = redirect["redirect"]["url"].as_str().filter(|_| redirect["type"] == "redirect")
+    else {
+        return Err(format!(
+            "{got} — no requires_auth.type \"redirect\" with a redirect.url string"
+        ));
+    };
+    let url = match Url::parse(raw) {
+        Ok(url) if raw.trim() == raw => url,
+        Ok(_) => return Err(format!("{got} — redirect.url has surrounding whitespace")),
+        Err(e) => return Err(format!("{got} — redirect.url is not an absolute URL: {e}")),
+    };
+    let web = matches!(url.scheme(), "http" | "https");
+    let host = url.host_str().is_some_and(|h| !h.is_empty());
+    // The query may carry the user's one-time token: shown as `?…`.
+    let shown = match url.query() {
+        Some(_) => format!("{}?…", raw.split('?').next().unwrap_or_default()),
+        None => raw.to_string(),
+    };
+    judge(web && host, format!("redirect.url {shown:?}"))
+}
+
 /// The second token answer names the same organization and the same single project.
 fn same_account(first: &Account, second: &Value) -> Verdict {
     let (org, teams) = (second["account"]["id"].as_str().unwrap_or_default(), team_ids(second));
@@ -146,6 +181,32 @@ fn same_account(first: &Account, second: &Value) -> Verdict {
             first.organization_id(),
             team_ids(&first.tokens)
         ))
+    }
+}
+
+/// A provider that asks the user to confirm (consent mode) answers `requires_auth` for a known
+/// email; provisio in link mode answers `oauth`, and the check is not applicable.
+async fn requires_auth(cx: &Ctx, rec: &mut Recorder<'_>) {
+    rec.check(
+        "requires_auth_redirect_url",
+        Protocol,
+        "a requires_auth answer (a known email) has an absolute http(s) redirect.url; an oauth or credentials answer is not applicable",
+        async {
+            let email = cx.email();
+            sign_up(cx, &email).await?;
+            requires_auth_redirect(&cx.post(ACCOUNT_REQUESTS, &account_body(cx, &email)).send().await?)
+        },
+    )
+    .await;
+}
+
+/// A first account request for `email` that must answer 200 (of any type).
+async fn sign_up(cx: &Ctx, email: &str) -> Result<(), String> {
+    let reply = cx.post(ACCOUNT_REQUESTS, &account_body(cx, email)).send().await?;
+    if reply.status == 200 {
+        Ok(())
+    } else {
+        Err(format!("set-up failed: the account request answered {}", summarize(&reply)))
     }
 }
 
@@ -371,4 +432,54 @@ async fn request_ids(cx: &Ctx, rec: &mut Recorder<'_>) {
         cx.post(ACCOUNT_REQUESTS, &patched(first, "email", json!(cx.email()))).send().await
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+
+    fn answer(status: u16, json: Value) -> crate::Reply {
+        crate::Reply {
+            status,
+            headers: HeaderMap::new(),
+            raw: json.to_string().into_bytes(),
+            json: Some(json),
+        }
+    }
+
+    fn redirect(url: &str) -> crate::Reply {
+        answer(
+            200,
+            json!({"id":"r","type":"requires_auth","requires_auth":{"type":"redirect","redirect":{"url":url}}}),
+        )
+    }
+
+    #[test]
+    fn requires_auth_redirects_to_an_absolute_web_url() {
+        let got =
+            requires_auth_redirect(&redirect("https://app.example.com/consent?token=x")).unwrap();
+        assert_eq!(got, r#"redirect.url "https://app.example.com/consent?…""#);
+        assert!(requires_auth_redirect(&redirect("http://127.0.0.1:8080/consent")).is_ok());
+        for bad in [
+            "/consent?t=x",
+            "consent",
+            "javascript:alert(1)",
+            "ftp://example.com/x",
+            " https://app.example.com/",
+            "https://",
+            "mailto:a@example.com",
+            "",
+        ] {
+            assert!(requires_auth_redirect(&redirect(bad)).is_err(), "{bad:?}");
+        }
+        let oauth = answer(200, json!({"id":"r","type":"oauth","oauth":{"code":"c"}}));
+        assert!(requires_auth_redirect(&oauth).unwrap().starts_with("not applicable"));
+        let wrong_type = answer(
+            200,
+            json!({"id":"r","type":"requires_auth","requires_auth":{"type":"popup","redirect":{"url":"https://a.example"}}}),
+        );
+        assert!(requires_auth_redirect(&wrong_type).is_err());
+        assert!(requires_auth_redirect(&answer(400, json!({"error":{}}))).is_err());
+    }
 }

@@ -2,9 +2,13 @@
 //! shipped schema, what opening it once and twice does, and the endpoint's errors — flat, except
 //! bearer failures (status envelope).
 //!
-//! The link is opened as a browser's first request would be: no redirect followed, no cookie sent.
-//! What the page at the link is (`/login`, the redirect to `/projects/{id}`, the error redirects) is
-//! provisio's own dashboard, so those checks are tagged.
+//! The link is opened as a browser's first request would be: no redirect followed, no cookie sent —
+//! except a redirect to another origin, which hands the browser to a dashboard that lives elsewhere
+//! (provisio in connector mode answers `302` to the SaaS's one-time sign-in URL): that one answer is
+//! opened too, since the session is set there. What the page at the link is (`/login`, the redirect
+//! to `/projects/{id}`, the error redirects) is provisio's own choice, so those checks are tagged
+//! `[provisio]`; where the first opening lands (`/projects/{id}`, the `provisio_session` cookie) is
+//! provisio's built-in dashboard, tagged `[builtin]`.
 
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -12,12 +16,16 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::super::{
     expect::{Expect, summarize},
     fixtures::{Account, Catalog, create_body, new_account, provision, refreshed},
-    report::Scope::{Protocol, Provisio},
+    report::{
+        Scope::{Protocol, Provisio},
+        Tag::Builtin,
+    },
     runner::{Recorder, Verdict, judge},
     schemas::Schema,
     wire::{Ctx, DEEP_LINKS},
 };
 use crate::{Reply, client::unix_now};
+use reqwest::Url;
 
 /// The spec's lifetime of a link (5.10), and the slack allowed for clocks and the network.
 const TTL: i64 = 600;
@@ -120,16 +128,17 @@ async fn open_checks(cx: &Ctx, rec: &mut Recorder<'_>) {
     rec.check(
         "open_once_logs_in",
         Protocol,
-        "the first opening logs in: 2xx, or 3xx not to an error, with an HttpOnly cookie",
+        "the first opening logs in: 2xx, or 3xx not to an error, with an HttpOnly cookie (or a 3xx to another origin whose answer is that)",
         async {
             let (_, url) = fresh_link(cx).await?;
-            logs_in(&cx.open(&url).await?)
+            logs_in(&open_following_handover(cx, &url).await?)
         },
     )
     .await;
-    rec.check(
+    rec.check_tagged(
         "open_once_lands_on_project",
         Provisio,
+        &[Builtin],
         "303 to /projects/<linked project> with an HttpOnly SameSite=Lax provisio_session cookie",
         async {
             let (account, url) = fresh_link(cx).await?;
@@ -155,7 +164,7 @@ async fn open_checks(cx: &Ctx, rec: &mut Recorder<'_>) {
         "the second opening does not log in: no cookie, not a 3xx into the dashboard, no 5xx",
         async {
             let (_, url) = fresh_link(cx).await?;
-            let first = cx.open(&url).await?;
+            let first = open_following_handover(cx, &url).await?;
             logs_in(&first).map_err(|why| format!("set-up failed: the first opening: {why}"))?;
             refused(&cx.open(&url).await?)
         },
@@ -281,24 +290,62 @@ fn has_attribute(cookie: &str, attribute: &str) -> bool {
     cookie.split(';').skip(1).any(|a| a.trim().eq_ignore_ascii_case(attribute))
 }
 
-/// One line: status, `Location` and how many cookies were set (never their values).
+/// One line: status, `Location` and how many cookies were set (never their values, nor a `token`
+/// in the `Location`: a hand-over's one-time sign-in URL carries one).
 fn describe(reply: &Reply) -> String {
     format!(
         "{} Location: {}, {} cookie(s) set",
         reply.status,
-        location(reply).unwrap_or("(none)"),
+        location(reply).map_or_else(|| "(none)".to_string(), without_token),
         cookies(reply).len()
     )
 }
 
-/// A login: 2xx, or 3xx to a place that is not an error, setting an HttpOnly cookie.
-fn logs_in(reply: &Reply) -> Verdict {
-    let got = describe(reply);
-    let to_error = location(reply).is_some_and(|l| l.contains("error"));
+/// `target` with the value of a `token` query parameter replaced by `…`.
+fn without_token(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else { return target.to_string() };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("token", value)) if !value.is_empty() => "token=…".to_string(),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
+}
+
+/// Where a redirect hands the browser over to another origin than `url`'s: the absolute URL.
+fn handover(url: &str, reply: &Reply) -> Option<Url> {
+    if !(300..400).contains(&reply.status) {
+        return None;
+    }
+    let from = Url::parse(url).ok()?;
+    let to = from.join(location(reply)?).ok()?;
+    (to.origin() != from.origin()).then_some(to)
+}
+
+/// Opens `url` as a browser's first request; when the answer hands over to another origin, opens
+/// that too (once). The answers, in order.
+async fn open_following_handover(cx: &Ctx, url: &str) -> Result<Vec<Reply>, String> {
+    let first = cx.open(url).await?;
+    let next = handover(url, &first);
+    let mut answers = vec![first];
+    if let Some(next) = next {
+        answers.push(cx.open(next.as_str()).await?);
+    }
+    Ok(answers)
+}
+
+/// A login: the last answer is a 2xx, or a 3xx to a place that is not an error, setting an HttpOnly
+/// cookie; an answer before it (a hand-over to another origin) is not to an error either.
+fn logs_in(answers: &[Reply]) -> Verdict {
+    let got = answers.iter().map(describe).collect::<Vec<_>>().join(" → ");
+    let to_error = |r: &Reply| location(r).is_some_and(|l| l.contains("error"));
+    let Some(last) = answers.last() else { return Err("no answer".into()) };
     let arrived =
-        (200..300).contains(&reply.status) || ((300..400).contains(&reply.status) && !to_error);
-    let session = cookies(reply).iter().any(|c| has_attribute(c, "HttpOnly"));
-    judge(arrived && session, got)
+        (200..300).contains(&last.status) || ((300..400).contains(&last.status) && !to_error(last));
+    let session = cookies(last).iter().any(|c| has_attribute(c, "HttpOnly"));
+    judge(arrived && session && !answers.iter().any(to_error), got)
 }
 
 /// Not a login: no cookie, not a redirect into the dashboard, and no server error.
@@ -315,4 +362,53 @@ fn redirects_to(reply: &Reply, target: &str) -> Verdict {
         reply.status == 303 && location(reply) == Some(target) && cookies(reply).is_empty(),
         describe(reply),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn answer(status: u16, location: Option<&str>, cookie: Option<&str>) -> Reply {
+        let mut headers = HeaderMap::new();
+        if let Some(location) = location {
+            headers.insert("location", HeaderValue::from_str(location).unwrap());
+        }
+        if let Some(cookie) = cookie {
+            headers.insert("set-cookie", HeaderValue::from_str(cookie).unwrap());
+        }
+        Reply { status, headers, raw: Vec::new(), json: None }
+    }
+
+    #[test]
+    fn a_redirect_to_another_origin_is_a_hand_over() {
+        let link = "http://127.0.0.1:8080/login?token=t&project_id=1";
+        let saas = answer(302, Some("http://127.0.0.1:9000/session?token=s"), None);
+        assert_eq!(
+            handover(link, &saas).map(String::from),
+            Some("http://127.0.0.1:9000/session?token=s".to_string())
+        );
+        assert_eq!(handover(link, &answer(303, Some("/projects/1"), None)), None);
+        assert_eq!(handover(link, &answer(303, Some("http://127.0.0.1:8080/x"), None)), None);
+        assert_eq!(handover(link, &answer(200, Some("http://elsewhere.example/"), None)), None);
+    }
+
+    #[test]
+    fn a_login_sets_an_http_only_cookie_where_it_lands() {
+        let session = Some("s=1; HttpOnly; SameSite=Lax");
+        assert!(logs_in(&[answer(303, Some("/projects/1"), session)]).is_ok());
+        assert!(logs_in(&[answer(303, Some("/projects/1"), Some("s=1"))]).is_err());
+        assert!(logs_in(&[answer(303, Some("/?error=missing_token"), session)]).is_err());
+        let handed = answer(302, Some("http://127.0.0.1:9000/session?token=secret"), None);
+        let landed = answer(302, Some("/dashboard"), session);
+        let got = logs_in(&[handed.clone(), landed]).unwrap();
+        assert!(!got.contains("secret"), "{got}");
+        assert!(got.contains("/session?token=…"), "{got}");
+        assert!(
+            logs_in(std::slice::from_ref(&handed)).is_err(),
+            "no session at the hand-over alone"
+        );
+        let refused = answer(302, Some("/?error=expired"), None);
+        assert!(logs_in(&[handed, refused]).is_err());
+    }
 }

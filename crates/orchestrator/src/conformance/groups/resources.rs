@@ -14,7 +14,10 @@ use super::super::{
         Account, Catalog, Resource, access, code_for, complete, create_body, distinct, new_account,
         provision, redeem, refreshed, team_ids, with_configuration, with_resource,
     },
-    report::Scope::{Protocol, Provisio},
+    report::{
+        Scope::{Protocol, Provisio},
+        Tag::Builtin,
+    },
     runner::{Recorder, Verdict, judge},
     schemas::Schema,
     wire::{Ctx, RESOURCES, action, resource},
@@ -111,9 +114,10 @@ async fn happy_path(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
         about(complete_answer(), &created.id).verify(&cx.schemas, &reply)
     })
     .await;
-    rec.check(
+    rec.check_tagged(
         "get_public_values_only",
         Provisio,
+        &[Builtin],
         "the read shows api_key and host as created, and no personal_api_key",
         async {
             let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
@@ -135,9 +139,10 @@ async fn happy_path(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
         about(complete_answer(), &created.id).verify(&cx.schemas, &reply)
     })
     .await;
-    rec.check(
+    rec.check_tagged(
         "update_service_public_values_only",
         Provisio,
+        &[Builtin],
         "the update answers api_key and host as created, and no personal_api_key",
         async {
             let catalog = ready(catalog)?;
@@ -332,9 +337,10 @@ async fn project_id(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
         },
     )
     .await;
-    rec.check(
+    rec.check_tagged(
         "project_id_fresh_personal_key",
         Provisio,
+        &[Builtin],
         "the same project_id twice: the same api_key, a new personal_api_key",
         async {
             let account = new_account(cx).await?;
@@ -520,9 +526,10 @@ async fn rotation(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
         },
     )
     .await;
-    rec.check(
+    rec.check_tagged(
         "rotate_new_keys",
         Provisio,
+        &[Builtin],
         "rotation: a new api_key and a new personal_api_key, the same host",
         async {
             let (account, created) = with_resource(cx, ready(catalog)?.subject()).await?;
@@ -736,9 +743,10 @@ async fn errors(cx: &Ctx, catalog: &Known, rec: &mut Recorder<'_>) {
         .await;
     }
     // decisions.md: a payment token the billing backend refuses (`record` and `stripe` both refuse
-    // one that does not start with `spt_`).
+    // one that does not start with `spt_`); with a connector, the SaaS bills and decides.
     let refused = error(400, "billing_activation_failed", "");
-    rec.check("update_payment_refused", Provisio, on_resource(refused.clone()), async {
+    let expected = on_resource(refused.clone());
+    rec.check_tagged("update_payment_refused", Provisio, &[Builtin], expected, async {
         let catalog = ready(catalog)?;
         let Some(paid) = catalog.paid_update() else { return not_applicable("paid update") };
         let (account, created) = with_resource(cx, catalog.subject()).await?;
