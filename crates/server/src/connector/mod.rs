@@ -321,9 +321,7 @@ impl Connector {
         body: &Value,
         deadline: Instant,
     ) -> Result<Credentials, CallError> {
-        let answer: CredentialsAnswer =
-            self.call("resources.provision", webhook_id, body, deadline).await?;
-        Ok(answer.into())
+        self.credentials("resources.provision", webhook_id, body, deadline).await
     }
 
     pub async fn update_service(
@@ -332,8 +330,7 @@ impl Connector {
         body: &Value,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        let _: Empty = self.call("resources.update_service", webhook_id, body, deadline).await?;
-        Ok(())
+        self.empty("resources.update_service", webhook_id, body, deadline).await
     }
 
     pub async fn rotate(
@@ -342,9 +339,7 @@ impl Connector {
         body: &Value,
         deadline: Instant,
     ) -> Result<Credentials, CallError> {
-        let answer: CredentialsAnswer =
-            self.call("resources.rotate", webhook_id, body, deadline).await?;
-        Ok(answer.into())
+        self.credentials("resources.rotate", webhook_id, body, deadline).await
     }
 
     pub async fn remove(
@@ -353,7 +348,30 @@ impl Connector {
         body: &Value,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        let _: Empty = self.call("resources.remove", webhook_id, body, deadline).await?;
+        self.empty("resources.remove", webhook_id, body, deadline).await
+    }
+
+    /// An operation answered with credentials.
+    async fn credentials(
+        &self,
+        operation: &'static str,
+        webhook_id: &str,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<Credentials, CallError> {
+        let answer: CredentialsAnswer = self.call(operation, webhook_id, body, deadline).await?;
+        Ok(answer.into())
+    }
+
+    /// An operation answered with `{}`.
+    async fn empty(
+        &self,
+        operation: &'static str,
+        webhook_id: &str,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<(), CallError> {
+        let _: Empty = self.call(operation, webhook_id, body, deadline).await?;
         Ok(())
     }
 

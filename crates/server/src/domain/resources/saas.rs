@@ -111,15 +111,16 @@ impl Saas<'_, '_> {
                 if !principal.can_reach(id) {
                     grants::add_family_project(conn, &principal.family_id, id)?;
                 }
-                actor.record(conn, event, Some(&principal.user_id), Some(org), Some(id), now)?;
-                let change = ResourceChange::Provisioned;
-                actor.emit(
-                    conn,
-                    &resource_event(change, id, org, &service.id, Some(&webhook_id)),
-                    now,
-                )?;
-                calls::record_done(conn, &webhook_id, "resources.provision", Some(&public), now)?;
-                Ok(())
+                let outcome = Outcome {
+                    audit: event,
+                    change: ResourceChange::Provisioned,
+                    id,
+                    service: &service.id,
+                    webhook_id: &webhook_id,
+                    operation: "resources.provision",
+                    result: Some(&public),
+                };
+                Ok(outcome.report(conn, &actor, &principal, now)?)
             })
             .await?;
         Ok(answer(id, credentials))
@@ -215,18 +216,16 @@ impl Saas<'_, '_> {
             .record(move |conn, actor, principal| {
                 sql::set_service(conn, id, &to, configuration.as_deref(), now)?;
                 sql::bump_generation(conn, id, now)?;
-                let org = principal.organization_id.as_str();
-                actor.record(
-                    conn,
-                    "resource.updated",
-                    Some(&principal.user_id),
-                    Some(org),
-                    Some(id),
-                    now,
-                )?;
-                let change = ResourceChange::ServiceUpdated { from_service_id: &from };
-                actor.emit(conn, &resource_event(change, id, org, &to, Some(&webhook_id)), now)?;
-                calls::record_done(conn, &webhook_id, "resources.update_service", None, now)?;
+                let outcome = Outcome {
+                    audit: "resource.updated",
+                    change: ResourceChange::ServiceUpdated { from_service_id: &from },
+                    id,
+                    service: &to,
+                    webhook_id: &webhook_id,
+                    operation: "resources.update_service",
+                    result: None,
+                };
+                outcome.report(conn, actor, principal, now)?;
                 Ok(sql::find_resource(conn, id)?)
             })
             .await?
@@ -254,19 +253,16 @@ impl Saas<'_, '_> {
         let service = current.service_id.clone();
         self.record(move |conn, actor, principal| {
             sql::record_saas_outcome(conn, id, &service, Some(&public), now)?;
-            let org = principal.organization_id.as_str();
-            actor.record(
-                conn,
-                "resource.rotated",
-                Some(&principal.user_id),
-                Some(org),
-                Some(id),
-                now,
-            )?;
-            let change = ResourceChange::CredentialsRotated;
-            actor.emit(conn, &resource_event(change, id, org, &service, Some(&webhook_id)), now)?;
-            calls::record_done(conn, &webhook_id, "resources.rotate", Some(&public), now)?;
-            Ok(())
+            let outcome = Outcome {
+                audit: "resource.rotated",
+                change: ResourceChange::CredentialsRotated,
+                id,
+                service: &service,
+                webhook_id: &webhook_id,
+                operation: "resources.rotate",
+                result: Some(&public),
+            };
+            Ok(outcome.report(conn, actor, principal, now)?)
         })
         .await?;
         Ok(answer(id, credentials))
@@ -297,25 +293,22 @@ impl Saas<'_, '_> {
         }
         let service = current.service_id.clone();
         self.record(move |conn, actor, principal| {
+            let outcome = Outcome {
+                audit: "resource.removed",
+                change: ResourceChange::Removed,
+                id,
+                service: &service,
+                webhook_id: &webhook_id,
+                operation: "resources.remove",
+                result: None,
+            };
             if sql::mark_removed(conn, id, now)? {
                 sql::bump_generation(conn, id, now)?;
-                let org = principal.organization_id.as_str();
-                actor.record(
-                    conn,
-                    "resource.removed",
-                    Some(&principal.user_id),
-                    Some(org),
-                    Some(id),
-                    now,
-                )?;
-                let change = ResourceChange::Removed;
-                actor.emit(
-                    conn,
-                    &resource_event(change, id, org, &service, Some(&webhook_id)),
-                    now,
-                )?;
+                outcome.report(conn, actor, principal, now)?;
+            } else {
+                // Removed meanwhile (by the inbound API, say): the call is done all the same.
+                calls::record_done(conn, &webhook_id, outcome.operation, None, now)?;
             }
-            calls::record_done(conn, &webhook_id, "resources.remove", None, now)?;
             Ok(())
         })
         .await?;
@@ -420,6 +413,35 @@ impl Saas<'_, '_> {
             return ResourceError::Internal(e.into());
         }
         if code == "not_a_member" { ResourceError::Forbidden } else { ResourceError::Removed }
+    }
+}
+
+/// What one operation came to, as the transaction that records it reports it: the audit entry, the
+/// event (with the call's id as `operation_id`) and the call's record, with the answer's non-secret
+/// part.
+struct Outcome<'o> {
+    audit: &'static str,
+    change: ResourceChange<'o>,
+    id: i64,
+    service: &'o str,
+    webhook_id: &'o str,
+    operation: &'static str,
+    result: Option<&'o str>,
+}
+
+impl Outcome<'_> {
+    fn report(
+        &self,
+        conn: &mut dyn Conn,
+        actor: &Actor,
+        principal: &Principal,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (id, org) = (self.id, principal.organization_id.as_str());
+        actor.record(conn, self.audit, Some(&principal.user_id), Some(org), Some(id), now)?;
+        let event = resource_event(self.change, id, org, self.service, Some(self.webhook_id));
+        actor.emit(conn, &event, now)?;
+        calls::record_done(conn, self.webhook_id, self.operation, self.result, now)
     }
 }
 
