@@ -1,10 +1,11 @@
-//! Where a resource lives. provisio's own bookkeeping (the `resources` table, `project_id`
-//! idempotency, token scope, billing) is the same for every backend; what backs a resource and what
-//! its credentials are is the backend's. The built-in `analytics` backend makes a resource a project
-//! of provisio's database with a public project key and personal secret keys; a webhook backend
-//! (later work) will implement the same trait by calling the SaaS's own systems.
+//! Where a resource lives in built-in mode. provisio's own bookkeeping (the `resources` table,
+//! `project_id` idempotency, token scope, billing) is the same for every backend; what backs a
+//! resource and what its credentials are is the backend's. The built-in `analytics` backend makes a
+//! resource a project of provisio's database with a public project key and personal secret keys.
 //!
-//! Every method runs inside the resource operation's one write transaction.
+//! Every method runs inside the resource operation's one write transaction, so a backend may only
+//! touch the database. The SaaS's systems are therefore not a backend: connector mode
+//! (`resources::saas`) calls the SaaS between transactions — intent, call, outcome.
 
 use std::collections::BTreeMap;
 

@@ -425,3 +425,16 @@ async fn built_in_mode_reports_events_too_and_revocations_by_reason() {
     let text = serde_json::to_string(&events).unwrap();
     assert!(!text.contains("pvpk_") && !text.contains("pvrt_") && !text.contains(&code), "{text}");
 }
+
+#[backend_test]
+async fn a_login_url_off_the_dashboard_origin_is_refused() {
+    let c = connected().await;
+    c.saas.world().login_origin = Some("https://evil.example".into());
+    let reply = c.post("/provisioning/deep_links", &json!({"purpose": "dashboard"})).await;
+    let url = reply.json["url"].as_str().unwrap();
+    let path = url.strip_prefix("https://provider.example").unwrap().to_string();
+    let (status, headers, body) = c.app.browse(&path, None).await;
+    assert_eq!(status, 502);
+    assert!(headers.get("location").is_none());
+    assert!(!body.contains("evil.example"), "{body}");
+}

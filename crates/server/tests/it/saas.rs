@@ -84,6 +84,8 @@ pub struct World {
     pub logins: Vec<String>,
     held: Arc<tokio::sync::Notify>,
     release: Arc<tokio::sync::Notify>,
+    /// Where dashboard.login sends users (default: the configured dashboard origin).
+    pub login_origin: Option<String>,
 }
 
 #[derive(Clone)]
@@ -411,7 +413,8 @@ fn answer(
         "dashboard.login" => {
             let token = format!("login_{}", w.logins.len() + 1);
             w.logins.push(token.clone());
-            Ok(json!({"url": format!("{DASHBOARD_ORIGIN}/session?token={token}")}))
+            let origin = w.login_origin.clone().unwrap_or_else(|| DASHBOARD_ORIGIN.into());
+            Ok(json!({"url": format!("{origin}/session?token={token}")}))
         }
         _ => {
             if let Some(recorded) = w.answers.get(id) {
