@@ -1,7 +1,14 @@
 //! Deleting rows that have expired: recorded responses, browser sessions, refilled rate-limit
-//! buckets. Lookups already ignore expired rows; this only keeps the tables small.
+//! buckets, and — after a week — delivered events and the record of connector calls. Lookups
+//! already ignore expired rows; this only keeps the tables small (and delivered events, which hold
+//! emails, no longer than they are useful).
 
 use super::{Backend, Conn, StoreError, rate_limits};
+
+/// Delivered events and connector calls are kept this long: time for an operator to look, far
+/// beyond the 24 h in which the SaaS dedupes a call's id (a pending call older than that can no
+/// longer be completed under the same id anyway).
+pub const RETAIN_SECS: i64 = 7 * 24 * 3600;
 
 /// Deletes what expired before `now` (seconds; `now_ms` for buckets); the number of rows.
 pub fn sweep(
@@ -13,6 +20,13 @@ pub fn sweep(
     let mut deleted =
         conn.execute("DELETE FROM idempotency_records WHERE expires_at <= $1", &[now.into()])?;
     deleted += conn.execute("DELETE FROM sessions WHERE expires_at <= $1", &[now.into()])?;
+    let before = now - RETAIN_SECS;
+    deleted += conn.execute(
+        "DELETE FROM events WHERE state = 'delivered' AND delivered_at <= $1",
+        &[before.into()],
+    )?;
+    deleted +=
+        conn.execute("DELETE FROM connector_calls WHERE updated_at <= $1", &[before.into()])?;
     if backend == Backend::Postgres {
         deleted += rate_limits::forget_full(conn, now_ms)?;
     }

@@ -438,3 +438,19 @@ async fn a_login_url_off_the_dashboard_origin_is_refused() {
     assert!(headers.get("location").is_none());
     assert!(!body.contains("evil.example"), "{body}");
 }
+
+#[backend_test]
+async fn housekeeping_forgets_delivered_events_and_old_calls_after_a_week() {
+    let c = connected().await;
+    c.provision(json!({})).await;
+    c.saas.fail("events", &[Fault::Status(503)]);
+    assert_eq!(c.app.deliver_events().await, 2);
+    // One of the two was refused: it stays, pending, however old.
+    let week = 7 * 24 * 3600;
+    c.app.state.clock.advance(week + 1);
+    let now = c.app.state.clock.now();
+    c.app.state.store.sweep(now, now * 1000).await.unwrap();
+    assert_eq!(c.app.count("connector_calls").await, 0);
+    assert_eq!(c.app.scalar_text("SELECT state FROM events").await, "pending");
+    assert_eq!(c.app.count("events").await, 1);
+}
