@@ -171,14 +171,19 @@ pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeErr
 /// Connector mode: the SaaS answers `health` (a failure is logged loudly; the start goes on).
 /// Events: this instance's delivery worker.
 async fn start_integrations(state: &AppState) -> Result<(), ServeError> {
-    if let Some(connector) = &state.connector {
-        match connector.health(connector.deadline()).await {
-            Ok(()) => tracing::info!("connector: the SaaS answers health (connector version 1)"),
-            Err(e) => tracing::error!(
-                error = %e,
-                "connector: the SaaS does not answer health; account and resource calls will fail until it does"
-            ),
-        }
+    if let Some(connector) = state.connector.clone() {
+        // In the background: a SaaS that is down must not hold up the start.
+        tokio::spawn(async move {
+            match connector.health(connector.deadline()).await {
+                Ok(()) => {
+                    tracing::info!("connector: the SaaS answers health (connector version 1)")
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "connector: the SaaS does not answer health; account and resource calls will fail until it does"
+                ),
+            }
+        });
     }
     if let Some(settings) = &state.events {
         let delivery = crate::events::delivery::Delivery::new(
