@@ -273,3 +273,25 @@ async fn readiness_includes_the_saas_health() {
         json!({"status": "unavailable", "database": "ok", "connector": "unreachable"}),
     );
 }
+
+#[backend_test]
+async fn a_consent_orchestrator_sends_existing_and_unverified_users_to_the_browser() {
+    let saas = Saas::start().await;
+    let app = TestApp::with_connector_orchestrator(&saas, |o| {
+        o.linking = provisio_server::orchestrators::LinkingPolicy::Consent;
+    })
+    .await;
+    let user = saas.seed_user(
+        "eve@example.com",
+        false,
+        &[("Org", "2020-01-01T00:00:00Z", &[("p", false)])],
+    );
+    let reply = app.account_request(&account_body("req_consent", "eve@example.com")).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(reply.json["type"], "requires_auth");
+    let url = reply.json["requires_auth"]["redirect"]["url"].as_str().unwrap();
+    assert!(url.starts_with("https://provider.example/consent?token="), "{url}");
+    assert_eq!(app.scalar_text("SELECT user_id FROM pending_consents").await, user);
+    assert_eq!(app.count("authorization_codes").await, 0);
+    assert!(saas.calls("projects.create").is_empty());
+}

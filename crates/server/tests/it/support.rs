@@ -185,6 +185,17 @@ impl TestApp {
         Self::open_integrated(saas, true, events, tokens, TestDb::Shared, url).await
     }
 
+    /// Connector mode with the default orchestrator's policies changed.
+    pub async fn with_connector_orchestrator(
+        saas: &crate::saas::Saas,
+        change: impl FnOnce(&mut Orchestrator),
+    ) -> Self {
+        let mut orchestrator = default_orchestrator();
+        change(&mut orchestrator);
+        let (db, url) = TestDb::new();
+        Self::open_with_orchestrator(saas, true, false, vec![], orchestrator, db, url).await
+    }
+
     /// Built-in mode, with events delivered to `saas`.
     pub async fn builtin_with_events(saas: &crate::saas::Saas) -> Self {
         let (db, url) = TestDb::new();
@@ -197,6 +208,28 @@ impl TestApp {
         connector: bool,
         events: bool,
         operator_tokens: Vec<String>,
+        db: TestDb,
+        url: String,
+    ) -> Self {
+        let orchestrator = default_orchestrator();
+        Self::open_with_orchestrator(
+            saas,
+            connector,
+            events,
+            operator_tokens,
+            orchestrator,
+            db,
+            url,
+        )
+        .await
+    }
+
+    async fn open_with_orchestrator(
+        saas: &crate::saas::Saas,
+        connector: bool,
+        events: bool,
+        operator_tokens: Vec<String>,
+        orchestrator: Orchestrator,
         db: TestDb,
         url: String,
     ) -> Self {
@@ -226,11 +259,7 @@ impl TestApp {
             .validate(&env)
             .unwrap()
         });
-        let orchestrators = Orchestrators::new(vec![Orchestrator::new(
-            "stripe",
-            Some("Stripe".into()),
-            &[SECRET.to_string()],
-        )]);
+        let orchestrators = Orchestrators::new(vec![orchestrator]);
         let unlimited = RateLimits { enabled: false, ..RateLimits::default() };
         let store = Store::open(&url).await.unwrap();
         let state = AppState::new(Parts {
@@ -439,6 +468,11 @@ impl TestApp {
     pub async fn scalar_text(&self, sql: &str) -> String {
         self.rows(sql).await[0].text(0).unwrap()
     }
+}
+
+/// The orchestrator every test app trusts: `stripe`, signing with [`SECRET`].
+fn default_orchestrator() -> Orchestrator {
+    Orchestrator::new("stripe", Some("Stripe".into()), &[SECRET.to_string()])
 }
 
 /// A timestamp inside the signature window that differs from call to call, so two requests with the
