@@ -1,12 +1,14 @@
 //! `provisio orchestrator …`: plays Stripe. One signed protocol call per subcommand, printing the
 //! provider's JSON; a state file remembers codes and tokens so calls chain without copy-paste.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use provisio_orchestrator::{
-    Client, ClientConfig, Reply, client, pkce,
+    Client, ClientConfig, Reply,
+    callback::{self, Callback, Outcome},
+    client, pkce,
     state::{DEFAULT_STATE_FILE, State},
 };
 use serde_json::{Value, json};
@@ -135,6 +137,19 @@ struct AccountRequestArgs {
     /// Bind the code to a PKCE challenge (the verifier is saved for `token`).
     #[arg(long)]
     pkce: bool,
+    /// Consent linking: listen on this loopback address (e.g. 127.0.0.1:8765, where the
+    /// orchestrator's registered callback_url points) for the browser's return from a
+    /// `requires_auth` answer, then exchange its code. Sends a random confirmation_secret.
+    #[arg(long, value_name = "ADDR")]
+    callback_listen: Option<String>,
+    /// How long to wait for the browser, in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = callback::DEFAULT_TIMEOUT.as_secs(),
+        requires = "callback_listen"
+    )]
+    callback_timeout: u64,
 }
 
 pub async fn run(args: OrchestratorArgs) -> anyhow::Result<ExitCode> {
@@ -161,14 +176,18 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<ExitCode> {
 /// The calls that take defaults from the state file and remember what they get back.
 async fn stateful(client: &Client, state: &mut State, call: Call) -> anyhow::Result<Reply> {
     Ok(match call {
-        Call::AccountRequest(request) => account_request(client, state, &request).await?,
+        Call::AccountRequest(request) => match account_request(client, state, &request).await? {
+            Outcome::Answered(reply) => reply,
+            // The browser step happened: the token answer is what `token` would have printed.
+            Outcome::Exchanged { token, .. } => token,
+        },
         Call::Token { code, code_verifier } => {
             let code = code
                 .or_else(|| state.code.clone())
                 .context("no code: pass --code or run account-request first")?;
             let verifier = code_verifier.or_else(|| state.code_verifier.clone());
             let reply = client.redeem_code(&code, verifier.as_deref()).await?;
-            remember_tokens(state, &reply);
+            state.remember_token_answer(&reply);
             reply
         }
         Call::Refresh { refresh_token } => {
@@ -176,7 +195,7 @@ async fn stateful(client: &Client, state: &mut State, call: Call) -> anyhow::Res
                 .or_else(|| state.refresh_token.clone())
                 .context("no refresh token: pass --refresh-token or run token first")?;
             let reply = client.refresh(&token).await?;
-            remember_tokens(state, &reply);
+            state.remember_token_answer(&reply);
             reply
         }
         Call::Provision { service_id, project_id, payment_token, project_name } => {
@@ -269,11 +288,13 @@ fn client(target: &Target) -> anyhow::Result<Client> {
     Ok(Client::new(config)?)
 }
 
+/// Sends the account request; with `--callback-listen`, a `requires_auth` answer is followed
+/// through the browser to tokens.
 async fn account_request(
     client: &Client,
     state: &mut State,
     args: &AccountRequestArgs,
-) -> anyhow::Result<Reply> {
+) -> anyhow::Result<Outcome> {
     let id = args.id.clone().unwrap_or_else(|| format!("ar_cli_{}", client::unix_now_nanos()));
     let mut body = client::account_request_body(&id, &args.email, &args.stripe_account);
     if let Some(name) = &args.name {
@@ -302,23 +323,16 @@ async fn account_request(
     } else {
         None
     };
-    let reply = client.account_request(&body).await?;
-    if let Some(code) = reply.json.as_ref().and_then(|b| b["oauth"]["code"].as_str()) {
-        state.code = Some(code.to_string());
-        state.code_verifier = verifier;
-    }
-    if let Some(bearer) = reply.json.as_ref().map(|b| &b["credentials"]["bearer"]) {
-        state.absorb_tokens(bearer);
-    }
-    Ok(reply)
-}
-
-fn remember_tokens(state: &mut State, reply: &Reply) {
-    if let (true, Some(body)) = (reply.is_success(), &reply.json) {
-        state.absorb_tokens(body);
-        state.code = None;
-        state.code_verifier = None;
-    }
+    let Some(listen) = &args.callback_listen else {
+        let reply = client.account_request(&body).await?;
+        state.remember_account_answer(&reply, verifier);
+        return Ok(Outcome::Answered(reply));
+    };
+    // Listening before the request is sent: the browser can never arrive at a closed port.
+    let callback = Callback::listen(listen).await?;
+    let timeout = Duration::from_secs(args.callback_timeout);
+    let open = |url: &str| eprintln!("Open this URL in your browser to continue: {url}");
+    Ok(callback::account_request(client, state, body, verifier, callback, timeout, open).await?)
 }
 
 /// health → services → account request → token → provision → get → rotate → deep link; stops at
@@ -342,11 +356,16 @@ async fn flow(
     let mut ok =
         step("health", &client.health().await?) && step("services", &client.services().await?);
     if ok {
-        ok = step("account_request", &account_request(client, state, args).await?);
+        ok = match account_request(client, state, args).await? {
+            Outcome::Answered(reply) => step("account_request", &reply),
+            Outcome::Exchanged { requested, token } => {
+                step("account_request", &requested) && step("token", &token)
+            }
+        };
     }
     if let (true, Some(code)) = (ok, state.code.clone()) {
         let reply = client.redeem_code(&code, state.code_verifier.clone().as_deref()).await?;
-        remember_tokens(state, &reply);
+        state.remember_token_answer(&reply);
         ok = step("token", &reply);
     }
     if let (true, Some(access)) = (ok, state.access_token.clone()) {

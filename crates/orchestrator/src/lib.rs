@@ -2,6 +2,7 @@
 //! conformance suite and the load generator share.
 
 pub mod bench;
+pub mod callback;
 pub mod client;
 pub mod conformance;
 mod connection;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::Reply;
+
 pub const DEFAULT_STATE_FILE: &str = ".provisio-orchestrator.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +56,26 @@ impl State {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         use std::io::Write;
         options.open(path).and_then(|mut f| f.write_all(&bytes)).map_err(write)
+    }
+
+    /// Remembers an account request's answer: its `oauth` code with the PKCE verifier the request
+    /// was sent with, or the tokens of a `credentials` answer.
+    pub fn remember_account_answer(&mut self, reply: &Reply, verifier: Option<String>) {
+        let Some(body) = &reply.json else { return };
+        if let Some(code) = body["oauth"]["code"].as_str() {
+            self.code = Some(code.to_string());
+            self.code_verifier = verifier;
+        }
+        self.absorb_tokens(&body["credentials"]["bearer"]);
+    }
+
+    /// Remembers a successful token answer; the code it redeemed is spent.
+    pub fn remember_token_answer(&mut self, reply: &Reply) {
+        if let (true, Some(body)) = (reply.is_success(), &reply.json) {
+            self.absorb_tokens(body);
+            self.code = None;
+            self.code_verifier = None;
+        }
     }
 
     /// Remembers what a token answer carried.

@@ -4,6 +4,7 @@
 
 mod bench;
 mod broken;
+mod callback;
 mod proxy;
 mod real;
 mod support;
