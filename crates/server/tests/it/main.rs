@@ -9,6 +9,7 @@ mod concurrency;
 mod connector;
 mod connector_resources;
 mod dashboard;
+mod email;
 mod fuzz_corpus;
 mod idempotency;
 mod inbound;
@@ -24,6 +25,7 @@ mod resources;
 #[allow(dead_code)]
 mod saas;
 mod signing_secrets;
+mod smtp;
 mod startup;
 mod store;
 mod support;
