@@ -110,6 +110,8 @@ pub struct FileConfig {
     pub connector: Option<crate::connector::ConnectorSpec>,
     /// Present → events are written to the outbox and delivered to the SaaS.
     pub events: Option<crate::connector::EventsSpec>,
+    /// How the consent leg sends sign-in links; absent: `.eml` files in an outbox folder.
+    pub email: Option<crate::email::EmailSpec>,
 }
 
 /// Protocol limits (spec 3.1).
@@ -165,6 +167,9 @@ pub struct OrchestratorSpec {
     pub response: ResponseMode,
     #[serde(default)]
     pub tokens: TokenSettings,
+    /// Where the consent leg sends the browser back (required with `linking = "consent"`): https,
+    /// or http on a loopback host for development.
+    pub callback_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,12 +274,47 @@ impl OrchestratorSpec {
                 message: "tokens.access_token_ttl_secs must be positive".into(),
             });
         }
+        let callback_url = match (&self.callback_url, self.linking) {
+            (None, LinkingPolicy::Consent) => {
+                return Err(ConsentConfig::missing(&self.name));
+            }
+            (Some(url), _) => Some(callback_url(url).map_err(|message| ConfigError::Orchestrator {
+                name: self.name.clone(),
+                message: format!("callback_url: {message}"),
+            })?),
+            (None, LinkingPolicy::Link) => None,
+        };
         let mut orchestrator =
             Orchestrator::new(&self.name, self.label.clone(), &self.resolve_secrets()?);
+        orchestrator.callback_url = callback_url;
         orchestrator.linking = self.linking;
         orchestrator.response = self.response;
         orchestrator.tokens = self.tokens.clone();
         Ok(orchestrator)
+    }
+}
+
+/// The consent leg's configuration errors.
+struct ConsentConfig;
+
+impl ConsentConfig {
+    fn missing(name: &str) -> ConfigError {
+        ConfigError::Orchestrator {
+            name: name.into(),
+            message: "callback_url is required with linking = \"consent\" (where the browser returns)"
+                .into(),
+        }
+    }
+}
+
+/// A callback URL: absolute https, or http to a loopback host (a CLI's listener in development).
+fn callback_url(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    let loopback = crate::connector::config::is_loopback(&url);
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url.to_string()),
+        "http" if loopback => Ok(url.to_string()),
+        _ => Err(format!("{raw:?} must be https (or http on a loopback host)")),
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Orchestrator {
     pub linking: LinkingPolicy,
     pub response: ResponseMode,
     pub tokens: TokenSettings,
+    /// Where the consent leg sends the browser back (`linking = "consent"`).
+    pub callback_url: Option<String>,
     keys: SigningKeys,
 }
 
@@ -71,6 +73,7 @@ impl Orchestrator {
             linking: LinkingPolicy::default(),
             response: ResponseMode::default(),
             tokens: TokenSettings::default(),
+            callback_url: None,
             keys: SigningKeys::new(secrets),
         }
     }

@@ -32,6 +32,9 @@ pub struct RateLimits {
     pub account_requests_per_email: Rate,
     pub resource_calls_per_token: Rate,
     pub dashboard_logins_per_ip: Rate,
+    /// Sign-in emails of the consent leg, per pending consent and per address.
+    pub consent_emails_per_consent: Rate,
+    pub consent_emails_per_address: Rate,
     /// Peers whose `X-Forwarded-For` names the client for `dashboard_logins_per_ip`: the load
     /// balancers in front of provisio (`client_addr.rs`). Empty: the TCP peer is the client.
     pub trusted_proxies: TrustedProxies,
@@ -45,6 +48,8 @@ impl Default for RateLimits {
             account_requests_per_email: Rate { burst: 20, per_minute: 60 },
             resource_calls_per_token: Rate { burst: 1000, per_minute: 30_000 },
             dashboard_logins_per_ip: Rate { burst: 20, per_minute: 60 },
+            consent_emails_per_consent: Rate { burst: 3, per_minute: 1 },
+            consent_emails_per_address: Rate { burst: 5, per_minute: 1 },
             trusted_proxies: TrustedProxies::default(),
         }
     }
@@ -57,6 +62,8 @@ pub enum Scope {
     Email,
     Token,
     LoginIp,
+    ConsentEmail,
+    ConsentAddress,
 }
 
 /// A call is this many units; a bucket refills `per_minute` units each millisecond, so the
@@ -70,6 +77,8 @@ impl Scope {
             Self::Email => "email",
             Self::Token => "token",
             Self::LoginIp => "login_ip",
+            Self::ConsentEmail => "consent_email",
+            Self::ConsentAddress => "consent_address",
         }
     }
 }
@@ -153,6 +162,8 @@ impl RateLimiter {
             Scope::Email => c.account_requests_per_email,
             Scope::Token => c.resource_calls_per_token,
             Scope::LoginIp => c.dashboard_logins_per_ip,
+            Scope::ConsentEmail => c.consent_emails_per_consent,
+            Scope::ConsentAddress => c.consent_emails_per_address,
         })
     }
 
@@ -205,6 +216,8 @@ mod tests {
             account_requests_per_email: rate,
             resource_calls_per_token: rate,
             dashboard_logins_per_ip: rate,
+            consent_emails_per_consent: rate,
+            consent_emails_per_address: rate,
             trusted_proxies: TrustedProxies::default(),
         })
     }

@@ -81,6 +81,7 @@ pub async fn prepare(
         })
         .into());
     }
+    let mailer = mailer(&file, &orchestrators, &args.database.database_url)?;
     let state = AppState::new(Parts {
         store,
         orchestrators,
@@ -95,8 +96,37 @@ pub async fn prepare(
         rate_limits: file.rate_limits,
         connector,
         events,
+        mailer,
     });
     Ok(Startup { state, generated_secret })
+}
+
+/// How the consent leg sends its sign-in links: `[email]`, or — when an orchestrator uses consent
+/// and nothing is configured — `.eml` files in `outbox/` beside the database (development; `serve`
+/// says so loudly). No consent orchestrator, no `[email]`: no mailer.
+fn mailer(
+    file: &FileConfig,
+    orchestrators: &Orchestrators,
+    database_url: &str,
+) -> Result<Option<crate::email::Mailer>, ServeError> {
+    if let Some(spec) = &file.email {
+        let env = |var: &str| std::env::var(var).ok();
+        return Ok(Some(spec.validate(&env).map_err(ConfigError::from)?));
+    }
+    let consent = orchestrators
+        .all()
+        .iter()
+        .any(|o| o.linking == crate::orchestrators::LinkingPolicy::Consent);
+    if !consent {
+        return Ok(None);
+    }
+    let beside = database_url
+        .strip_prefix("sqlite://")
+        .map(|path| std::path::Path::new(path.split('?').next().unwrap_or(path)))
+        .and_then(std::path::Path::parent)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_path_buf);
+    Ok(Some(crate::email::Mailer::outbox(beside.join("outbox"))))
 }
 
 /// The database's server secret (key material for sealing recorded responses and the signing
@@ -240,6 +270,17 @@ fn print_banner(addr: SocketAddr, startup: &Startup) {
             println!(
                 "  try it:  {exe} orchestrator health --base-url {base} --signing-secret \"$PROVISIO_SIGNING_SECRET\""
             );
+        }
+    }
+    if let Some(mailer) = &startup.state.mailer {
+        if let Some(dir) = mailer.outbox_dir() {
+            tracing::warn!(outbox = %dir.display(), "consent emails are written to files, not sent: configure [email]");
+            println!(
+                "  CONSENT EMAILS ARE NOT SENT: each is written as an .eml file to {} (development mode; configure [email] to send them)",
+                dir.display()
+            );
+        } else {
+            println!("  consent emails: {}", mailer.describe());
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Inner {
     pub connector: Option<Arc<Connector>>,
     /// Where events go (`[events]`); `None`: no events are written.
     pub events: Option<EventsSettings>,
+    /// How the consent leg sends sign-in links (SMTP, or an outbox folder in development).
+    pub mailer: Option<Arc<crate::email::Mailer>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -80,6 +82,7 @@ pub struct Parts {
     pub rate_limits: RateLimits,
     pub connector: Option<Connector>,
     pub events: Option<EventsSettings>,
+    pub mailer: Option<crate::email::Mailer>,
 }
 
 impl AppState {
@@ -118,6 +121,7 @@ impl AppState {
             trusted_proxies: parts.rate_limits.trusted_proxies,
             connector: parts.connector.map(Arc::new),
             events: parts.events,
+            mailer: parts.mailer.map(Arc::new),
         }))
     }
 

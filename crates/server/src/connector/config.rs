@@ -167,7 +167,7 @@ fn endpoint_url(raw: &str, allow_insecure_http: bool) -> Result<Url, String> {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host_str() {
         Some("localhost") => true,
         Some(host) => host

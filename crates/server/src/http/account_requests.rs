@@ -86,6 +86,7 @@ async fn authenticated(
         team_id,
         scopes: request.scopes.clone().unwrap_or_default(),
         code_challenge: request.code_challenge.clone(),
+        confirmation_secret: request.confirmation_secret.clone().filter(|s| !s.is_empty()),
         orchestrator_account: account.to_string(),
     };
     let accounts = Accounts {

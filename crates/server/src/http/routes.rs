@@ -52,6 +52,15 @@ const INBOUND: &[(u16, &str)] = &[
     (404, "not_found (flat): no operator token is configured"),
 ];
 
+const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+const CONSENT_PAGE: &[(u16, &str)] =
+    &[(200, "HTML"), (403, "no proof of the email"), (404, "unknown"), (410, "expired, used or superseded")];
+const CONSENT_ANSWER: &[(u16, &str)] = &[
+    (302, "to callback_url with code and state, or error=access_denied"),
+    (403, "forged form or no proof of the email"),
+    (410, "expired, used or superseded"),
+];
+
 pub fn table() -> Vec<Route> {
     vec![
         Route {
@@ -281,6 +290,66 @@ pub fn table() -> Vec<Route> {
             body: None,
             responses: &[(303, "to /")],
             handler: || post(crate::web::logout),
+        },
+        Route {
+            method: "get",
+            path: "/consent",
+            summary: "Consent leg: who asks, for which email; start proving the address",
+            tag: "consent",
+            auth: Auth::None,
+            body: None,
+            responses: CONSENT_PAGE,
+            handler: || get(crate::web::consent::show),
+        },
+        Route {
+            method: "post",
+            path: "/consent/link",
+            summary: "Consent leg: email a one-time sign-in link (15 minutes)",
+            tag: "consent",
+            auth: Auth::None,
+            body: FORM,
+            responses: &[(200, "HTML: check your inbox"), (403, "forged form"), (410, "consent closed"), (429, "too many emails")],
+            handler: || post(crate::web::consent::send_link),
+        },
+        Route {
+            method: "get",
+            path: "/consent/verify",
+            summary: "Consent leg: the emailed link; proves the address in this browser",
+            tag: "consent",
+            auth: Auth::None,
+            body: None,
+            responses: &[(303, "to the choice, with the proof cookie"), (410, "link used or expired")],
+            handler: || get(crate::web::consent::verify),
+        },
+        Route {
+            method: "get",
+            path: "/consent/choose",
+            summary: "Consent leg: choose the project the orchestrator may reach",
+            tag: "consent",
+            auth: Auth::None,
+            body: None,
+            responses: CONSENT_PAGE,
+            handler: || get(crate::web::consent::choose),
+        },
+        Route {
+            method: "post",
+            path: "/consent/confirm",
+            summary: "Consent leg: mint the code and return to the orchestrator",
+            tag: "consent",
+            auth: Auth::None,
+            body: FORM,
+            responses: CONSENT_ANSWER,
+            handler: || post(crate::web::consent::confirm),
+        },
+        Route {
+            method: "post",
+            path: "/consent/decline",
+            summary: "Consent leg: decline and return to the orchestrator",
+            tag: "consent",
+            auth: Auth::None,
+            body: FORM,
+            responses: CONSENT_ANSWER,
+            handler: || post(crate::web::consent::decline),
         },
         Route {
             method: "get",

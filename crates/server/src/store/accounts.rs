@@ -251,3 +251,9 @@ pub struct Membership {
     pub organization_id: String,
     pub projects: Vec<(i64, bool)>,
 }
+
+/// An organization's name (empty if it is gone).
+pub fn organization_name(conn: &mut dyn Conn, id: &str) -> Result<String, StoreError> {
+    conn.query_opt("SELECT name FROM organizations WHERE id = $1", &[id.into()])?
+        .map_or_else(|| Ok(String::new()), |r| r.text(0))
+}

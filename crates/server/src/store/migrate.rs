@@ -57,6 +57,11 @@ const SQLITE: &[Migration] = &[
         name: "connector",
         sql: include_str!("../../migrations/sqlite/0009_connector.sql"),
     },
+    Migration {
+        version: 10,
+        name: "consent",
+        sql: include_str!("../../migrations/sqlite/0010_consent.sql"),
+    },
 ];
 
 /// Every PostgreSQL migration, in order: SQLite's, plus the tables only several instances need
@@ -111,6 +116,11 @@ const POSTGRES: &[Migration] = &[
         version: 10,
         name: "connector",
         sql: include_str!("../../migrations/postgres/0010_connector.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "consent",
+        sql: include_str!("../../migrations/postgres/0011_consent.sql"),
     },
 ];
 

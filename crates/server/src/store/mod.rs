@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod connector;
+pub mod consent;
 pub mod dashboard;
 pub mod events;
 pub mod housekeeping;

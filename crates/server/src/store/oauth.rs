@@ -297,39 +297,3 @@ pub fn find_bearer(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<Beare
     }))
 }
 
-/// A consent request waiting for the user in a browser.
-pub struct PendingConsent<'a> {
-    pub token_hash: &'a str,
-    pub orchestrator: &'a str,
-    pub orchestrator_account: &'a str,
-    pub request_id: &'a str,
-    pub user_id: &'a str,
-    pub scopes: &'a str,
-    pub code_challenge: Option<&'a str>,
-    pub team_id: Option<i64>,
-}
-
-pub fn insert_pending_consent(
-    conn: &mut dyn Conn,
-    consent: &PendingConsent<'_>,
-    now: i64,
-    expires_at: i64,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO pending_consents (token_hash, orchestrator, orchestrator_account, request_id, user_id, scopes, \
-         code_challenge, team_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[
-            consent.token_hash.into(),
-            consent.orchestrator.into(),
-            consent.orchestrator_account.into(),
-            consent.request_id.into(),
-            consent.user_id.into(),
-            consent.scopes.into(),
-            consent.code_challenge.into(),
-            consent.team_id.into(),
-            now.into(),
-            expires_at.into(),
-        ],
-    )?;
-    Ok(())
-}

@@ -2,6 +2,7 @@
 //! no JavaScript. `GET /login` turns a link into a session; `/` lists the user's projects;
 //! `/projects/{id}` shows one; `POST /logout` ends the session.
 
+pub mod consent;
 mod pages;
 
 use std::net::SocketAddr;
@@ -159,13 +160,18 @@ async fn current_user(
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE)
+}
+
+/// The value of the cookie `wanted`, if the request carries a non-empty one.
+fn cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value)
         .filter(|v| !v.is_empty())
 }

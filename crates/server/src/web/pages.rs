@@ -3,7 +3,10 @@
 use maud::{DOCTYPE, Markup, html};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::store::dashboard::{ProjectPage, ProjectSummary};
+use crate::{
+    domain::accounts::consent::{Choice, ConsentError, ConsentPage},
+    store::dashboard::{ProjectPage, ProjectSummary},
+};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1d1d1f}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd}\
@@ -143,4 +146,134 @@ fn when(unix: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
+}
+
+/// Who asks, for which address, for what; the first step is an emailed sign-in link.
+pub fn consent(c: &ConsentPage) -> Markup {
+    layout(
+        "Connect your account",
+        html! {
+            h1 { (c.orchestrator_label) " wants to connect to your account" }
+            p { "For the address " strong id="email" { (c.email_masked) } "." }
+            @if !c.scopes.is_empty() {
+                p { "It asks for:" }
+                ul id="scopes" { @for scope in &c.scopes { li { code { (scope) } } } }
+            }
+            p { "First, prove that this address is yours: we email you a sign-in link, valid 15 minutes." }
+            form method="post" action="/consent/link" {
+                (consent_fields(c))
+                button type="submit" id="send-link" { "Email me a sign-in link" }
+            }
+            (decline_form(c))
+        },
+    )
+}
+
+pub fn consent_link_sent(email_masked: &str) -> Markup {
+    layout(
+        "Check your inbox",
+        html! {
+            h1 { "Check your inbox" }
+            p id="sent" { "We sent a sign-in link to " strong { (email_masked) } ". Open it in this browser within 15 minutes." }
+        },
+    )
+}
+
+pub fn consent_too_many() -> Markup {
+    layout(
+        "Too many emails",
+        html! {
+            h1 { "Too many sign-in emails" }
+            p.error id="error" data-error="rate_limited" { "We sent several sign-in links already. Use the latest one, or try again in a few minutes." }
+        },
+    )
+}
+
+/// The address is proved: which project the orchestrator may reach.
+pub fn consent_choose(c: &ConsentPage, choices: &[Choice]) -> Markup {
+    layout(
+        "Choose a project",
+        html! {
+            h1 { "Choose what " (c.orchestrator_label) " may reach" }
+            p { "Signed in as " strong { (c.email_masked) } "." }
+            form method="post" action="/consent/confirm" {
+                (consent_fields(c))
+                @for (i, choice) in choices.iter().enumerate() {
+                    p {
+                        label {
+                            input type="radio" name="choice" value=(choice.value()) checked[i == 0];
+                            " "
+                            @match choice {
+                                Choice::Project { name, organization_name, .. } => {
+                                    (name) span.muted { " · " (organization_name) }
+                                }
+                                Choice::NewProject { organization_name, .. } => {
+                                    "A new project" span.muted { " · " (organization_name) }
+                                }
+                                Choice::NewAccount => { "A new account for this address" }
+                            }
+                        }
+                    }
+                }
+                button type="submit" id="confirm" { "Allow" }
+            }
+            (decline_form(c))
+        },
+    )
+}
+
+/// Why the leg stops here.
+pub fn consent_refused(e: &ConsentError) -> Markup {
+    let (code, text) = match e {
+        ConsentError::Unknown => {
+            ("unknown", "This link is not valid. Ask your agent to start again.")
+        }
+        ConsentError::Expired => {
+            ("expired", "This request has expired. Ask your agent to start again.")
+        }
+        ConsentError::Used => {
+            ("used", "This request was already answered. Nothing more to do here.")
+        }
+        ConsentError::Superseded => (
+            "superseded",
+            "A newer request replaced this one. Use the latest link your agent gave you.",
+        ),
+        ConsentError::Link => (
+            "link",
+            "This sign-in link has expired or was already used. Ask for a new one from the request page.",
+        ),
+        ConsentError::Forbidden => (
+            "forbidden",
+            "This browser has not proved the address. Open the sign-in link we emailed you.",
+        ),
+        ConsentError::Choice => {
+            ("choice", "That choice is no longer available. Reload the page and choose again.")
+        }
+        ConsentError::Mail(_) | ConsentError::Account(_) | ConsentError::Store(_) => {
+            ("failed", "Something went wrong on our side. Try again in a moment.")
+        }
+    };
+    layout(
+        "Cannot continue",
+        html! {
+            h1 { "We cannot continue" }
+            p.error id="error" data-error=(code) { (text) }
+        },
+    )
+}
+
+fn consent_fields(c: &ConsentPage) -> Markup {
+    html! {
+        input type="hidden" name="consent" value=(c.consent);
+        input type="hidden" name="csrf" value=(c.csrf);
+    }
+}
+
+fn decline_form(c: &ConsentPage) -> Markup {
+    html! {
+        form method="post" action="/consent/decline" {
+            (consent_fields(c))
+            button type="submit" id="decline" { "Decline" }
+        }
+    }
 }

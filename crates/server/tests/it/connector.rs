@@ -275,7 +275,7 @@ async fn readiness_includes_the_saas_health() {
 }
 
 #[backend_test]
-async fn a_consent_orchestrator_sends_existing_and_unverified_users_to_the_browser() {
+async fn a_consent_orchestrator_sends_every_address_to_the_browser_first() {
     let saas = Saas::start().await;
     let app = TestApp::with_connector_orchestrator(&saas, |o| {
         o.linking = provisio_server::orchestrators::LinkingPolicy::Consent;
@@ -291,7 +291,12 @@ async fn a_consent_orchestrator_sends_existing_and_unverified_users_to_the_brows
     assert_eq!(reply.json["type"], "requires_auth");
     let url = reply.json["requires_auth"]["redirect"]["url"].as_str().unwrap();
     assert!(url.starts_with("https://provider.example/consent?token="), "{url}");
-    assert_eq!(app.scalar_text("SELECT user_id FROM pending_consents").await, user);
+    // The user is looked up only once the email is proved (the consent leg).
+    assert_eq!(app.scalar_text("SELECT email FROM pending_consents").await, "eve@example.com");
+    assert!(
+        app.rows("SELECT user_id FROM pending_consents").await[0].opt_text(0).unwrap().is_none()
+    );
+    let _ = user;
     assert_eq!(app.count("authorization_codes").await, 0);
-    assert!(saas.calls("projects.create").is_empty());
+    assert!(saas.calls("users.lookup").is_empty() && saas.calls("projects.create").is_empty());
 }

@@ -8,6 +8,7 @@ mod billing;
 mod concurrency;
 mod connector;
 mod connector_resources;
+mod consent;
 mod dashboard;
 mod email;
 mod fuzz_corpus;

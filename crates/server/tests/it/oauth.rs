@@ -333,13 +333,15 @@ async fn credentials_mode_answers_tokens_directly() {
 }
 
 #[backend_test]
-async fn consent_mode_sends_existing_users_to_the_browser_and_stores_the_request() {
+async fn consent_mode_sends_every_address_to_the_browser_and_stores_the_request() {
     let app = TestApp::with_orchestrator(|o| {
         o.linking = provisio_server::orchestrators::LinkingPolicy::Consent
     })
     .await;
-    // A new email has no account to protect: it is created as usual.
+    // A new email goes through the browser too (proof first, then the account): an orchestrator
+    // not trusted to have verified it must not pre-register it. The newer request supersedes.
     assert_eq!(app.account_request(&account_body("ar_1", "consent@example.com")).await.status, 200);
+    assert_eq!(app.count("users").await, 0);
     let reply = app.account_request(&account_body("ar_2", "consent@example.com")).await;
     assert_eq!(reply.status, 200, "{}", reply.json);
     let url = reply.json["requires_auth"]["redirect"]["url"].as_str().unwrap();
@@ -348,11 +350,12 @@ async fn consent_mode_sends_existing_users_to_the_browser_and_stores_the_request
         reply.json,
         json!({"id":"ar_2","type":"requires_auth","requires_auth":{"type":"redirect","redirect":{"url":url}}})
     );
-    assert_eq!(app.count("pending_consents").await, 1);
-    assert_eq!(app.count("authorization_codes").await, 1);
+    assert_eq!(app.count("pending_consents").await, 2);
+    assert_eq!(app.count("authorization_codes").await, 0);
     let token = url.rsplit('=').next().unwrap();
     assert_eq!(
-        app.scalar_text("SELECT token_hash FROM pending_consents").await,
+        app.scalar_text("SELECT token_hash FROM pending_consents WHERE superseded_at IS NULL")
+            .await,
         provisio_server::crypto::token_hash(token)
     );
 }

@@ -166,3 +166,32 @@ async fn settings_that_lead_nowhere_in_connector_mode_are_refused() {
         "[billing] backend: payment tokens go to the SaaS in connector mode; remove [billing]"
     );
 }
+
+#[tokio::test]
+async fn a_consent_orchestrator_needs_a_callback_url_it_may_use() {
+    let consent = |extra: &str| {
+        format!(
+            "[[orchestrators]]\nname = \"acme\"\nsigning_secrets = [\"s1\"]\nlinking = \"consent\"\n{extra}"
+        )
+    };
+    assert_eq!(
+        refusal(&consent(""), &[]).await,
+        "orchestrator \"acme\": callback_url is required with linking = \"consent\" (where the browser returns)"
+    );
+    let plain = refusal(&consent("callback_url = \"http://orchestrator.example/cb\"\n"), &[]).await;
+    assert!(plain.starts_with("orchestrator \"acme\": callback_url: "), "{plain}");
+    assert!(plain.contains("must be https (or http on a loopback host)"), "{plain}");
+    for good in ["https://orchestrator.example/cb", "http://127.0.0.1:8765/callback"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("provisio.toml");
+        std::fs::write(&path, consent(&format!("callback_url = \"{good}\"\n"))).unwrap();
+        let startup =
+            prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system(), LISTEN)
+                .await
+                .unwrap();
+        assert!(startup.state.orchestrators.all()[0].callback_url.is_some());
+        // No [email]: the sign-in links go to files beside the database, and serve says so.
+        let outbox = startup.state.mailer.as_ref().unwrap().outbox_dir().unwrap().to_path_buf();
+        assert_eq!(outbox, dir.path().join("outbox"));
+    }
+}

@@ -25,6 +25,8 @@ use tower::ServiceExt;
 pub const SECRET: &str = "whsec_test_secret";
 pub const NOW: i64 = 1_767_225_600;
 pub const OPERATOR_TOKEN: &str = "op_test_token";
+/// The consent orchestrator's `callback_url` in tests.
+pub const CALLBACK_URL: &str = "https://orchestrator.example/callback";
 
 pub struct TestApp {
     pub state: AppState,
@@ -192,14 +194,30 @@ impl TestApp {
     ) -> Self {
         let mut orchestrator = default_orchestrator();
         change(&mut orchestrator);
-        let (db, url) = TestDb::new();
-        Self::open_with_orchestrator(saas, true, false, vec![], orchestrator, db, url).await
+        Setup {
+            saas: Some(saas),
+            connector: true,
+            orchestrators: vec![orchestrator],
+            ..Setup::default()
+        }
+        .open()
+        .await
+    }
+
+    /// The consent leg: the default orchestrator on `linking = "consent"` with a callback URL, its
+    /// sign-in links sent by `mailer`, in front of `saas` when given (connector mode).
+    pub async fn with_consent(
+        mailer: provisio_server::email::Mailer,
+        saas: Option<&crate::saas::Saas>,
+    ) -> Self {
+        Setup { saas, connector: saas.is_some(), mailer: Some(mailer), ..Setup::consent() }
+            .open()
+            .await
     }
 
     /// Built-in mode, with events delivered to `saas`.
     pub async fn builtin_with_events(saas: &crate::saas::Saas) -> Self {
-        let (db, url) = TestDb::new();
-        Self::open_integrated(saas, false, true, vec![], db, url).await
+        Setup { saas: Some(saas), events: true, ..Setup::default() }.open().await
     }
 
     /// `saas` as the connector (when `connector`) and as the events receiver (when `events`).
@@ -211,28 +229,23 @@ impl TestApp {
         db: TestDb,
         url: String,
     ) -> Self {
-        let orchestrator = default_orchestrator();
-        Self::open_with_orchestrator(
-            saas,
-            connector,
-            events,
-            operator_tokens,
-            orchestrator,
-            db,
-            url,
-        )
-        .await
+        Setup { saas: Some(saas), connector, events, operator_tokens, ..Setup::default() }
+            .open_on(db, url)
+            .await
     }
 
-    async fn open_with_orchestrator(
-        saas: &crate::saas::Saas,
-        connector: bool,
-        events: bool,
-        operator_tokens: Vec<String>,
-        orchestrator: Orchestrator,
-        db: TestDb,
-        url: String,
-    ) -> Self {
+    async fn open_setup(setup: Setup<'_>, db: TestDb, url: String) -> Self {
+        let Setup { saas, connector, events, operator_tokens, orchestrators, mailer, rate_limits } =
+            setup;
+        let (connector_url, events_url) = saas.map_or_else(
+            || {
+                (
+                    "http://127.0.0.1:9/connector".to_string(),
+                    "http://127.0.0.1:9/events".to_string(),
+                )
+            },
+            |saas| (saas.connector_url(), saas.events_url()),
+        );
         use provisio_server::connector::{Connector, ConnectorSpec, EventsSpec};
         let env = |var: &str| match var {
             "CONNECTOR_SECRET" => Some(crate::saas::CONNECTOR_SECRET.to_string()),
@@ -240,7 +253,7 @@ impl TestApp {
             _ => None,
         };
         let settings = ConnectorSpec {
-            url: saas.connector_url(),
+            url: connector_url,
             secret_env: "CONNECTOR_SECRET".into(),
             timeout_ms: 500,
             deadline_ms: 1500,
@@ -251,7 +264,7 @@ impl TestApp {
         .unwrap();
         let events = events.then(|| {
             EventsSpec {
-                url: saas.events_url(),
+                url: events_url,
                 secret_env: "EVENTS_SECRET".into(),
                 max_age_hours: 72,
                 allow_insecure_http: false,
@@ -259,8 +272,7 @@ impl TestApp {
             .validate(&env)
             .unwrap()
         });
-        let orchestrators = Orchestrators::new(vec![orchestrator]);
-        let unlimited = RateLimits { enabled: false, ..RateLimits::default() };
+        let orchestrators = Orchestrators::new(orchestrators);
         let store = Store::open(&url).await.unwrap();
         let state = AppState::new(Parts {
             store,
@@ -273,12 +285,13 @@ impl TestApp {
             introspection_tokens: vec![OPERATOR_TOKEN.to_string()],
             operator_tokens: operator_tokens.clone(),
             server_secret: b"test-server-secret".to_vec(),
-            rate_limits: unlimited.clone(),
+            rate_limits: rate_limits.clone(),
             connector: connector.then(|| Connector::new(settings).unwrap()),
             events,
+            mailer,
         });
         let router = provisio_server::http::router(state.clone());
-        Self { state, router, database_url: url, rate_limits: unlimited, operator_tokens, _db: db }
+        Self { state, router, database_url: url, rate_limits, operator_tokens, _db: db }
     }
 
     /// Delivers the due events of the outbox once (what the worker does on every poll).
@@ -340,6 +353,7 @@ impl TestApp {
             rate_limits: rate_limits.clone(),
             connector: None,
             events: None,
+            mailer: None,
         });
         let router = provisio_server::http::router(state.clone());
         Self { state, router, database_url: url, rate_limits, operator_tokens, _db: db }
@@ -468,6 +482,60 @@ impl TestApp {
     pub async fn scalar_text(&self, sql: &str) -> String {
         self.rows(sql).await[0].text(0).unwrap()
     }
+}
+
+/// What a test app is made of, beyond the defaults.
+pub struct Setup<'a> {
+    /// The SaaS behind provisio (connector mode) and the events receiver.
+    pub saas: Option<&'a crate::saas::Saas>,
+    pub connector: bool,
+    pub events: bool,
+    pub operator_tokens: Vec<String>,
+    pub orchestrators: Vec<Orchestrator>,
+    pub mailer: Option<provisio_server::email::Mailer>,
+    pub rate_limits: RateLimits,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Self {
+            saas: None,
+            connector: false,
+            events: false,
+            operator_tokens: vec![],
+            orchestrators: vec![default_orchestrator()],
+            mailer: None,
+            rate_limits: RateLimits { enabled: false, ..RateLimits::default() },
+        }
+    }
+}
+
+impl Setup<'_> {
+    /// The default orchestrator on `linking = "consent"`, returning to [`CALLBACK_URL`].
+    pub fn consent() -> Self {
+        Self { orchestrators: vec![consent_orchestrator("stripe")], ..Self::default() }
+    }
+
+    /// A fresh database for it.
+    pub async fn open(self) -> TestApp {
+        let (db, url) = TestDb::new();
+        self.open_on(db, url).await
+    }
+
+    async fn open_on(self, db: TestDb, url: String) -> TestApp {
+        TestApp::open_setup(self, db, url).await
+    }
+}
+
+/// An orchestrator on `linking = "consent"` returning to [`CALLBACK_URL`], signing with [`SECRET`].
+pub fn consent_orchestrator(name: &str) -> Orchestrator {
+    let mut orchestrator = Orchestrator::new(name, Some(name.into()), &[SECRET.to_string()]);
+    if name == "stripe" {
+        orchestrator.label = "Stripe".into();
+    }
+    orchestrator.linking = provisio_server::orchestrators::LinkingPolicy::Consent;
+    orchestrator.callback_url = Some(CALLBACK_URL.into());
+    orchestrator
 }
 
 /// The orchestrator every test app trusts: `stripe`, signing with [`SECRET`].

@@ -45,6 +45,19 @@ fn decide(
     let (resolution, path) = match retried {
         Some((email, _)) if email != email_normalized => return Err(AccountError::RequestIdReused),
         Some((_, resolution)) => (resolution, None),
+        None if orchestrator.linking == LinkingPolicy::Consent => {
+            // Proof of the email first, for a new address too: then the account is created.
+            let user = sql::find_user_by_email(conn, &email_normalized)?;
+            return pending_consent(
+                conn,
+                actor,
+                orchestrator,
+                request,
+                user.as_deref(),
+                public_url,
+                now,
+            );
+        }
         None => {
             let (resolution, path) =
                 match create_user(conn, orchestrator, request, &email_normalized, now)? {
@@ -52,17 +65,6 @@ fn decide(
                     None => {
                         let user_id = sql::find_user_by_email(conn, &email_normalized)?
                             .ok_or(AccountError::TeamResolutionFailed)?;
-                        if orchestrator.linking == LinkingPolicy::Consent {
-                            return pending_consent(
-                                conn,
-                                actor,
-                                orchestrator,
-                                request,
-                                &user_id,
-                                public_url,
-                                now,
-                            );
-                        }
                         let project =
                             resolve_project(conn, &user_id, request.team_id, orchestrator, now)?;
                         (Resolution { project, user_id }, Path::Linked)
@@ -77,7 +79,7 @@ fn decide(
 
 /// The new-email path: user, organization, owner membership and default project. `None` when the
 /// email already has a user (possibly created a moment ago by a concurrent request).
-fn create_user(
+pub(super) fn create_user(
     conn: &mut dyn Conn,
     orchestrator: &Orchestrator,
     request: &AccountRequest,
@@ -123,7 +125,7 @@ fn resolve_project(
     }
 }
 
-fn new_project(
+pub(super) fn new_project(
     conn: &mut dyn Conn,
     organization_id: &str,
     name: &str,

@@ -33,8 +33,8 @@ struct Made {
 enum Found {
     /// The grant's user and project, how they were reached, and the user's teams.
     Grant { resolution: Resolution, path: Option<Path>, user: User, made: Option<Made> },
-    /// The user must confirm in a browser first.
-    Consent { user_id: String },
+    /// The user must prove the email and confirm in a browser first.
+    Consent,
 }
 
 pub(super) async fn request(
@@ -63,8 +63,8 @@ pub(super) async fn request(
     let actor = Actor::current(&orchestrator.name);
     store
         .write(move |conn| match &found {
-            Found::Consent { user_id } => {
-                pending_consent(conn, &actor, &orchestrator, &request, user_id, &public_url, now)
+            Found::Consent => {
+                pending_consent(conn, &actor, &orchestrator, &request, None, &public_url, now)
             }
             Found::Grant { resolution, path, user, made } => {
                 if let Some(made) = made {
@@ -98,6 +98,11 @@ struct Saga<'a> {
 
 impl Saga<'_> {
     async fn run(&self, retried: Option<Resolution>) -> Result<Found, AccountError> {
+        if self.orchestrator.linking == LinkingPolicy::Consent {
+            // Proof of the email first, whoever holds it in the SaaS: nothing is made or linked
+            // before it.
+            return Ok(Found::Consent);
+        }
         let deadline = self.saas.deadline();
         let email = self.request.email.trim();
         let create_id = self.operation_id("users.create")?;
@@ -174,12 +179,9 @@ impl Saga<'_> {
         mut user: User,
         deadline: std::time::Instant,
     ) -> Result<Found, AccountError> {
-        let consent = self.orchestrator.linking == LinkingPolicy::Consent;
-        if !user.email_verified && !consent {
+        // Never silently for an address nobody proved (consent orchestrators never get here).
+        if !user.email_verified {
             return Err(AccountError::TeamResolutionFailed);
-        }
-        if consent {
-            return Ok(Found::Consent { user_id: user.id.as_str().to_string() });
         }
         if !user.within_limits() {
             return Err(AccountError::TeamResolutionFailed);
@@ -255,7 +257,7 @@ impl Saga<'_> {
 }
 
 /// The user's organizations as the rules read them: oldest membership first (ties by id).
-fn memberships(user: &User) -> Vec<Membership> {
+pub(super) fn memberships(user: &User) -> Vec<Membership> {
     let mut organizations: Vec<_> = user.organizations.iter().collect();
     organizations.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
     organizations
@@ -269,7 +271,7 @@ fn memberships(user: &User) -> Vec<Membership> {
 
 /// `available_teams` as the SaaS reports them: every non-demo project of every organization, by
 /// id — with the grant's project, which a `projects.create` may have just made.
-fn teams_of(user: &User, granted: &ProjectRef) -> Vec<Team> {
+pub(super) fn teams_of(user: &User, granted: &ProjectRef) -> Vec<Team> {
     let mut teams: Vec<Team> = user
         .organizations
         .iter()
@@ -299,17 +301,9 @@ fn teams_of(user: &User, granted: &ProjectRef) -> Vec<Team> {
 
 /// A refused lookup or project creation says nothing more than APP allows.
 fn lookup_failed(e: CallError) -> AccountError {
-    match e {
-        CallError::Refused { .. } => AccountError::TeamResolutionFailed,
-        e => unavailable(&e),
-    }
+    AccountError::from_call(&e)
 }
 
 fn unavailable(e: &CallError) -> AccountError {
-    match e {
-        CallError::Unavailable { retry_after_secs, .. } => {
-            AccountError::Unavailable { retry_after_secs: *retry_after_secs }
-        }
-        CallError::Refused { .. } => AccountError::TeamResolutionFailed,
-    }
+    AccountError::from_call(e)
 }

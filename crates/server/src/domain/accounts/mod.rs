@@ -8,6 +8,7 @@
 
 mod builtin;
 mod connector;
+pub mod consent;
 
 use super::{
     Internal,
@@ -22,7 +23,8 @@ use crate::{
     store::{
         Conn, Store, StoreError,
         accounts::{Membership, ProjectRef, Resolution},
-        oauth::{self as grants, Grant, PendingConsent},
+        consent::{self as consents, NewConsent},
+        oauth::{self as grants, Grant},
     },
 };
 
@@ -46,6 +48,8 @@ pub struct AccountRequest {
     pub scopes: Vec<String>,
     pub code_challenge: Option<String>,
     pub orchestrator_account: String,
+    /// Echoed to the orchestrator as `state` when a consent completes.
+    pub confirmation_secret: Option<String>,
 }
 
 /// A successful answer.
@@ -71,6 +75,18 @@ pub enum AccountError {
     Unavailable { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] Internal),
+}
+
+impl AccountError {
+    /// A failed `users.lookup` or `projects.create`: a refusal says nothing more than APP allows.
+    fn from_call(e: &crate::connector::CallError) -> Self {
+        match e {
+            crate::connector::CallError::Unavailable { retry_after_secs, .. } => {
+                Self::Unavailable { retry_after_secs: *retry_after_secs }
+            }
+            crate::connector::CallError::Refused { .. } => Self::TeamResolutionFailed,
+        }
+    }
 }
 
 impl From<StoreError> for AccountError {
@@ -276,19 +292,24 @@ fn remember(
     )
 }
 
-/// Consent linking: remember the request and answer with the browser URL where the user confirms.
+/// Consent linking: remember the request and answer with the browser URL where the user proves the
+/// email and confirms. Nothing is created or linked before that proof, so an orchestrator that is
+/// not trusted to have verified the email cannot pre-register an account for it. A newer request
+/// for the same email and orchestrator supersedes an open one. `user_id` is the user when it is
+/// already known (built-in), so an operator's revocation reaches the consent too.
 fn pending_consent(
     conn: &mut dyn Conn,
     actor: &Actor,
     orchestrator: &Orchestrator,
     request: &AccountRequest,
-    user_id: &str,
+    user_id: Option<&str>,
     public_url: &str,
     now: i64,
 ) -> Result<Outcome, AccountError> {
     let token = random_secret()?;
     let scopes = request.scopes.join(" ");
-    let consent = PendingConsent {
+    let email = request.email.trim();
+    let consent = NewConsent {
         token_hash: &token_hash(&token),
         orchestrator: &orchestrator.name,
         orchestrator_account: &request.orchestrator_account,
@@ -297,9 +318,14 @@ fn pending_consent(
         scopes: &scopes,
         code_challenge: request.code_challenge.as_deref(),
         team_id: request.team_id,
+        email,
+        email_normalized: &normalize_email(email),
+        name: request.name.as_deref(),
+        organization_name: request.organization_name.as_deref(),
+        state: request.confirmation_secret.as_deref(),
     };
-    grants::insert_pending_consent(conn, &consent, now, now + CONSENT_TTL_SECS)?;
-    actor.record(conn, "consent.requested", Some(user_id), None, None, now)?;
+    consents::insert(conn, &consent, now, now + CONSENT_TTL_SECS)?;
+    actor.record(conn, "consent.requested", user_id, None, None, now)?;
     Ok(Outcome::RequiresAuth { url: format!("{public_url}/consent?token={token}") })
 }
 
