@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod browser;
 mod connector;
+mod consent_browser;
 mod crash;
 mod instances;
 // The SaaS behind provisio, as the server's connector tests run it.
@@ -13,3 +14,7 @@ mod instances;
 mod saas;
 mod serve;
 mod server;
+// The SMTP receiver the server's consent tests send their sign-in emails to.
+#[allow(dead_code)]
+#[path = "../../../server/tests/it/smtp.rs"]
+mod smtp;
