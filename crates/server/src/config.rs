@@ -278,10 +278,12 @@ impl OrchestratorSpec {
             (None, LinkingPolicy::Consent) => {
                 return Err(ConsentConfig::missing(&self.name));
             }
-            (Some(url), _) => Some(callback_url(url).map_err(|message| ConfigError::Orchestrator {
-                name: self.name.clone(),
-                message: format!("callback_url: {message}"),
-            })?),
+            (Some(url), _) => {
+                Some(callback_url(url).map_err(|message| ConfigError::Orchestrator {
+                    name: self.name.clone(),
+                    message: format!("callback_url: {message}"),
+                })?)
+            }
             (None, LinkingPolicy::Link) => None,
         };
         let mut orchestrator =
@@ -301,8 +303,9 @@ impl ConsentConfig {
     fn missing(name: &str) -> ConfigError {
         ConfigError::Orchestrator {
             name: name.into(),
-            message: "callback_url is required with linking = \"consent\" (where the browser returns)"
-                .into(),
+            message:
+                "callback_url is required with linking = \"consent\" (where the browser returns)"
+                    .into(),
         }
     }
 }

@@ -53,8 +53,12 @@ const INBOUND: &[(u16, &str)] = &[
 ];
 
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
-const CONSENT_PAGE: &[(u16, &str)] =
-    &[(200, "HTML"), (403, "no proof of the email"), (404, "unknown"), (410, "expired, used or superseded")];
+const CONSENT_PAGE: &[(u16, &str)] = &[
+    (200, "HTML"),
+    (403, "no proof of the email"),
+    (404, "unknown"),
+    (410, "expired, used or superseded"),
+];
 const CONSENT_ANSWER: &[(u16, &str)] = &[
     (302, "to callback_url with code and state, or error=access_denied"),
     (403, "forged form or no proof of the email"),
@@ -308,7 +312,12 @@ pub fn table() -> Vec<Route> {
             tag: "consent",
             auth: Auth::None,
             body: FORM,
-            responses: &[(200, "HTML: check your inbox"), (403, "forged form"), (410, "consent closed"), (429, "too many emails")],
+            responses: &[
+                (200, "HTML: check your inbox"),
+                (403, "forged form"),
+                (410, "consent closed"),
+                (429, "too many emails"),
+            ],
             handler: || post(crate::web::consent::send_link),
         },
         Route {
@@ -318,7 +327,10 @@ pub fn table() -> Vec<Route> {
             tag: "consent",
             auth: Auth::None,
             body: None,
-            responses: &[(303, "to the choice, with the proof cookie"), (410, "link used or expired")],
+            responses: &[
+                (303, "to the choice, with the proof cookie"),
+                (410, "link used or expired"),
+            ],
             handler: || get(crate::web::consent::verify),
         },
         Route {

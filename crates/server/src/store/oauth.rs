@@ -296,4 +296,3 @@ pub fn find_bearer(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<Beare
         plan: first.opt_text(9)?,
     }))
 }
-
