@@ -1,5 +1,6 @@
 //! Deleting rows that have expired: recorded responses, browser sessions, refilled rate-limit
-//! buckets, and — after a week — delivered events and the record of connector calls. Lookups
+//! buckets, consents and their sign-in links a day after they expired, and — after a week —
+//! delivered events and the record of connector calls. Lookups
 //! already ignore expired rows; this only keeps the tables small (and delivered events, which hold
 //! emails, no longer than they are useful).
 
@@ -27,6 +28,13 @@ pub fn sweep(
     )?;
     deleted +=
         conn.execute("DELETE FROM connector_calls WHERE updated_at <= $1", &[before.into()])?;
+    // Consents hold an email: gone a day after they expired (answered ones expire too), with
+    // their sign-in links.
+    let day_ago = now - 24 * 3600;
+    deleted +=
+        conn.execute("DELETE FROM consent_links WHERE expires_at <= $1", &[day_ago.into()])?;
+    deleted +=
+        conn.execute("DELETE FROM pending_consents WHERE expires_at <= $1", &[day_ago.into()])?;
     if backend == Backend::Postgres {
         deleted += rate_limits::forget_full(conn, now_ms)?;
     }

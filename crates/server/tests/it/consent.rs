@@ -264,6 +264,11 @@ async fn links_and_consents_expire_and_a_newer_request_supersedes() {
     assert!(page.contains("data-error=\"expired\""));
     let (status, _, _) = app.browse("/consent?token=nonsense", None).await;
     assert_eq!(status, 404);
+    // A day after they expired, consents (they hold an email) and their links are deleted.
+    app.state.clock.advance(24 * 3600);
+    let now = app.state.clock.now();
+    app.state.store.sweep(now, now * 1000).await.unwrap();
+    assert_eq!(app.count("pending_consents").await + app.count("consent_links").await, 0);
 }
 
 #[backend_test]
