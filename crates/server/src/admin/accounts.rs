@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::{
     crypto::random_token,
     domain::accounts::normalize_email,
-    store::{Conn, Store, StoreError, accounts as sql, oauth},
+    store::{Conn, Store, StoreError, accounts as sql},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -147,26 +147,11 @@ pub async fn revoke_user_tokens(store: &Store, who: &str, now: i64) -> Result<us
         .write(move |conn| -> Result<usize, AdminError> {
             let id =
                 resolve(conn, &who)?.ok_or_else(|| AdminError::NotFound(format!("user {who}")))?;
-            let families: Vec<String> = conn
-                .query(
-                    "SELECT id FROM token_families WHERE user_id = $1 AND revoked_at IS NULL",
-                    &[(&id).into()],
-                )?
-                .iter()
-                .map(|r| r.text(0))
-                .collect::<Result<_, _>>()?;
-            for family in &families {
-                oauth::revoke_family(conn, family, "admin", now)?;
-            }
-            crate::audit::Actor::default().record(
-                conn,
-                "tokens.revoked_by_admin",
-                Some(&id),
-                None,
-                None,
-                now,
-            )?;
-            Ok(families.len())
+            // Codes, consents, dashboard links and sessions die with the tokens: each is a way in.
+            let actor = crate::audit::Actor::default();
+            let families = crate::domain::inbound::revoke(conn, &actor, &id, false, now)?;
+            actor.record(conn, "tokens.revoked_by_admin", Some(&id), None, None, now)?;
+            Ok(families)
         })
         .await
 }

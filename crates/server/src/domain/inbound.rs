@@ -137,13 +137,17 @@ impl Inbound<'_> {
 
 /// Kills every grant of the user and reports one `tokens.revoked` per organization whose
 /// families this call revoked. `erase` also deletes completed consents and used links.
-fn revoke(
+/// Every way in of a user dies, in the caller's transaction: token families (reason `operator`),
+/// unused codes, open consents (all of them when erasing), unused dashboard links and sessions;
+/// one `tokens.revoked` per organization that had a live family. How many families died. The one
+/// place for it: the inbound API and `provisio admin revoke-tokens` alike.
+pub(crate) fn revoke(
     conn: &mut dyn Conn,
     actor: &Actor,
     user_id: &str,
     erase: bool,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let reason = RevokeReason::Operator;
     let families = sql::revoke_families_of_user(conn, user_id, reason.as_str(), now)?;
     sql::expire_codes_of_user(conn, user_id, now)?;
@@ -154,7 +158,7 @@ fn revoke(
     for organization_id in organizations {
         actor.emit(conn, &Event::TokensRevoked { user_id, organization_id, reason }, now)?;
     }
-    Ok(())
+    Ok(families.len())
 }
 
 /// Rewrites the outbox events about the user: `user_id` becomes the pseudonym, `email` the erased

@@ -489,3 +489,42 @@ async fn erasing_a_built_in_user_frees_the_address() {
         "erasing again touches only the erased user"
     );
 }
+
+#[backend_test]
+async fn the_operators_revoke_tokens_closes_every_other_way_in_too() {
+    // Found in a security review: after `provisio admin revoke-tokens`, a code issued before still
+    // redeemed, an unused dashboard link still opened a session, an open session kept working.
+    let app = TestApp::new().await;
+    let unused_code = app.code_for("carol@example.com").await;
+    let tokens = app.tokens_for("carol@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let link = |reply: crate::support::Reply| {
+        let url = reply.json["url"].as_str().unwrap().to_string();
+        url.strip_prefix("https://provider.example").unwrap().to_string()
+    };
+    let deep_link = json!({"purpose": "dashboard"});
+    let opened =
+        link(app.with_bearer(Req::json("/provisioning/deep_links", &deep_link), &access).await);
+    let (status, headers, _) = app.browse(&opened, None).await;
+    assert_eq!(status, 303);
+    let session = headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let unused =
+        link(app.with_bearer(Req::json("/provisioning/deep_links", &deep_link), &access).await);
+
+    let now = app.state.clock.now();
+    let revoked = provisio_server::admin::accounts::revoke_user_tokens(
+        &app.state.store,
+        "carol@example.com",
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(revoked, 1);
+
+    let redeemed = app.token(&format!("grant_type=authorization_code&code={unused_code}")).await;
+    assert_eq!(redeemed.status, 400, "{}", redeemed.json);
+    let (_, headers, _) = app.browse(&unused, None).await;
+    assert_eq!(headers["location"], "/?error=expired_or_invalid_token");
+    let (_, _, home) = app.browse("/", Some(&session)).await;
+    assert!(!home.contains("Your projects"), "the open session ended: {home}");
+}
