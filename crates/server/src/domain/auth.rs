@@ -74,7 +74,7 @@ pub async fn authenticate(
 }
 
 /// `Bearer <token>`, scheme case-insensitive (RFC 6750 2.1).
-fn bearer_token(value: &[u8]) -> Option<&str> {
+pub fn bearer_token(value: &[u8]) -> Option<&str> {
     let value = std::str::from_utf8(value).ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

@@ -10,11 +10,9 @@ use axum::{
 };
 use provisio_protocol::{FlatError, envelope::FlatCode};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use super::reply::{ApiError, json, no_store};
 use crate::{
-    crypto::token_hash,
     domain::{
         Internal,
         inbound::{Inbound, parse_project_id, valid_user_id},
@@ -112,18 +110,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     if state.operator_tokens.is_empty() {
         return Err(Refusal::NoSuchEndpoint);
     }
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token_hash(token.trim()));
-    let authorized = presented.is_some_and(|presented| {
-        state
-            .operator_tokens
-            .iter()
-            .fold(false, |ok, known| ok | bool::from(known.as_bytes().ct_eq(presented.as_bytes())))
-    });
+    let authorized = super::request::bearer_is_one_of(headers, &state.operator_tokens);
     if authorized { Ok(()) } else { Err(Refusal::Unauthorized) }
 }
 

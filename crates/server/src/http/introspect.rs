@@ -10,7 +10,6 @@ use axum::{
 use provisio_protocol::{FlatError, envelope::FlatCode};
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use super::{
     reply::{ApiError, json, no_store},
@@ -83,16 +82,7 @@ pub async fn introspect(
     Ok(no_store(json(200, &answer)))
 }
 
-/// Compares against every configured operator token's hash, in constant time.
+/// One of the configured operator tokens (any case of the `Bearer` scheme).
 fn operator_authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(|t| token_hash(t.trim()));
-    let Some(presented) = presented else { return false };
-    state
-        .introspection_tokens
-        .iter()
-        .fold(false, |ok, known| ok | bool::from(known.as_bytes().ct_eq(presented.as_bytes())))
+    super::request::bearer_is_one_of(headers, &state.introspection_tokens)
 }

@@ -35,6 +35,7 @@ pub fn apply(router: Router, limits: &Limits, emit_events: bool) -> Router {
     ];
     router.layer(
         ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(drop_unfit_request_id))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
             .layer(
@@ -57,6 +58,28 @@ pub fn apply(router: Router, limits: &Limits, emit_events: bool) -> Router {
             .layer(axum::middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
     )
+}
+
+/// The longest client-given `X-Request-Id` kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// A client's `X-Request-Id` is kept only when it is 1–128 visible ASCII characters; otherwise it
+/// is dropped and a fresh one generated, so what reaches logs and the audit log stays bounded and
+/// printable.
+async fn drop_unfit_request_id(mut req: Request, next: Next) -> Response {
+    let fit = |v: &axum::http::HeaderValue| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID
+            && bytes.iter().all(|b| b.is_ascii_graphic())
+    };
+    let headers = req.headers_mut();
+    if headers.get_all(&REQUEST_ID).iter().count() > 1
+        || headers.get(&REQUEST_ID).is_some_and(|v| !fit(v))
+    {
+        headers.remove(&REQUEST_ID);
+    }
+    next.run(req).await
 }
 
 /// Counts the request by route template (never the raw path: ids and tokens stay out of labels).

@@ -136,3 +136,17 @@ pub async fn limit_token(
 ) -> Result<(), u64> {
     state.limit(crate::rate_limit::Scope::Token, &principal.family_id).await
 }
+
+/// Whether the request's `Authorization: Bearer` token is one of the operator tokens `known` (their
+/// SHA-256 hashes), compared in constant time with every one; the scheme is case-insensitive
+/// (RFC 9110 11.1).
+pub(crate) fn bearer_is_one_of(headers: &HeaderMap, known: &[String]) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| crate::domain::auth::bearer_token(v.as_bytes()))
+        .map(crate::crypto::token_hash);
+    presented.is_some_and(|presented| {
+        known.iter().fold(false, |ok, k| ok | bool::from(k.as_bytes().ct_eq(presented.as_bytes())))
+    })
+}

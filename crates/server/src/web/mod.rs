@@ -136,6 +136,11 @@ pub async fn project(
 
 /// `POST /logout`. The cookie is SameSite=Lax, so another site cannot post this form for the user.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // A browser names the page a form came from: another site's form is refused, whatever
+    // SameSite does for the cookie (older browsers, same-site subdomains).
+    if !same_origin(&state.public_url, &headers) {
+        return page(StatusCode::FORBIDDEN, pages::failure());
+    }
     if let Some(session) = session_cookie(&headers)
         && let Err(e) = dashboard::close_session(&state.store, session).await
     {
@@ -147,6 +152,13 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         HeaderValue::from_static("provisio_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
     response
+}
+
+/// Whether the request's `Origin`, when it has one, is this provider's own.
+fn same_origin(public_url: &str, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let own = reqwest::Url::parse(public_url).map(|u| u.origin().ascii_serialization());
+    own.is_ok_and(|own| origin.as_bytes() == own.as_bytes())
 }
 
 async fn current_user(

@@ -145,14 +145,22 @@ async fn a_link_opens_one_session_and_the_project_page() {
     let (_, _, home) = app.browse("/", Some(&cookie)).await;
     assert!(home.contains(&format!("/projects/{id}")));
 
+    // Another site's logout form is refused (its Origin is not ours), and the session lives on.
+    let logout = |origin: &str| {
+        axum::http::Request::builder()
+            .method("POST")
+            .uri("/logout")
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let (status, _, _) = app.raw(logout("https://evil.example")).await;
+    assert_eq!(status, 403);
+    assert_eq!(app.browse(&format!("/projects/{id}"), Some(&cookie)).await.0, 200);
+
     // Logout ends the session.
-    let logout = axum::http::Request::builder()
-        .method("POST")
-        .uri("/logout")
-        .header("cookie", &cookie)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let (status, headers, _) = app.raw(logout).await;
+    let (status, headers, _) = app.raw(logout("https://provider.example")).await;
     assert_eq!(status, 303);
     assert!(headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
     let (status, headers, _) = app.browse(&format!("/projects/{id}"), Some(&cookie)).await;

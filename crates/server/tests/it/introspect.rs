@@ -81,3 +81,23 @@ async fn only_operators_may_ask() {
         .await;
     reply.assert(400, json!({"error":{"code":"invalid_request","message":"token is required"}}));
 }
+
+#[backend_test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    // RFC 9110 11.1: `BEARER` and `bearer` are `Bearer` (found in a security review: refused).
+    let app = TestApp::new().await;
+    for scheme in ["BEARER", "bearer", "BeArEr"] {
+        let reply = app
+            .send(
+                Req::form("/v1/keys/introspect", "token=pub_unknown")
+                    .signature(None)
+                    .header(
+                        "authorization",
+                        &format!("{scheme} {}", crate::support::OPERATOR_TOKEN),
+                    )
+                    .build(),
+            )
+            .await;
+        reply.assert(200, json!({"active": false}));
+    }
+}

@@ -197,3 +197,24 @@ async fn a_client_request_id_is_echoed() {
         app.send(Req::get("/provisioning/health").header("x-request-id", "req-abc").build()).await;
     assert_eq!(reply.headers["x-request-id"], "req-abc");
 }
+
+#[backend_test]
+async fn an_unfit_request_id_is_replaced_by_a_fresh_one() {
+    // Found in a security review: any client-given X-Request-Id was echoed and written to the
+    // audit log as given. Kept only when 1-128 visible ASCII characters.
+    let app = TestApp::new().await;
+    let long = "r".repeat(129);
+    for given in [long.as_str(), "has space", "tab\there", "\u{7f}"] {
+        let Ok(value) = axum::http::HeaderValue::from_str(given) else { continue };
+        let mut request = Req::get("/provisioning/health").build();
+        request.headers_mut().insert("x-request-id", value);
+        let reply = app.send(request).await;
+        let id = reply.headers["x-request-id"].to_str().unwrap();
+        assert_ne!(id, given);
+        assert_eq!(id.len(), 36, "a fresh UUID: {id}");
+    }
+    let kept = "r".repeat(128);
+    let reply =
+        app.send(Req::get("/provisioning/health").header("x-request-id", &kept).build()).await;
+    assert_eq!(reply.headers["x-request-id"], kept.as_str());
+}
