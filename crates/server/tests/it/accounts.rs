@@ -374,3 +374,18 @@ async fn no_signing_secret_answers_500_before_the_presence_check() {
     .await
     .assert(500, flat("server_error", "No signing secret is configured"));
 }
+
+#[backend_test]
+async fn addresses_fold_in_ascii_only_and_domains_by_idna() {
+    // Found in a security review: Unicode folding made `\u{212A}im@` (KELVIN SIGN) kim's account.
+    let app = TestApp::new().await;
+    let kim = app.tokens_for("kim@example.com").await;
+    let kelvin = app.tokens_for("\u{212A}im@example.com").await;
+    assert_ne!(kim["account"]["id"], kelvin["account"]["id"], "two people, two accounts");
+    assert_eq!(app.count("users").await, 2);
+    // One domain in two spellings is one address.
+    let unicode = app.tokens_for("ana@exämple.com").await;
+    let ascii = app.tokens_for("ana@xn--exmple-cua.com").await;
+    assert_eq!(unicode["account"]["id"], ascii["account"]["id"]);
+    assert_eq!(app.count("users").await, 3);
+}

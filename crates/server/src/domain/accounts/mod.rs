@@ -101,9 +101,21 @@ impl From<RandomError> for AccountError {
     }
 }
 
-/// The identity of an email: trimmed and lowercased.
+/// The identity of an email: trimmed; the local part lowercased in ASCII only, so no other
+/// character folds into an ASCII one (`\u{212A}im` — a KELVIN SIGN — stays distinct from `kim`);
+/// the domain in its IDNA ASCII form, lowercased, so `exämple.com` and `xn--exmple-cua.com` are one
+/// domain.
 pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    let email = email.trim();
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return email.to_ascii_lowercase();
+    };
+    let domain = reqwest::Url::parse(&format!("http://{domain}/"))
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_string))
+        .filter(|host| !host.starts_with('['))
+        .unwrap_or_else(|| domain.to_ascii_lowercase());
+    format!("{}@{domain}", local.to_ascii_lowercase())
 }
 
 /// A plausible address: one `@`, a non-empty local part, a dotted domain, no spaces or controls.
@@ -344,6 +356,15 @@ mod tests {
     fn run(memberships: &[Membership], team_id: Option<i64>) -> Result<Resolved, ()> {
         resolve(memberships, team_id)
             .map_err(|e| assert!(matches!(e, AccountError::TeamResolutionFailed)))
+    }
+
+    #[test]
+    fn emails_fold_ascii_only_and_domains_to_idna() {
+        assert_eq!(normalize_email(" Ada@Example.COM "), "ada@example.com");
+        assert_ne!(normalize_email("\u{212A}im@example.com"), normalize_email("kim@example.com"));
+        assert_eq!(normalize_email("Ünal@example.com"), "Ünal@example.com");
+        assert_eq!(normalize_email("a@EXÄMPLE.com"), normalize_email("a@xn--exmple-cua.com"));
+        assert_eq!(normalize_email("a@xn--exmple-cua.com"), "a@xn--exmple-cua.com");
     }
 
     #[test]
