@@ -89,3 +89,20 @@ fn garbage_headers_invalid_utf8_huge_bodies_and_no_host() {
         still_alive(&server);
     }
 }
+
+#[test]
+fn an_oversized_content_length_is_refused_at_once_on_a_real_socket() {
+    // The body is announced, never sent: the answer comes from the header alone, with no
+    // `100 Continue` first (the raw read would otherwise wait out its 2 s and see nothing).
+    let server = Server::start(&["--signing-secret", "s"]);
+    let answer = raw(
+        &server,
+        b"POST /provisioning/resources HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(answer.contains(
+        r#"{"error":{"code":"request_too_large","message":"Request body is too large"}}"#
+    ));
+    still_alive(&server);
+}

@@ -27,6 +27,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn apply(router: Router, limits: &Limits, emit_events: bool) -> Router {
     let timeout = limits.request_timeout();
+    let max_body = limits.max_body_bytes;
     let sensitive = [
         header::AUTHORIZATION,
         header::COOKIE,
@@ -56,6 +57,7 @@ pub fn apply(router: Router, limits: &Limits, emit_events: bool) -> Router {
             .layer(axum::middleware::from_fn(measure))
             .layer(CatchPanicLayer::custom(|_| ApiError::server_error().into_response()))
             .layer(axum::middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
+            .layer(axum::middleware::from_fn(move |req, next| refuse_oversized(max_body, req, next)))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
     )
 }
@@ -110,6 +112,24 @@ async fn with_request(emit_events: bool, req: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_string();
     crate::audit::with_request(id, emit_events, next.run(req)).await
+}
+
+/// A `Content-Length` over the limit is answered 413 at once, before a byte of the body is read
+/// (so no `100 Continue` invites the client to send it, and no slow body holds the request).
+async fn refuse_oversized(max: usize, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return ApiError::from(FlatError::new(
+            FlatCode::RequestTooLarge,
+            "Request body is too large",
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {

@@ -218,3 +218,20 @@ async fn an_unfit_request_id_is_replaced_by_a_fresh_one() {
         app.send(Req::get("/provisioning/health").header("x-request-id", &kept).build()).await;
     assert_eq!(reply.headers["x-request-id"], kept.as_str());
 }
+
+#[backend_test]
+async fn an_oversized_content_length_is_413_before_the_body_is_read() {
+    // Found in a security review: the declared length was not refused early; the server waited
+    // for a body that never came (and answered `100 Continue` to one announced with `Expect`).
+    let app = TestApp::new().await;
+    let mut req = Req::post("/provisioning/resources", Vec::new())
+        .header("content-length", "2000000")
+        .header("expect", "100-continue")
+        .build();
+    // No body at all: refused on the header alone.
+    *req.body_mut() = axum::body::Body::empty();
+    app.send(req).await.assert(
+        413,
+        json!({"error":{"code":"request_too_large","message":"Request body is too large"}}),
+    );
+}
