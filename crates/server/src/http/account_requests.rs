@@ -17,7 +17,10 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::{
     idempotency::replay_safe,
     reply::{ApiError, json},
-    request::{RawBody, check_api_version, require_signature_header, verify_signature},
+    request::{
+        MAX_SCOPES, RawBody, check_api_version, require_signature_header, too_long,
+        verify_signature,
+    },
 };
 use crate::{
     domain::accounts::{self, AccountError, Accounts, Outcome},
@@ -152,6 +155,28 @@ pub(crate) fn validate_body(body: &[u8], now: i64) -> Result<AccountRequest, Api
     }
     let request: AccountRequest = serde_json::from_value(value)
         .map_err(|e| invalid(&format!("Malformed account request: {e}")))?;
+    let stripe = request.orchestrator.as_ref().and_then(|o| o.stripe.as_ref());
+    let scopes = request.scopes.as_deref().unwrap_or_default();
+    if scopes.len() > MAX_SCOPES {
+        return Err(invalid(&format!("scopes has too many entries (at most {MAX_SCOPES})")));
+    }
+    let mut fields = vec![
+        ("id", request.id.as_deref()),
+        ("name", request.name.as_deref()),
+        ("phone", request.phone.as_deref()),
+        ("country", request.country.as_deref()),
+        ("confirmation_secret", request.confirmation_secret.as_deref()),
+        ("orchestrator.stripe.account", stripe.and_then(|s| s.account.as_deref())),
+        ("orchestrator.stripe.organization", stripe.and_then(|s| s.organization.as_deref())),
+        (
+            "configuration.organization_name",
+            request.configuration_value("organization_name").and_then(Value::as_str),
+        ),
+    ];
+    fields.extend(scopes.iter().map(|scope| ("scopes[]", Some(scope.as_str()))));
+    if let Some(message) = too_long(&fields) {
+        return Err(invalid(&message));
+    }
     match request.email.as_deref().map(str::trim) {
         None | Some("") => return Err(invalid("email is required")),
         Some(email) if !accounts::is_well_formed_email(email) => {

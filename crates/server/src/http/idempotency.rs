@@ -151,11 +151,18 @@ where
         }
     };
     let (parts, body) = response.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_RECORDED).await else {
+    // The answer is ours, already made: it is answered whatever its size (the work is done), and
+    // recorded only when it is small enough to keep.
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         claim.release().await;
         return Err(ApiError::server_error());
     };
-    match seal(&state.server_secret, &scope, &bytes) {
+    let sealed =
+        (bytes.len() <= MAX_RECORDED).then(|| seal(&state.server_secret, &scope, &bytes)).flatten();
+    if sealed.is_none() && bytes.len() > MAX_RECORDED {
+        tracing::warn!(bytes = bytes.len(), "an answer too large to record is answered unrecorded");
+    }
+    match sealed {
         Some((nonce, sealed_body)) => {
             let status = parts.status.as_u16();
             let recorded = Recorded { request_hash, status, nonce, sealed_body };

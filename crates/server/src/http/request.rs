@@ -150,3 +150,18 @@ pub(crate) fn bearer_is_one_of(headers: &HeaderMap, known: &[String]) -> bool {
         known.iter().fold(false, |ok, k| ok | bool::from(k.as_bytes().ct_eq(presented.as_bytes())))
     })
 }
+
+/// The longest string a request may carry in an identifier or a name (`id`, `name`,
+/// `project_id`, …): far beyond any real one, and small enough that every answer and record stays
+/// bounded.
+pub const MAX_FIELD_CHARS: usize = 255;
+/// The most scopes an account request may ask for.
+pub const MAX_SCOPES: usize = 100;
+
+/// The first of `fields` longer than [`MAX_FIELD_CHARS`], as the message that names it.
+pub(crate) fn too_long(fields: &[(&str, Option<&str>)]) -> Option<String> {
+    fields
+        .iter()
+        .find(|(_, value)| value.is_some_and(|v| v.chars().count() > MAX_FIELD_CHARS))
+        .map(|(name, _)| format!("{name} is too long (at most {MAX_FIELD_CHARS} characters)"))
+}

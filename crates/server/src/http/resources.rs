@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::{
     idempotency::{idempotency_key, idempotent},
     reply::{ApiError, json},
-    request::{RawBody, authenticate_signed, limit_token},
+    request::{RawBody, authenticate_signed, limit_token, too_long},
 };
 use crate::{
     domain::{
@@ -43,6 +43,15 @@ pub async fn create(
         || conflict(""),
         async {
             let request: CreateResourceRequest = parse_body(&body, "")?;
+            let fields = [
+                ("service_id", request.service_id.as_deref()),
+                ("project_id", request.project_id.as_deref()),
+                ("orchestrator_resource_id", request.orchestrator_resource_id.as_deref()),
+                ("environment", request.environment.as_deref()),
+            ];
+            if let Some(message) = too_long(&fields) {
+                return Err(StatusError::new("", StatusCode::InvalidRequest, message).into());
+            }
             let input = CreateInput {
                 payment_token: request.payment_token().map(String::from),
                 service_id: request.service_id,
@@ -89,6 +98,9 @@ pub async fn update_service(
     let path = format!("/provisioning/resources/{id}/update_service");
     idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
         let request: UpdateServiceRequest = parse_body(&body, &raw_id)?;
+        if let Some(message) = too_long(&[("service_id", request.service_id.as_deref())]) {
+            return Err(StatusError::new(&raw_id, StatusCode::InvalidRequest, message).into());
+        }
         let input = UpdateInput {
             payment_token: request.payment_token().map(String::from),
             service_id: request.service_id,

@@ -389,3 +389,35 @@ async fn addresses_fold_in_ascii_only_and_domains_by_idna() {
     assert_eq!(unicode["account"]["id"], ascii["account"]["id"]);
     assert_eq!(app.count("users").await, 3);
 }
+
+#[backend_test]
+async fn overlong_fields_are_refused_naming_the_field_and_nothing_is_made() {
+    // Found in a security review: a 65,536-character `id` made the user, organization and code,
+    // then answered 500 because its replay record was too large.
+    let app = TestApp::new().await;
+    let mut body = account_body(&"x".repeat(65_536), "long@example.com");
+    app.account_request(&body).await.assert(
+        400,
+        json!({"type":"error","error":{"code":"invalid_request",
+               "message":"id is too long (at most 255 characters)"}}),
+    );
+    body["id"] = json!("req_ok");
+    body["scopes"] = json!(["s".repeat(256)]);
+    app.account_request(&body).await.assert(
+        400,
+        json!({"type":"error","error":{"code":"invalid_request",
+               "message":"scopes[] is too long (at most 255 characters)"}}),
+    );
+    body["scopes"] = json!(vec!["s"; 101]);
+    app.account_request(&body).await.assert(
+        400,
+        json!({"type":"error","error":{"code":"invalid_request",
+               "message":"scopes has too many entries (at most 100)"}}),
+    );
+    assert_eq!(app.count("users").await, 0);
+    assert_eq!(app.count("authorization_codes").await, 0);
+    // Exactly at the bound is fine.
+    body["scopes"] = json!(["s".repeat(255)]);
+    body["id"] = json!("i".repeat(255));
+    assert_eq!(app.account_request(&body).await.status, 200);
+}

@@ -455,3 +455,16 @@ async fn concurrent_rotations_leave_one_live_key_and_retire_every_replaced_one()
         "the created key and nine rotated ones"
     );
 }
+
+#[backend_test]
+async fn overlong_resource_fields_are_refused_naming_the_field() {
+    let app = TestApp::new().await;
+    let tokens = app.tokens_for("longres@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    app.provision(access, &json!({"project_id": "p".repeat(256)})).await.assert(
+        400,
+        json!({"status":"error","id":"","error":{"code":"invalid_request",
+               "message":"project_id is too long (at most 255 characters)"}}),
+    );
+    assert_eq!(app.count("resources").await, 0);
+}
