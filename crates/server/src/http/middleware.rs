@@ -114,22 +114,49 @@ async fn with_request(emit_events: bool, req: Request, next: Next) -> Response {
     crate::audit::with_request(id, emit_events, next.run(req)).await
 }
 
-/// A `Content-Length` over the limit is answered 413 at once, before a byte of the body is read
-/// (so no `100 Continue` invites the client to send it, and no slow body holds the request).
+/// A `Content-Length` over the limit is answered 413 before the body is read into memory. A
+/// client waiting for `100 Continue` is answered at once (it sends nothing more). Any other client
+/// may be sending the body already: what arrives within a second (up to [`MAX_DRAINED`] bytes) is
+/// read and thrown away first, so it reads the answer rather than a reset connection — and one that
+/// announced a body it never sends is answered after that second, not after the request timeout.
 async fn refuse_oversized(max: usize, req: Request, next: Next) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max as u64) {
-        return ApiError::from(FlatError::new(
-            FlatCode::RequestTooLarge,
-            "Request body is too large",
-        ))
-        .into_response();
+    if !declared.is_some_and(|length| length > max as u64) {
+        return next.run(req).await;
     }
-    next.run(req).await
+    let expects_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !expects_continue {
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain(req.into_body())).await;
+    }
+    let mut response =
+        ApiError::from(FlatError::new(FlatCode::RequestTooLarge, "Request body is too large"))
+            .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
+}
+
+/// The most of a refused body read (and thrown away) before answering.
+const MAX_DRAINED: usize = 8 * 1024 * 1024;
+
+async fn drain(body: axum::body::Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = 0;
+    while read < MAX_DRAINED {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
 }
 
 async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {
