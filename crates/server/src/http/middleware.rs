@@ -125,7 +125,7 @@ async fn refuse_oversized(max: usize, req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if !declared.is_some_and(|length| length > max as u64) {
+    if declared.is_none_or(|length| length <= max as u64) {
         return next.run(req).await;
     }
     let expects_continue = req
