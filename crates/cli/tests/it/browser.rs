@@ -10,6 +10,19 @@ use serde_json::json;
 
 use crate::server::Server;
 
+/// Headless Chromium on this closed network: no sandbox (root), and nothing that calls out.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1200,900",
+];
+
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -19,17 +32,7 @@ fn chromium() -> Option<&'static str> {
 /// Runs headless Chromium on `url` with a fresh profile; `extra` picks the output (DOM or screenshot).
 fn headless(bin: &str, profile: &Path, url: &str, extra: &[String]) -> String {
     let out = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1200,900",
-        ])
+        .args(CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
         .arg(url)

@@ -167,21 +167,11 @@ impl WebDriver {
             profile: tempfile::tempdir().unwrap(),
         };
         driver.wait_ready(log).await;
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1200,900",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain([format!("--user-data-dir={}", driver.profile.path().display())])
-        .collect::<Vec<_>>();
+        let args = crate::browser::CHROMIUM_FLAGS
+            .iter()
+            .map(|flag| flag.to_string())
+            .chain([format!("--user-data-dir={}", driver.profile.path().display())])
+            .collect::<Vec<_>>();
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium.display().to_string(), "args": args},

@@ -106,7 +106,8 @@ impl Saga<'_> {
         let deadline = self.saas.deadline();
         let email = self.request.email.trim();
         let create_id = self.operation_id("users.create")?;
-        let user = self.saas.lookup(email, deadline).await.map_err(lookup_failed)?;
+        let user =
+            self.saas.lookup(email, deadline).await.map_err(|e| AccountError::from_call(&e))?;
         match (user, retried) {
             // The request id was answered before: same user, same project, nothing new.
             (Some(user), Some(resolution)) => {
@@ -160,15 +161,20 @@ impl Saga<'_> {
             Err(e) if e.refusal_code() == Some("user_exists") => {
                 let user = match known {
                     Some(user) => user,
-                    None => self.saas.lookup(email, deadline).await.map_err(lookup_failed)?.ok_or(
-                        // Taken, yet nobody has it: the SaaS contradicts itself.
-                        AccountError::CreationRefused,
-                    )?,
+                    None => self
+                        .saas
+                        .lookup(email, deadline)
+                        .await
+                        .map_err(|e| AccountError::from_call(&e))?
+                        .ok_or(
+                            // Taken, yet nobody has it: the SaaS contradicts itself.
+                            AccountError::CreationRefused,
+                        )?,
                 };
                 self.link(user, deadline).await
             }
             Err(CallError::Refused { .. }) => Err(AccountError::CreationRefused),
-            Err(e) => Err(unavailable(&e)),
+            Err(e) => Err(AccountError::from_call(&e)),
         }
     }
 
@@ -197,7 +203,7 @@ impl Saga<'_> {
                     .saas
                     .create_project(&webhook_id, &user_id, &organization_id, &name, deadline)
                     .await
-                    .map_err(lookup_failed)?;
+                    .map_err(|e| AccountError::from_call(&e))?;
                 let made = Made { webhook_id, operation: "projects.create" };
                 let granted = ProjectRef { id: project.id.get(), organization_id };
                 // The new project is one of the user's teams from now on.
@@ -297,13 +303,4 @@ pub(super) fn teams_of(user: &User, granted: &ProjectRef) -> Vec<Team> {
     teams.sort_by_key(|t| t.id);
     teams.dedup_by_key(|t| t.id);
     teams
-}
-
-/// A refused lookup or project creation says nothing more than APP allows.
-fn lookup_failed(e: CallError) -> AccountError {
-    AccountError::from_call(&e)
-}
-
-fn unavailable(e: &CallError) -> AccountError {
-    AccountError::from_call(e)
 }

@@ -467,22 +467,7 @@ fn provision(
                 None => Target::Primary(principal.primary_project_id),
             };
             let id = backend.create(conn, org, target, now)?;
-            let configuration = input.configuration.as_ref().map(Value::to_string);
-            let row = sql::insert_resource(
-                conn,
-                &NewResource {
-                    project_id: id,
-                    organization_id: org,
-                    service_id: &service.id,
-                    orchestrator: &principal.orchestrator,
-                    orchestrator_project_id: input.project_id.as_deref(),
-                    orchestrator_resource_id: input.orchestrator_resource_id.as_deref(),
-                    environment: input.environment.as_deref(),
-                    configuration: configuration.as_deref(),
-                },
-                now,
-            )?;
-            (row, "resource.created")
+            (insert_resource(conn, principal, &service.id, input, id, now)?, "resource.created")
         }
     };
     let id = row.project_id;
@@ -504,6 +489,32 @@ fn provision(
     let mut access = backend.public_access(&row, host);
     access.extend(backend.issue(conn, &row, label, now)?);
     Ok(ResourceView::Complete { id, access })
+}
+
+/// Records a new resource in project `id`, as the orchestrator's create described it.
+fn insert_resource(
+    conn: &mut dyn Conn,
+    principal: &Principal,
+    service_id: &str,
+    input: &CreateInput,
+    id: i64,
+    now: i64,
+) -> Result<ResourceRow, StoreError> {
+    let configuration = input.configuration.as_ref().map(Value::to_string);
+    sql::insert_resource(
+        conn,
+        &NewResource {
+            project_id: id,
+            organization_id: &principal.organization_id,
+            service_id,
+            orchestrator: &principal.orchestrator,
+            orchestrator_project_id: input.project_id.as_deref(),
+            orchestrator_resource_id: input.orchestrator_resource_id.as_deref(),
+            environment: input.environment.as_deref(),
+            configuration: configuration.as_deref(),
+        },
+        now,
+    )
 }
 
 /// The event that reports a change to a resource.

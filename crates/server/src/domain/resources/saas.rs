@@ -13,7 +13,10 @@ use std::time::Instant;
 use provisio_protocol::types::Service;
 use serde_json::{Value, json};
 
-use super::{ResourceError, ResourceView, Resources, UpdateInput, project_name, resource_event};
+use super::{
+    ResourceError, ResourceView, Resources, UpdateInput, insert_resource, project_name,
+    resource_event,
+};
 use crate::{
     audit::Actor,
     connector::{CallError, Connector, Credentials, ResourceRef, operation_id, payment},
@@ -23,7 +26,7 @@ use crate::{
         Conn, StoreError,
         connector::{self as calls, CallState},
         oauth as grants,
-        resources::{self as sql, NewResource, ResourceRow},
+        resources::{self as sql, ResourceRow},
     },
 };
 
@@ -84,24 +87,9 @@ impl Saas<'_, '_> {
         self.resources
             .store
             .write(move |conn| -> Result<(), ResourceError> {
-                let org = principal.organization_id.as_str();
                 let event = match &existing {
                     None => {
-                        let configuration = input.configuration.as_ref().map(Value::to_string);
-                        sql::insert_resource(
-                            conn,
-                            &NewResource {
-                                project_id: id,
-                                organization_id: org,
-                                service_id: &service.id,
-                                orchestrator: &principal.orchestrator,
-                                orchestrator_project_id: input.project_id.as_deref(),
-                                orchestrator_resource_id: input.orchestrator_resource_id.as_deref(),
-                                environment: input.environment.as_deref(),
-                                configuration: configuration.as_deref(),
-                            },
-                            now,
-                        )?;
+                        insert_resource(conn, &principal, &service.id, &input, id, now)?;
                         "resource.created"
                     }
                     Some(row) if row.removed => "resource.reactivated",
