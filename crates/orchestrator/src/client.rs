@@ -104,6 +104,8 @@ pub struct Client {
     config: ClientConfig,
     /// A connection of this client's own for requests to its base URL (`with_own_connection`).
     own: Option<Arc<tokio::sync::Mutex<Connection>>>,
+    /// Signing timestamps, so two different requests never carry one signature.
+    stamps: Arc<crate::stamps::Stamps>,
 }
 
 impl Client {
@@ -115,7 +117,7 @@ impl Client {
             .pool_max_idle_per_host(1024)
             .build()
             .map_err(ClientError::Build)?;
-        Ok(Self { http, config, own: None })
+        Ok(Self { http, config, own: None, stamps: Arc::default() })
     }
 
     /// This client with one kept-alive HTTP/1.1 connection of its own for requests to a plain
@@ -125,6 +127,12 @@ impl Client {
         let own = Connection::for_base_url(&self.config.base_url)
             .map(|c| Arc::new(tokio::sync::Mutex::new(c)));
         Self { own, ..self.clone() }
+    }
+
+    /// The timestamp to sign this request with: now, unless another request with the same token
+    /// and body was signed for now already (see [`crate::stamps`]).
+    pub fn stamp(&self, bearer: Option<&str>, method: &Method, url: &str, body: &[u8]) -> i64 {
+        self.stamps.next(unix_now(), bearer, method.as_str(), url, body)
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -287,7 +295,10 @@ impl Client {
         Ok(Reply::new(status, headers, raw, self.config.parse_json))
     }
 
-    /// Sends one request, signing `body` exactly as sent.
+    /// Sends one request, signing `body` exactly as sent. A provider that binds each signature to
+    /// the first request it saw it on (as provisio does) refuses a signature another process of
+    /// ours used in the same second for the same token and body; such a refusal is retried at a
+    /// later second (at most a few times).
     pub async fn send(
         &self,
         method: Method,
@@ -296,11 +307,33 @@ impl Client {
         content_type: Option<&str>,
         auth: &Auth,
     ) -> Result<Reply, ClientError> {
-        let headers = self.headers(&body, content_type, auth);
+        let mut retries = 3;
+        loop {
+            let (headers, signed_at) = self.headers(&method, url, &body, content_type, auth);
+            // Boxed: the conformance runner nests many of these futures, and a debug build's
+            // test thread has a small stack.
+            let reply = Box::pin(self.send_once(method.clone(), url, &body, headers)).await?;
+            match signed_at {
+                Some(at) if retries > 0 && signature_taken(&reply) => {
+                    self.stamps.taken(auth.bearer.as_deref(), &body, at);
+                    retries -= 1;
+                }
+                _ => return Ok(reply),
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: &[u8],
+        headers: Vec<(String, String)>,
+    ) -> Result<Reply, ClientError> {
         if let Some(own) = &self.own {
             let mut connection = own.lock().await;
             if let Some(target) = connection.target_of(url) {
-                let exchange = connection.send(method.as_str(), &target, &headers, &body);
+                let exchange = connection.send(method.as_str(), &target, &headers, body);
                 let response = tokio::time::timeout(self.config.timeout, exchange)
                     .await
                     .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
@@ -318,7 +351,7 @@ impl Client {
             request = request.header(name, value);
         }
         if !body.is_empty() {
-            request = request.body(body);
+            request = request.body(body.to_vec());
         }
         let transport = |source| ClientError::Transport { url: url.to_string(), source };
         let response = request.send().await.map_err(transport)?;
@@ -329,20 +362,25 @@ impl Client {
     }
 
     /// The headers a request carries: API version, signature over `body`, bearer, the caller's
-    /// extra headers, content type.
+    /// extra headers, content type; and the timestamp it was signed at, when this client signed it.
     fn headers(
         &self,
+        method: &Method,
+        url: &str,
         body: &[u8],
         content_type: Option<&str>,
         auth: &Auth,
-    ) -> Vec<(String, String)> {
+    ) -> (Vec<(String, String)>, Option<i64>) {
         let mut headers = Vec::with_capacity(4 + auth.extra_headers.len());
         if let Some(version) = &self.config.api_version {
             headers.push((API_VERSION_HEADER.to_string(), version.clone()));
         }
+        let mut signed_at = None;
         if !auth.unsigned && !self.config.signing_secrets.is_empty() {
-            let value = signature::header_value(&self.config.signing_secrets, unix_now(), body);
+            let at = self.stamp(auth.bearer.as_deref(), method, url, body);
+            let value = signature::header_value(&self.config.signing_secrets, at, body);
             headers.push((signature::SIGNATURE_HEADER.to_string(), value));
+            signed_at = Some(at);
         }
         if let Some(token) = &auth.bearer {
             headers.push(("authorization".to_string(), format!("Bearer {token}")));
@@ -351,8 +389,15 @@ impl Client {
         if let Some(ct) = content_type {
             headers.push(("content-type".to_string(), ct.to_string()));
         }
-        headers
+        (headers, signed_at)
     }
+}
+
+/// Whether a provider refused the request because its signature was already used for another
+/// request (provisio's 401 `invalid_signature` with that message).
+fn signature_taken(reply: &Reply) -> bool {
+    const TAKEN: &[u8] = b"signature was already used for another request";
+    reply.status == 401 && reply.raw.windows(TAKEN.len()).any(|w| w == TAKEN)
 }
 
 /// A minimal valid account request body: the orchestrator vouches for `email` on behalf of the Stripe

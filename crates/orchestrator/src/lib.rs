@@ -7,6 +7,7 @@ pub mod client;
 pub mod conformance;
 mod connection;
 pub mod pkce;
+pub mod stamps;
 pub mod state;
 
 pub use client::{Auth, Client, ClientConfig, ClientError, Reply};

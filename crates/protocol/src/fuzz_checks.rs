@@ -45,7 +45,8 @@ fn arbitrary_header(data: &[u8]) {
         let verdict = keys.verify(Some(data), BODY, now, TOLERANCE);
         match (&parsed, verdict) {
             (Err(e), verdict) => assert_eq!(verdict, Err(*e)),
-            (Ok(header), Ok(())) => {
+            (Ok(header), Ok(signed)) => {
+                assert_eq!(signed, header.timestamp);
                 assert!(header.timestamp.abs_diff(now) <= TOLERANCE);
                 let expected = sign(SECRET, header.timestamp, BODY);
                 assert!(header.signatures.iter().any(|d| hex::encode(d) == expected));
@@ -80,7 +81,7 @@ fn signed_with_fuzzed_parts(data: &[u8]) {
         keys.verify(Some(header.as_bytes()), body, now, TOLERANCE)
     };
     for now in [timestamp, timestamp - 300, timestamp + 300] {
-        assert_eq!(verify(&keys, body, now), Ok(()));
+        assert_eq!(verify(&keys, body, now), Ok(timestamp));
     }
     for now in [timestamp - 301, timestamp + 301] {
         assert_eq!(verify(&keys, body, now), Err(SignatureError::OutsideTolerance));
@@ -96,7 +97,7 @@ fn signed_with_fuzzed_parts(data: &[u8]) {
     assert_eq!(verify(&keys, &other_body, timestamp), Err(SignatureError::Mismatch));
     // Rotation: the right secret among others still verifies.
     let rotating = SigningKeys::new(&[OTHER_SECRET, secret]);
-    assert_eq!(verify(&rotating, body, timestamp), Ok(()));
+    assert_eq!(verify(&rotating, body, timestamp), Ok(timestamp));
 }
 
 fn extra_items_before_a_valid_header(data: &[u8]) {
@@ -112,7 +113,7 @@ fn extra_items_before_a_valid_header(data: &[u8]) {
             None => false,
         }
     });
-    let expected = if well_formed { Ok(()) } else { Err(SignatureError::Malformed) };
+    let expected = if well_formed { Ok(NOW) } else { Err(SignatureError::Malformed) };
     assert_eq!(verdict, expected);
 }
 

@@ -150,14 +150,16 @@ impl SigningKeys {
         self.keys.is_empty()
     }
 
-    /// Verifies a header (as received, `None` when absent) over the raw body at time `now`.
+    /// Verifies a header (as received, `None` when absent) over the raw body at time `now`, and
+    /// answers the timestamp that was signed: with the body it names the signed request whatever
+    /// else the header carries (extra or upper-case `v1` values, spaces, unknown keys).
     pub fn verify(
         &self,
         header: Option<&[u8]>,
         body: &[u8],
         now: i64,
         tolerance_secs: u64,
-    ) -> Result<(), SignatureError> {
+    ) -> Result<i64, SignatureError> {
         let header = SignatureHeader::parse(header.ok_or(SignatureError::Missing)?)?;
         if header.timestamp.abs_diff(now) > tolerance_secs {
             return Err(SignatureError::OutsideTolerance);
@@ -169,7 +171,7 @@ impl SigningKeys {
                 matched |= digests_equal(&expected, candidate);
             }
         }
-        if bool::from(matched) { Ok(()) } else { Err(SignatureError::Mismatch) }
+        if bool::from(matched) { Ok(header.timestamp) } else { Err(SignatureError::Mismatch) }
     }
 }
 

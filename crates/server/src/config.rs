@@ -1,7 +1,12 @@
 //! Configuration: flags and `PROVISIO_*` environment variables for the process, an optional TOML file
 //! for what an operator curates (orchestrators, catalog, limits). Flags win over the file.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    num::{NonZeroU64, NonZeroUsize},
+    path::PathBuf,
+    time::Duration,
+};
 
 use serde::Deserialize;
 
@@ -127,6 +132,11 @@ pub struct Limits {
     /// How often the signing secrets kept in the database (`provisio admin signing-secret`) are
     /// reloaded: an added or retired secret takes effect on every instance within this long.
     pub signing_secrets_refresh_secs: u64,
+    /// A connection that has not sent a whole request head this long after it opened (or after
+    /// its previous answer) is closed.
+    pub header_read_timeout_secs: NonZeroU64,
+    /// Connections open at once; past it a new one is answered 503 and closed.
+    pub max_connections: NonZeroUsize,
 }
 
 impl Default for Limits {
@@ -136,6 +146,8 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             signing_secrets_refresh_secs: 5,
+            header_read_timeout_secs: NonZeroU64::new(10).unwrap_or(NonZeroU64::MIN),
+            max_connections: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -143,6 +155,17 @@ impl Default for Limits {
 impl Limits {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The bounds of the accept loop; `max_connections` fitted to the open-files limit.
+    pub fn connections(&self) -> crate::accept::ConnectionLimits {
+        crate::accept::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.get()),
+            max_connections: crate::accept::fit_to_open_files(
+                self.max_connections.get(),
+                crate::accept::open_files_limit(),
+            ),
+        }
     }
 }
 

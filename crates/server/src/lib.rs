@@ -2,6 +2,7 @@
 //!
 //! `config` reads settings, `store` persists, `http` speaks the protocol; `serve` wires them up.
 
+pub mod accept;
 pub mod admin;
 pub mod audit;
 pub mod catalog;

@@ -49,6 +49,16 @@ pub fn event(name: &'static str) {
     metrics::counter!("provisio_events_total", "event" => name).increment(1);
 }
 
+/// An HTTP connection opened (+1) or closed (-1).
+pub fn connections_open(delta: f64) {
+    metrics::gauge!("provisio_http_connections_open").increment(delta);
+}
+
+/// A connection answered 503 and closed because `[limits] max_connections` were open.
+pub fn connection_refused() {
+    metrics::counter!("provisio_http_connections_refused_total").increment(1);
+}
+
 pub fn signature_failure(reason: &'static str) {
     metrics::counter!("provisio_signature_failures_total", "reason" => reason).increment(1);
 }

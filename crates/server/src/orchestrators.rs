@@ -213,15 +213,15 @@ impl Orchestrators {
         LiveKeys { loaded_at_ms: Some(now_ms), by_orchestrator }
     }
 
-    /// The orchestrator whose secret signed this request: a configured secret, or a database secret
-    /// (as last loaded) not retired at `now`.
+    /// The orchestrator whose secret signed this request (a configured secret, or a database secret
+    /// as last loaded and not retired at `now`), and the timestamp it signed.
     pub fn verify(
         &self,
         header: Option<&[u8]>,
         body: &[u8],
         now: i64,
         tolerance_secs: u64,
-    ) -> Result<&Orchestrator, SignatureError> {
+    ) -> Result<(&Orchestrator, i64), SignatureError> {
         let live = self.live_keys();
         let mut last = SignatureError::Mismatch;
         for (i, orchestrator) in self.list.iter().enumerate() {
@@ -232,7 +232,7 @@ impl Orchestrators {
                     continue;
                 }
                 match keys.verify(header, body, now, tolerance_secs) {
-                    Ok(()) => return Ok(orchestrator),
+                    Ok(timestamp) => return Ok((orchestrator, timestamp)),
                     Err(e) => last = e,
                 }
             }

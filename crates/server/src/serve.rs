@@ -188,9 +188,8 @@ pub async fn run(listener: TcpListener, startup: Startup) -> Result<(), ServeErr
     let store = startup.state.store.clone();
     tokio::spawn(housekeeping(store.clone(), startup.state.clock.clone()));
     start_integrations(&startup.state).await?;
-    let app =
-        crate::http::router(startup.state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let connections = startup.state.limits.connections();
+    crate::accept::serve(listener, crate::http::router(startup.state), connections, shutdown).await;
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "the store did not close cleanly");
     }

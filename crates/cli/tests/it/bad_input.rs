@@ -106,3 +106,40 @@ fn an_oversized_content_length_is_refused_at_once_on_a_real_socket() {
     ));
     still_alive(&server);
 }
+
+#[test]
+fn the_served_binary_cuts_off_slow_headers_and_caps_connections() {
+    // The limits of `[limits]` reach the real listener: a connection that sends half a head is
+    // closed after the deadline (the old listener kept such connections forever), and past the
+    // cap a new connection is answered 503.
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::server::config_file(
+        dir.path(),
+        "[limits]\nheader_read_timeout_secs = 1\nmax_connections = 2\n",
+    );
+    let server = Server::start_in(dir, &["--signing-secret", "s", "--config", &config]);
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost:").unwrap();
+    let mut other = TcpStream::connect(server.addr()).unwrap();
+    other.write_all(b"GET /healthz HTTP/1.1\r\nHost:").unwrap();
+    let refused = raw(&server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    let mut rest = Vec::new();
+    if let Err(e) = slow.read_to_end(&mut rest) {
+        let timed_out =
+            matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
+        assert!(!timed_out, "closed by the deadline, not by our read timeout");
+    }
+    assert!(rest.is_empty(), "no answer to half a head: {}", String::from_utf8_lossy(&rest));
+    drop(other);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = raw(&server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "room came back: {answer}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

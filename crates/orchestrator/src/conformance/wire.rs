@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Config, ConformanceError, expect::summarize, runner::Verdict, schemas::Schemas};
 use crate::{
     Auth, Client, ClientConfig, Method, Reply,
-    client::{form_encode, unix_now, unix_now_nanos},
+    client::{form_encode, unix_now_nanos},
 };
 
 pub const HEALTH: &str = "/provisioning/health";
@@ -233,7 +233,15 @@ impl Probe<'_> {
             headers.push((API_VERSION_HEADER.to_string(), version));
         }
         let signature = match self.signature {
-            Signature::Valid => Some(self.cx.sign_at(unix_now(), &self.body)),
+            Signature::Valid => {
+                let at = self.cx.client.stamp(
+                    self.bearer.as_deref(),
+                    &self.method,
+                    &self.url,
+                    &self.body,
+                );
+                Some(self.cx.sign_at(at, &self.body))
+            }
             Signature::At(t) => Some(self.cx.sign_at(t, &self.body)),
             Signature::Omit => None,
             Signature::Header(value) => Some(value),

@@ -25,7 +25,7 @@ fn secret() -> impl Strategy<Value = String> {
     "[ -~]{1,80}"
 }
 
-fn verify(keys: &SigningKeys, header: &str, body: &[u8], now: i64) -> Result<(), SignatureError> {
+fn verify(keys: &SigningKeys, header: &str, body: &[u8], now: i64) -> Result<i64, SignatureError> {
     keys.verify(Some(header.as_bytes()), body, now, TOLERANCE)
 }
 
@@ -55,12 +55,12 @@ proptest! {
         body in body(),
     ) {
         let header = header_value(&[&secret], t, &body);
-        prop_assert_eq!(verify(&SigningKeys::new(&[&secret]), &header, &body, t + offset), Ok(()));
+        prop_assert_eq!(verify(&SigningKeys::new(&[&secret]), &header, &body, t + offset), Ok(t));
         let parsed = SignatureHeader::parse(header.as_bytes()).unwrap();
         prop_assert_eq!(parsed.timestamp, t);
         prop_assert_eq!(hex::encode(parsed.signatures[0]), sign(&secret, t, &body));
         let upper = format!("t={t},v1={}", sign(&secret, t, &body).to_uppercase());
-        prop_assert_eq!(verify(&SigningKeys::new(&[&secret]), &upper, &body, t), Ok(()));
+        prop_assert_eq!(verify(&SigningKeys::new(&[&secret]), &upper, &body, t), Ok(t));
     }
 
     #[test]
@@ -116,7 +116,7 @@ proptest! {
     ) {
         let header = header_value(&[&old, &new], t, &body);
         for configured in [vec![&old], vec![&new], vec![&old, &new], vec![&other, &new]] {
-            prop_assert_eq!(verify(&SigningKeys::new(&configured), &header, &body, t), Ok(()));
+            prop_assert_eq!(verify(&SigningKeys::new(&configured), &header, &body, t), Ok(t));
         }
         prop_assert_eq!(
             verify(&SigningKeys::new(&[&other]), &header, &body, t),

@@ -18,7 +18,7 @@ use super::{
     idempotency::replay_safe,
     reply::{ApiError, json},
     request::{
-        MAX_SCOPES, RawBody, check_api_version, require_signature_header, too_long,
+        MAX_SCOPES, RawBody, Target, check_api_version, require_signature_header, too_long,
         verify_signature,
     },
 };
@@ -31,6 +31,7 @@ use crate::{
 
 pub async fn create(
     State(state): State<AppState>,
+    target: Target,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
@@ -40,11 +41,11 @@ pub async fn create(
         TypedError::anonymous(TypedCode::Unauthorized, "Authentication required").into()
     })
     .await?;
-    let orchestrator = verify_signature(&state, &headers, &body).await?;
-    let path = "/provisioning/account_requests";
     // No bearer here: the signature and the body are the whole request.
-    replay_safe(&state, &headers, "", path, &body, authenticated(&state, orchestrator, request))
-        .await
+    let signed = verify_signature(&state, &headers, &body, &target, "").await?;
+    let path = "/provisioning/account_requests";
+    let run = authenticated(&state, signed.orchestrator, request);
+    replay_safe(&state, &signed.id, "", path, &body, run).await
 }
 
 /// Everything after the signature: orchestrator account → rate limit → `team_id` → account work.

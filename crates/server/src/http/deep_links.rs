@@ -11,7 +11,7 @@ use provisio_protocol::{
 use super::{
     idempotency::idempotent,
     reply::{ApiError, json},
-    request::{RawBody, authenticate_signed, limit_token},
+    request::{RawBody, Target, authenticate_signed, limit_token},
 };
 use crate::{
     domain::dashboard::{self, DashboardError},
@@ -20,11 +20,12 @@ use crate::{
 
 pub async fn create(
     State(state): State<AppState>,
+    target: Target,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate_signed(&state, &headers, &body, "").await?;
-    limit_token(&state, &principal).await.map_err(|seconds| {
+    let call = authenticate_signed(&state, &headers, &body, &target, "").await?;
+    limit_token(&state, &call.principal).await.map_err(|seconds| {
         flat(FlatCode::RateLimited, "Too many requests for this token; retry later")
             .retry_after(seconds)
     })?;
@@ -37,11 +38,11 @@ pub async fn create(
     idempotent(
         &state,
         &headers,
-        &principal,
+        &call,
         "/provisioning/deep_links",
         &body,
         conflict,
-        issue(&state, &principal, &body),
+        issue(&state, &call.principal, &body),
     )
     .await
 }

@@ -20,7 +20,10 @@ use chacha20poly1305::{
 use hmac::{Hmac, KeyInit as _, Mac};
 use sha2::Sha256;
 
-use super::reply::{ApiError, json_bytes};
+use super::{
+    reply::{ApiError, json_bytes},
+    request::SignedCall,
+};
 use crate::{
     crypto::token_hash,
     domain::auth::Principal,
@@ -42,7 +45,7 @@ const MAX_RECORDED: usize = 64 * 1024;
 pub async fn idempotent<F>(
     state: &AppState,
     headers: &HeaderMap,
-    principal: &Principal,
+    call: &SignedCall,
     path: &str,
     body: &[u8],
     conflict: impl FnOnce() -> ApiError,
@@ -51,11 +54,11 @@ pub async fn idempotent<F>(
 where
     F: Future<Output = Result<Response, ApiError>>,
 {
-    let caller = &principal.family_id;
+    let principal = &call.principal;
     replay_safe(
         state,
-        headers,
-        caller,
+        &call.signed_id,
+        &principal.family_id,
         path,
         body,
         by_key(state, headers, principal, path, body, conflict, handler),
@@ -91,12 +94,13 @@ where
 
 /// Replay safety: a byte-identical signed POST seen again while its signature is still valid is
 /// answered from the recorded response instead of running twice. Call it after the signature is
-/// verified. The signature header (which covers timestamp and body) names the request together
-/// with `caller`: the bearer's token family, because the signature does not cover the
-/// `Authorization` header — two tokens sending the same body in the same second are two requests.
+/// verified, with the signed request's name (`Signed::id`: orchestrator, timestamp and body,
+/// however the header was worded) and `caller`: the bearer's token family, because the signature
+/// does not cover the `Authorization` header — two tokens sending the same body in the same second
+/// are two requests.
 pub async fn replay_safe<F>(
     state: &AppState,
-    headers: &HeaderMap,
+    signed_id: &str,
     caller: &str,
     path: &str,
     body: &[u8],
@@ -105,12 +109,7 @@ pub async fn replay_safe<F>(
 where
     F: Future<Output = Result<Response, ApiError>>,
 {
-    let Some(signature) =
-        headers.get(provisio_protocol::signature::SIGNATURE_HEADER).and_then(|v| v.to_str().ok())
-    else {
-        return handler.await;
-    };
-    let scope = format!("replay\n{caller}\n{path}\n{signature}");
+    let scope = format!("replay\n{caller}\n{path}\n{signed_id}");
     // Kept past the window on both sides, so no valid copy of the request can run again.
     let ttl = i64::try_from(state.limits.signature_tolerance_secs)
         .unwrap_or(i64::MAX / 4)

@@ -20,7 +20,7 @@ use provisio_protocol::{
 
 use super::{
     reply::{ApiError, json, no_store},
-    request::{RawBody, verify_signature},
+    request::{RawBody, Target, verify_signature},
 };
 use crate::{
     domain::{
@@ -34,6 +34,7 @@ use crate::{
 
 pub async fn token(
     State(state): State<AppState>,
+    target: Target,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
@@ -45,7 +46,7 @@ pub async fn token(
         None | Some("") => return Err(invalid_request("grant_type is required")),
         Some("authorization_code") => {
             let code = required(request.code.as_deref(), "code is required")?;
-            let signed_by = verified_if_present(&state, &headers, &body).await?;
+            let signed_by = verified_if_present(&state, &headers, &body, &target).await?;
             let verifier = request.code_verifier.as_deref().filter(|v| !v.is_empty());
             if verifier.is_none() && signed_by.is_none() {
                 return Err(OAuthError::unauthenticated("Authentication required").into());
@@ -79,7 +80,7 @@ pub async fn token(
         Some("refresh_token") => {
             let refresh_token =
                 required(request.refresh_token.as_deref(), "refresh_token is required")?;
-            verified_if_present(&state, &headers, &body).await?;
+            verified_if_present(&state, &headers, &body, &target).await?;
             let tokens = oauth::refresh(&state.store, &state.orchestrators, refresh_token, now)
                 .await
                 .map_err(grant_error)?;
@@ -126,9 +127,11 @@ async fn verified_if_present<'s>(
     state: &'s AppState,
     headers: &HeaderMap,
     body: &[u8],
+    target: &Target,
 ) -> Result<Option<&'s Orchestrator>, ApiError> {
     if headers.contains_key(SIGNATURE_HEADER) {
-        verify_signature(state, headers, body).await.map(Some)
+        let signed = verify_signature(state, headers, body, target, "").await?;
+        Ok(Some(signed.orchestrator))
     } else {
         Ok(None)
     }

@@ -6,26 +6,28 @@ use provisio_protocol::types::HealthResponse;
 
 use super::{
     reply::{ApiError, json, json_bytes},
-    request::{RawBody, check_api_version, verify_signature},
+    request::{RawBody, Target, check_api_version, verify_signature},
 };
 use crate::state::AppState;
 
 pub async fn health(
     State(state): State<AppState>,
+    target: Target,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    verify_signature(&state, &headers, &body).await?;
+    verify_signature(&state, &headers, &body, &target, "").await?;
     check_api_version(&headers)?;
     Ok(json(200, &HealthResponse::ok()))
 }
 
 pub async fn services(
     State(state): State<AppState>,
+    target: Target,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    verify_signature(&state, &headers, &body).await?;
+    verify_signature(&state, &headers, &body, &target, "").await?;
     check_api_version(&headers)?;
     Ok(json_bytes(200, state.services_body.clone()))
 }

@@ -3,13 +3,13 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request},
-    http::HeaderMap,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{HeaderMap, request::Parts},
 };
 use provisio_protocol::{FlatError, envelope::FlatCode, signature::SIGNATURE_HEADER};
 
 use super::reply::ApiError;
-use crate::{orchestrators::Orchestrator, state::AppState};
+use crate::{crypto::token_hash, orchestrators::Orchestrator, state::AppState};
 
 /// The request body exactly as received, within the configured size limit.
 pub struct RawBody(pub Bytes);
@@ -28,28 +28,105 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// What a request asks for: its method and path (the query is ignored, as every handler ignores
+/// it). The signature does not cover it, so [`verify_signature`] binds the signature to it.
+pub struct Target(String);
+
+impl Target {
+    /// Whether the request may change anything (every method but `GET` and `HEAD`).
+    fn changes_state(&self) -> bool {
+        !(self.0.starts_with("GET ") || self.0.starts_with("HEAD "))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Target {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(format!("{} {}", parts.method, parts.uri.path())))
+    }
+}
+
+/// A request whose signature verified.
+pub struct Signed<'s> {
+    pub orchestrator: &'s Orchestrator,
+    /// Names what was signed — the orchestrator, the timestamp and the body — whatever else the
+    /// header carried (extra or upper-case `v1` values, spaces), so a reworded header is the same
+    /// signed request.
+    pub id: String,
+}
+
 /// Checks the `Stripe-Signature` of a request over its raw body and names the orchestrator that
 /// signed it: against the configured secrets and the ones kept in the database (reloaded at most
 /// every `signing_secrets_refresh_secs`). No secret at all → 500 flat `server_error`; any failure →
 /// 401 flat `invalid_signature` (the reason goes to the debug log only).
+///
+/// The signature is then bound to `target` for `caller` (the bearer's token family, `""` without
+/// one): the first request a signature is seen on owns it while it could verify, and a
+/// state-changing request with a signature already used for another method or path is refused
+/// (401 flat `invalid_signature`, saying so). Reads are never refused (a read changes nothing,
+/// and an orchestrator may read several resources in one second), but they bind too, so the
+/// signature of a captured read cannot rotate or remove.
 pub async fn verify_signature<'s>(
     state: &'s AppState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<&'s Orchestrator, ApiError> {
+    target: &Target,
+    caller: &str,
+) -> Result<Signed<'s>, ApiError> {
     refresh_signing_secrets(state).await;
     if !state.orchestrators.has_secrets() {
         return Err(no_secret());
     }
     let header = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
-    state
+    let tolerance = state.limits.signature_tolerance_secs;
+    let (orchestrator, timestamp) = state
         .orchestrators
-        .verify(header, body, state.clock.now(), state.limits.signature_tolerance_secs)
+        .verify(header, body, state.clock.now(), tolerance)
         .map_err(|reason| {
             tracing::debug!(reason = reason.reason(), "signature refused");
             crate::metrics::signature_failure(reason.reason());
-            FlatError::invalid_signature().into()
-        })
+            ApiError::from(FlatError::invalid_signature())
+        })?;
+    let signed = Signed { orchestrator, id: signed_id(&orchestrator.name, timestamp, body) };
+    // Kept while the signature verifies: |now - timestamp| <= tolerance.
+    let expires_at =
+        timestamp.saturating_add(i64::try_from(tolerance).unwrap_or(i64::MAX)).saturating_add(1);
+    let use_hash = token_hash(&format!("{caller}\n{}", signed.id));
+    let (store, now) = (&state.store, state.clock.now());
+    let bound = if target.changes_state() {
+        store.bind_signature(&use_hash, &target.0, now, expires_at).await
+    } else {
+        store.note_signature(&use_hash, &target.0, now, expires_at).await.map(|()| true)
+    };
+    match bound {
+        Ok(true) => Ok(signed),
+        Ok(false) => {
+            tracing::debug!(target = %target.0, "signature already used for another request");
+            crate::metrics::signature_failure("reused");
+            Err(FlatError::new(
+                FlatCode::InvalidSignature,
+                "This signature was already used for another request; sign each request anew",
+            )
+            .into())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not bind a signature to its request");
+            Err(FlatError::new(FlatCode::ServerError, "Internal server error").into())
+        }
+    }
+}
+
+/// SHA-256 over the orchestrator's name (length-prefixed), the signed timestamp and the body's
+/// own SHA-256, in hex.
+fn signed_id(orchestrator: &str, timestamp: i64, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update((orchestrator.len() as u64).to_be_bytes());
+    hash.update(orchestrator.as_bytes());
+    hash.update(timestamp.to_be_bytes());
+    hash.update(Sha256::digest(body));
+    hex::encode(hash.finalize())
 }
 
 /// Whether the request carries a `Stripe-Signature` at all. With no secret configured the answer is
@@ -107,17 +184,19 @@ pub async fn authenticate_bearer(
 }
 
 /// Bearer → signature → API-Version, for resources and deep links: a bearer alone is never enough,
-/// and a token works only under the signature of the orchestrator it was issued to.
+/// and a token works only under the signature of the orchestrator it was issued to. Answers who
+/// the bearer speaks for and the name of the signed request.
 pub async fn authenticate_signed(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
+    target: &Target,
     resource_id: &str,
-) -> Result<crate::domain::auth::Principal, ApiError> {
+) -> Result<SignedCall, ApiError> {
     use provisio_protocol::{StatusError, envelope::StatusCode};
     let principal = authenticate_bearer(state, headers, resource_id).await?;
-    let signer = verify_signature(state, headers, body).await?;
-    if signer.name != principal.orchestrator {
+    let signed = verify_signature(state, headers, body, target, &principal.family_id).await?;
+    if signed.orchestrator.name != principal.orchestrator {
         return Err(StatusError::new(
             resource_id,
             StatusCode::Unauthorized,
@@ -126,7 +205,15 @@ pub async fn authenticate_signed(
         .into());
     }
     check_api_version(headers)?;
-    Ok(principal)
+    Ok(SignedCall { principal, signed_id: signed.id })
+}
+
+/// A bearer request that passed [`authenticate_signed`].
+pub struct SignedCall {
+    /// Who the bearer speaks for.
+    pub principal: crate::domain::auth::Principal,
+    /// The name of the signed request ([`Signed::id`]).
+    pub signed_id: String,
 }
 
 /// The per-token limit on resource and deep-link calls; `Err` carries the `Retry-After` seconds.

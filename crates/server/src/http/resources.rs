@@ -18,69 +18,62 @@ use serde::de::DeserializeOwned;
 use super::{
     idempotency::{idempotency_key, idempotent},
     reply::{ApiError, json},
-    request::{RawBody, authenticate_signed, limit_token, too_long},
+    request::{RawBody, SignedCall, Target, authenticate_signed, limit_token, too_long},
 };
 use crate::{
-    domain::{
-        auth::Principal,
-        resources::{CreateInput, ResourceError, ResourceView, UpdateInput},
-    },
+    domain::resources::{CreateInput, ResourceError, ResourceView, UpdateInput},
     state::AppState,
 };
 
 pub async fn create(
     State(state): State<AppState>,
+    target: Target,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = admit(&state, &headers, &body, "").await?;
-    idempotent(
-        &state,
-        &headers,
-        &principal,
-        "/provisioning/resources",
-        &body,
-        || conflict(""),
-        async {
-            let request: CreateResourceRequest = parse_body(&body, "")?;
-            let fields = [
-                ("service_id", request.service_id.as_deref()),
-                ("project_id", request.project_id.as_deref()),
-                ("orchestrator_resource_id", request.orchestrator_resource_id.as_deref()),
-                ("environment", request.environment.as_deref()),
-            ];
-            if let Some(message) = too_long(&fields) {
-                return Err(StatusError::new("", StatusCode::InvalidRequest, message).into());
-            }
-            let input = CreateInput {
-                payment_token: request.payment_token().map(String::from),
-                service_id: request.service_id,
-                configuration: request.configuration,
-                project_id: request.project_id.filter(|p| !p.is_empty()),
-                orchestrator_resource_id: request.orchestrator_resource_id,
-                environment: request.environment,
-            };
-            let view = state
-                .resources(&principal)
-                .keyed(idempotency_key(&headers))
-                .create(&principal, input, state.clock.now())
-                .await;
-            answer(view, "", StatusCode::ServerError, CREATE_REFUSALS)
-        },
-    )
+    let call = admit(&state, &headers, &body, &target, "").await?;
+    let principal = &call.principal;
+    idempotent(&state, &headers, &call, "/provisioning/resources", &body, || conflict(""), async {
+        let request: CreateResourceRequest = parse_body(&body, "")?;
+        let fields = [
+            ("service_id", request.service_id.as_deref()),
+            ("project_id", request.project_id.as_deref()),
+            ("orchestrator_resource_id", request.orchestrator_resource_id.as_deref()),
+            ("environment", request.environment.as_deref()),
+        ];
+        if let Some(message) = too_long(&fields) {
+            return Err(StatusError::new("", StatusCode::InvalidRequest, message).into());
+        }
+        let input = CreateInput {
+            payment_token: request.payment_token().map(String::from),
+            service_id: request.service_id,
+            configuration: request.configuration,
+            project_id: request.project_id.filter(|p| !p.is_empty()),
+            orchestrator_resource_id: request.orchestrator_resource_id,
+            environment: request.environment,
+        };
+        let view = state
+            .resources(principal)
+            .keyed(idempotency_key(&headers))
+            .create(principal, input, state.clock.now())
+            .await;
+        answer(view, "", StatusCode::ServerError, CREATE_REFUSALS)
+    })
     .await
 }
 
 pub async fn get(
     State(state): State<AppState>,
+    target: Target,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = admit(&state, &headers, &body, &raw_id).await?;
+    let call = admit(&state, &headers, &body, &target, &raw_id).await?;
+    let principal = &call.principal;
     let id = resource_id(&raw_id)?;
     answer(
-        state.resources(&principal).get(&principal, id).await,
+        state.resources(principal).get(principal, id).await,
         &raw_id,
         StatusCode::ServerError,
         &[],
@@ -89,14 +82,16 @@ pub async fn get(
 
 pub async fn update_service(
     State(state): State<AppState>,
+    target: Target,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = admit(&state, &headers, &body, &raw_id).await?;
+    let call = admit(&state, &headers, &body, &target, &raw_id).await?;
+    let principal = &call.principal;
     let id = resource_id(&raw_id)?;
     let path = format!("/provisioning/resources/{id}/update_service");
-    idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
+    idempotent(&state, &headers, &call, &path, &body, || conflict(&raw_id), async {
         let request: UpdateServiceRequest = parse_body(&body, &raw_id)?;
         if let Some(message) = too_long(&[("service_id", request.service_id.as_deref())]) {
             return Err(StatusError::new(&raw_id, StatusCode::InvalidRequest, message).into());
@@ -107,9 +102,9 @@ pub async fn update_service(
             configuration: request.configuration,
         };
         let view = state
-            .resources(&principal)
+            .resources(principal)
             .keyed(idempotency_key(&headers))
-            .update_service(&principal, id, input, state.clock.now())
+            .update_service(principal, id, input, state.clock.now())
             .await;
         answer(view, &raw_id, StatusCode::ServerError, UPDATE_REFUSALS)
     })
@@ -118,20 +113,22 @@ pub async fn update_service(
 
 pub async fn rotate_credentials(
     State(state): State<AppState>,
+    target: Target,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    act(state, raw_id, headers, body, Action::Rotate).await
+    act(state, target, raw_id, headers, body, Action::Rotate).await
 }
 
 pub async fn remove(
     State(state): State<AppState>,
+    target: Target,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    act(state, raw_id, headers, body, Action::Remove).await
+    act(state, target, raw_id, headers, body, Action::Remove).await
 }
 
 /// The body-less actions on one resource.
@@ -143,24 +140,26 @@ enum Action {
 
 async fn act(
     state: AppState,
+    target: Target,
     raw_id: String,
     headers: HeaderMap,
     body: Bytes,
     action: Action,
 ) -> Result<Response, ApiError> {
-    let principal = admit(&state, &headers, &body, &raw_id).await?;
+    let call = admit(&state, &headers, &body, &target, &raw_id).await?;
+    let principal = &call.principal;
     let id = resource_id(&raw_id)?;
     let (name, internal) = match action {
         Action::Rotate => ("rotate_credentials", StatusCode::CredentialRotationFailed),
         Action::Remove => ("remove", StatusCode::ServerError),
     };
     let path = format!("/provisioning/resources/{id}/{name}");
-    idempotent(&state, &headers, &principal, &path, &body, || conflict(&raw_id), async {
-        let resources = state.resources(&principal).keyed(idempotency_key(&headers));
+    idempotent(&state, &headers, &call, &path, &body, || conflict(&raw_id), async {
+        let resources = state.resources(principal).keyed(idempotency_key(&headers));
         let now = state.clock.now();
         let view = match action {
-            Action::Rotate => resources.rotate(&principal, id, now).await,
-            Action::Remove => resources.remove(&principal, id, now).await,
+            Action::Rotate => resources.rotate(principal, id, now).await,
+            Action::Remove => resources.remove(principal, id, now).await,
         };
         answer(view, &raw_id, internal, &[StatusCode::InvalidRequest])
     })
@@ -172,11 +171,12 @@ async fn admit(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
+    target: &Target,
     raw_id: &str,
-) -> Result<Principal, ApiError> {
-    let principal = authenticate_signed(state, headers, body, raw_id).await?;
-    limit_token(state, &principal).await.map_err(|seconds| limited(raw_id, seconds))?;
-    Ok(principal)
+) -> Result<SignedCall, ApiError> {
+    let call = authenticate_signed(state, headers, body, target, raw_id).await?;
+    limit_token(state, &call.principal).await.map_err(|seconds| limited(raw_id, seconds))?;
+    Ok(call)
 }
 
 fn limited(raw_id: &str, seconds: u64) -> ApiError {

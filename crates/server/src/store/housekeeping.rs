@@ -1,5 +1,5 @@
 //! Deleting rows that have expired: recorded responses, browser sessions, refilled rate-limit
-//! buckets, consents and their sign-in links a day after they expired, and — after a week —
+//! buckets, signatures' bindings (PostgreSQL), consents and their sign-in links a day after they expired, and — after a week —
 //! delivered events and the record of connector calls. Lookups
 //! already ignore expired rows; this only keeps the tables small (and delivered events, which hold
 //! emails, no longer than they are useful).
@@ -37,6 +37,8 @@ pub fn sweep(
         conn.execute("DELETE FROM pending_consents WHERE expires_at <= $1", &[day_ago.into()])?;
     if backend == Backend::Postgres {
         deleted += rate_limits::forget_full(conn, now_ms)?;
+        deleted +=
+            conn.execute("DELETE FROM signature_uses WHERE expires_at <= $1", &[now.into()])?;
     }
     Ok(deleted)
 }

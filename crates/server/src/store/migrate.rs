@@ -122,6 +122,11 @@ const POSTGRES: &[Migration] = &[
         name: "consent",
         sql: include_str!("../../migrations/postgres/0011_consent.sql"),
     },
+    Migration {
+        version: 12,
+        name: "signature_uses",
+        sql: include_str!("../../migrations/postgres/0012_signature_uses.sql"),
+    },
 ];
 
 /// The migrations of `backend`, in order.

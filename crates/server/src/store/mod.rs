@@ -18,6 +18,7 @@ pub mod oauth;
 mod postgres;
 pub mod rate_limits;
 pub mod resources;
+pub mod signature_uses;
 pub mod signing_secrets;
 pub mod sql;
 mod sqlite;

@@ -31,6 +31,9 @@ pub(super) struct Sqlite {
     /// Idempotency keys claimed by requests in flight (key hash → request hash). A SQLite
     /// database has one provisio process, so the claim needs no write (`idempotency::Claim`).
     pub(super) in_flight: Mutex<HashMap<String, String>>,
+    /// Which request each signature was first used for (`signature_uses`), in memory for the
+    /// same reason.
+    pub(super) signature_uses: Mutex<super::signature_uses::Bindings>,
 }
 
 impl Sqlite {
@@ -54,6 +57,7 @@ impl Sqlite {
             readers: Mutex::new(Some(read_tx)),
             threads: Mutex::new(threads),
             in_flight: Mutex::default(),
+            signature_uses: Mutex::default(),
         })
     }
 

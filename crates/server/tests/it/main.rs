@@ -25,7 +25,9 @@ mod resources;
 // Shared with the cli's tests and the bench SaaS example, which each use a part of it.
 #[allow(dead_code)]
 mod saas;
+mod signature_reuse;
 mod signing_secrets;
+mod slow_clients;
 mod smtp;
 mod startup;
 mod store;

@@ -543,12 +543,19 @@ fn default_orchestrator() -> Orchestrator {
     Orchestrator::new("stripe", Some("Stripe".into()), &[SECRET.to_string()])
 }
 
-/// A timestamp inside the signature window that differs from call to call, so two requests with the
-/// same body are two requests (a byte-identical signed request is a replay, answered from record).
-pub fn fresh_timestamp() -> i64 {
-    use std::sync::atomic::{AtomicI64, Ordering};
-    static NEXT: AtomicI64 = AtomicI64::new(0);
-    NOW - NEXT.fetch_add(1, Ordering::Relaxed) % 250
+/// A timestamp inside the signature window that differs from call to call of the same caller (the
+/// `Authorization` header, `None` without one), so two requests with the same body are two requests:
+/// a byte-identical signed request is a replay (answered from record), and a signature seen on
+/// another path is refused. Counted per caller (each test's tokens are its own), so another
+/// test's requests never bring a test's own timestamps round again.
+fn fresh_timestamp(caller: Option<&str>) -> i64 {
+    use std::{collections::HashMap, sync::Mutex};
+    static NEXT: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
+    let mut next = NEXT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let counter =
+        next.get_or_insert_with(HashMap::new).entry(caller.unwrap_or("").into()).or_default();
+    *counter += 1;
+    NOW - (*counter - 1) % 250
 }
 
 /// A minimal valid account request.
@@ -567,7 +574,8 @@ pub struct Req {
     method: &'static str,
     path: String,
     body: Vec<u8>,
-    signature: Option<String>,
+    /// `None`: signed over the final body with a fresh timestamp when built.
+    signature: Option<Option<String>>,
     api_version: Option<String>,
     headers: Vec<(String, String)>,
 }
@@ -592,12 +600,11 @@ impl Req {
     }
 
     fn new(method: &'static str, path: &str, body: Vec<u8>) -> Self {
-        let signature = Some(signature::header_value(&[SECRET], fresh_timestamp(), &body));
         Self {
             method,
             path: path.into(),
             body,
-            signature,
+            signature: None,
             api_version: Some("0.1d".into()),
             headers: vec![],
         }
@@ -605,12 +612,12 @@ impl Req {
 
     /// Signs with these secrets at this time instead.
     pub fn signed_with(mut self, secrets: &[&str], at: i64) -> Self {
-        self.signature = Some(signature::header_value(secrets, at, &self.body));
+        self.signature = Some(Some(signature::header_value(secrets, at, &self.body)));
         self
     }
 
     pub fn signature(mut self, value: Option<&str>) -> Self {
-        self.signature = value.map(String::from);
+        self.signature = Some(value.map(String::from));
         self
     }
 
@@ -621,8 +628,16 @@ impl Req {
 
     /// Replaces the body after signing, as a tampering proxy would.
     pub fn tamper(mut self, body: impl Into<Vec<u8>>) -> Self {
+        let signed = self.signature.take().unwrap_or_else(|| Some(self.default_signature()));
+        self.signature = Some(signed);
         self.body = body.into();
         self
+    }
+
+    fn default_signature(&self) -> String {
+        let caller = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        let at = fresh_timestamp(caller.map(|(_, v)| v.as_str()));
+        signature::header_value(&[SECRET], at, &self.body)
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -631,8 +646,12 @@ impl Req {
     }
 
     pub fn build(self) -> Request<Body> {
+        let signature = match self.signature.clone() {
+            Some(chosen) => chosen,
+            None => Some(self.default_signature()),
+        };
         let mut builder = Request::builder().method(self.method).uri(self.path);
-        if let Some(sig) = self.signature {
+        if let Some(sig) = signature {
             builder = builder.header("Stripe-Signature", sig);
         }
         if let Some(v) = self.api_version {
