@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The conformance suite against provisio in connector mode: the example SaaS (examples/saas) owns
-# users, projects, resources and credentials, provisio (release binary) calls it over signed HTTP.
+# `provisio connector-check` against the example SaaS (examples/saas), then the conformance suite
+# against provisio in connector mode: the example SaaS owns users, projects, resources and
+# credentials, provisio (release binary) calls it over signed HTTP.
 #
 #   scripts/conformance-connector.sh [DATABASE_URL]
 #
@@ -71,6 +72,20 @@ SAAS_CONNECTOR_SECRET="$connector_secret" SAAS_EVENTS_SECRET="$events_secret" \
   >"$workdir/saas.out" 2>"$workdir/saas.err" &
 saas_pid=$!
 saas_url="$(wait_for_line "$saas_pid" "$workdir/saas.out" 'example SaaS listening on ' 'the example SaaS' "$workdir/saas.err")"
+
+# The SaaS's side first: `provisio connector-check` holds the example SaaS to the connector contract.
+echo "== connector-check against the example SaaS at $saas_url"
+check_status=0
+CHECK_CONNECTOR_SECRET="$connector_secret" CHECK_EVENTS_SECRET="$events_secret" \
+  "$bin" connector-check --url "$saas_url/provisio/v1" --secret-env CHECK_CONNECTOR_SECRET \
+  --events-url "$saas_url/provisio/events" --events-secret-env CHECK_EVENTS_SECRET \
+  >"$workdir/connector-check.out" || check_status=$?
+tail -n 2 "$workdir/connector-check.out"
+if [ "$check_status" -ne 0 ]; then
+  cat "$workdir/connector-check.out" >&2
+  echo "connector-check against the example SaaS failed (exit status $check_status)" >&2
+  exit 1
+fi
 
 cat >"$workdir/provisio.toml" <<TOML
 [connector]

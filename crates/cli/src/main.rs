@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod conformance;
+mod connector_check;
 mod orchestrator;
 
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     Orchestrator(orchestrator::OrchestratorArgs),
     /// Run the APP 0.1d conformance checklist against a provider.
     Conformance(conformance::ConformanceArgs),
+    /// Check a SaaS's side of the connector contract before going live.
+    ConnectorCheck(connector_check::ConnectorCheckArgs),
     /// Load-test a provider with whole protocol flows.
     Bench(bench::BenchArgs),
     /// Apply pending database migrations and exit (run it before rolling out a new version).
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Orchestrator(args) => orchestrator::run(args).await,
             Command::Conformance(args) => conformance::run(args).await,
+            Command::ConnectorCheck(args) => connector_check::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Admin(args) => admin::run(args).await,

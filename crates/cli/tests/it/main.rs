@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod browser;
 mod connector;
+mod connector_check;
 mod consent_browser;
 mod crash;
 mod instances;

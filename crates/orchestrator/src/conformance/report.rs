@@ -132,6 +132,58 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The results as JUnit XML, one test case per check (CI systems show these as test reports).
+    pub fn junit(&self, suite: &str) -> String {
+        let mut xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
+            xml_escape(suite),
+            self.checks.len(),
+            self.failed,
+            self.skipped
+        );
+        for check in &self.checks {
+            xml.push_str(&format!(
+                "<testcase classname=\"{}\" name=\"{}\">",
+                xml_escape(&check.group),
+                xml_escape(&check.id)
+            ));
+            let detail = xml_escape(&format!("expected: {}\ngot: {}", check.expected, check.got));
+            match check.outcome {
+                Outcome::Pass => {}
+                Outcome::Fail => xml.push_str(&format!(
+                    "<failure message=\"{}\">{detail}</failure>",
+                    xml_escape(&clip(&check.got))
+                )),
+                Outcome::Skip => {
+                    xml.push_str(&format!("<skipped message=\"{}\"/>", xml_escape(&check.got)))
+                }
+            }
+            xml.push_str("</testcase>\n");
+        }
+        xml.push_str("</testsuite>\n</testsuites>\n");
+        xml
+    }
+}
+
+/// Text and attribute values for XML.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Characters XML 1.0 cannot hold at all.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Shortens a cell to [`TABLE_CELL_CHARS`] characters.
 pub(crate) fn clip(text: &str) -> String {
     if text.chars().count() <= TABLE_CELL_CHARS {
@@ -168,6 +220,24 @@ mod tests {
         assert!(report.table().contains("g.a [builtin]"));
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["checks"][0]["tags"], serde_json::json!(["builtin"]));
+    }
+
+    #[test]
+    fn junit_has_one_case_per_check_escaped() {
+        let mut failed = result("g.b", Outcome::Fail);
+        failed.got = "<b>\"&\u{1}".into();
+        let report = Report::new(
+            "http://x",
+            vec![result("g.a", Outcome::Pass), failed, result("g.c", Outcome::Skip)],
+        );
+        let xml = report.junit("suite & co");
+        assert!(
+            xml.contains(r#"<testsuite name="suite &amp; co" tests="3" failures="1" skipped="1">"#)
+        );
+        assert!(xml.contains(r#"<testcase classname="g" name="g.a"></testcase>"#));
+        assert!(xml.contains("<failure message=\"&lt;b&gt;&quot;&amp;\u{fffd}\">"));
+        assert!(xml.contains("<skipped message="));
+        assert_eq!(xml.matches("<testcase").count(), 3);
     }
 
     #[test]

@@ -41,6 +41,19 @@ pub enum Fault {
     Hold,
 }
 
+/// A SaaS that gets the contract wrong on purpose, for `provisio connector-check`'s tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    /// Answers calls whatever their signature.
+    SkipsSignatures,
+    /// Makes a second user for an address that exists, under a new webhook-id.
+    UserPerWebhookId,
+    /// Answers an unknown address with `{"user":{}}`.
+    EmptyUser,
+    /// Writes project ids as strings.
+    StringProjectIds,
+}
+
 /// An organization to seed: name, the user's `joined_at`, and projects `(name, demo)`.
 pub type SeedOrganization<'a> = (&'a str, &'a str, &'a [(&'a str, bool)]);
 
@@ -86,6 +99,8 @@ pub struct World {
     release: Arc<tokio::sync::Notify>,
     /// Where dashboard.login sends users (default: the configured dashboard origin).
     pub login_origin: Option<String>,
+    /// A contract rule this SaaS breaks.
+    pub broken: Option<Broken>,
 }
 
 #[derive(Clone)]
@@ -226,12 +241,21 @@ impl World {
                     .projects
                     .iter()
                     .filter(|p| &p.organization == org)
-                    .map(|p| json!({"id": p.id, "name": p.name, "demo": p.demo}))
+                    .map(|p| json!({"id": self.project_id(p.id), "name": p.name, "demo": p.demo}))
                     .collect();
                 json!({"id": org, "name": self.organizations[org], "joined_at": joined_at, "projects": projects})
             })
             .collect();
         json!({"id": user.id, "email": user.email, "email_verified": user.verified, "organizations": organizations})
+    }
+
+    /// A project id as this SaaS writes it.
+    fn project_id(&self, id: i64) -> Value {
+        if self.broken == Some(Broken::StringProjectIds) {
+            json!(id.to_string())
+        } else {
+            json!(id)
+        }
     }
 
     fn find(&self, email: &str) -> Option<&SaasUser> {
@@ -260,7 +284,8 @@ impl World {
         };
         match operation {
             "users.create" => {
-                if self.find(&s("email")).is_some() {
+                if self.find(&s("email")).is_some() && self.broken != Some(Broken::UserPerWebhookId)
+                {
                     return Err((409, "user_exists"));
                 }
                 let user_id = self.new_id("u");
@@ -280,6 +305,7 @@ impl World {
                     memberships: vec![(org.clone(), "2026-11-29T00:00:00Z".into())],
                 };
                 self.users.push(user.clone());
+                let project = self.project_id(project);
                 Ok(
                     json!({"user": self.user_json(&user), "organization_id": org, "project_id": project}),
                 )
@@ -295,7 +321,9 @@ impl World {
                     name: s("name"),
                     demo: false,
                 });
-                Ok(json!({"project": {"id": id, "name": s("name"), "demo": false}}))
+                Ok(
+                    json!({"project": {"id": self.project_id(id), "name": s("name"), "demo": false}}),
+                )
             }
             "resources.provision" | "resources.rotate" => {
                 if !member(self) {
@@ -363,12 +391,15 @@ async fn operation(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !verify(CONNECTOR_SECRET, &headers, &body)
-        || headers.get("connector-version").map(|v| v.as_bytes()) != Some(b"1")
+    let checks_signatures = world.lock().unwrap().broken != Some(Broken::SkipsSignatures);
+    if checks_signatures
+        && (!verify(CONNECTOR_SECRET, &headers, &body)
+            || headers.get("connector-version").map(|v| v.as_bytes()) != Some(b"1"))
     {
         return refusal(401, "invalid_signature");
     }
-    let id = headers["webhook-id"].to_str().unwrap().to_string();
+    let id =
+        headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     world.lock().unwrap().calls.push((operation.clone(), id.clone()));
     let fault = next_fault(&world, &operation).await;
     match fault {
@@ -408,7 +439,10 @@ fn answer(
         "health" => Ok(json!({"connector_version": 1})),
         "users.lookup" => {
             let user = w.find(body["email"].as_str().unwrap_or_default()).cloned();
-            Ok(json!({"user": user.map(|u| w.user_json(&u))}))
+            match user {
+                None if w.broken == Some(Broken::EmptyUser) => Ok(json!({"user": {}})),
+                user => Ok(json!({"user": user.map(|u| w.user_json(&u))})),
+            }
         }
         "dashboard.login" => {
             let token = format!("login_{}", w.logins.len() + 1);
