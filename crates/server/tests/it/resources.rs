@@ -151,13 +151,59 @@ async fn a_paid_service_with_a_token_activates_billing() {
         app.scalar_text("SELECT payment_token_hash FROM billing").await,
         provisio_server::crypto::token_hash("spt_test_123")
     );
-    // On the paid plan, the analytics component is paid too.
-    app.provision(&access, &json!({"project_id": "q"})).await.assert(
+    // On the paid plan the analytics component is paid too, and the organization already pays
+    // for the plan: a second resource needs no fresh token (as PostHog answers an active
+    // subscription).
+    let second = app.provision(&access, &json!({"project_id": "q"})).await;
+    assert_eq!(second.status, 200, "{}", second.json);
+    // A token that is sent anyway is still redeemed.
+    let third = app
+        .provision(&access, &json!({"project_id": "r", "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_test_456"}}))
+        .await;
+    assert_eq!(third.status, 200, "{}", third.json);
+    assert_eq!(
+        app.scalar_text("SELECT payment_token_hash FROM billing").await,
+        provisio_server::crypto::token_hash("spt_test_456")
+    );
+}
+
+#[backend_test]
+async fn a_component_on_a_paid_plan_needs_a_token_only_until_the_plan_is_paid() {
+    // The path a new user takes: analytics on the free plan, the organization moves to
+    // pay_as_you_go with a token, then a second analytics resource under a new project_id.
+    let app = TestApp::new().await;
+    let access = token(&app, "parity@example.com").await;
+    let first =
+        app.provision(&access, &json!({"service_id": "analytics", "project_id": "a"})).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    let id = id_of(&first);
+    let update =
+        |body: Value| Req::json(&format!("/provisioning/resources/{id}/update_service"), &body);
+    app.with_bearer(update(json!({"service_id": "pay_as_you_go"})), &access).await.assert(
+        400,
+        status_error(
+            &id,
+            "requires_payment_credentials",
+            "Service pay_as_you_go requires payment credentials",
+        ),
+    );
+    let paid = app
+        .with_bearer(update(json!({"service_id": "pay_as_you_go", "payment_credentials": {"type": "stripe_payment_token", "stripe_payment_token": "spt_parity_1"}})), &access)
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.json);
+    let second =
+        app.provision(&access, &json!({"service_id": "analytics", "project_id": "b"})).await;
+    assert_eq!(second.status, 200, "the plan is paid for: {}", second.json);
+    // Another organization, still on the free plan, gets the free option without a token and
+    // is asked for one for the paid plan.
+    let other = token(&app, "parity-free@example.com").await;
+    assert_eq!(app.provision(&other, &json!({"service_id": "analytics"})).await.status, 200);
+    app.provision(&other, &json!({"service_id": "pay_as_you_go", "project_id": "c"})).await.assert(
         400,
         status_error(
             "",
             "requires_payment_credentials",
-            "Service analytics requires payment credentials",
+            "Service pay_as_you_go requires payment credentials",
         ),
     );
 }

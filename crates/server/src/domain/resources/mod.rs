@@ -158,6 +158,7 @@ impl<'a> Resources<'a> {
                 &principal.organization_id,
                 &service,
                 &plan,
+                self.paying_for(&plan),
                 input.payment_token.as_deref(),
                 ResourceError::RequiresPayment,
             )
@@ -226,11 +227,15 @@ impl<'a> Resources<'a> {
         let plan = plan_of(principal);
         let new_plan =
             if target.kind == Some(ServiceKind::Plan) { target.id.clone() } else { plan.clone() };
+        // A move to another plan is a new commitment; a component under the plan the
+        // organization already pays for is not.
+        let paying = new_plan == plan && self.paying_for(&plan);
         let payment = self
             .charge(
                 &principal.organization_id,
                 &target,
                 &new_plan,
+                paying,
                 input.payment_token.as_deref(),
                 ResourceError::BillingFailed,
             )
@@ -374,31 +379,46 @@ impl<'a> Resources<'a> {
             .ok_or(ResourceError::NotFound)
     }
 
-    /// Activates billing when `service` costs money on `plan`: no token → `requires_payment_credentials`;
-    /// a token the backend refuses → `refused(reason)`. `None` when nothing is owed.
+    /// Activates billing when `service` costs money on `plan`: a token that is sent is redeemed
+    /// (refused by the backend → `refused(reason)`); without one, an organization already `paying`
+    /// for `plan` owes nothing new, any other gets `requires_payment_credentials`. `None` when
+    /// nothing was activated.
     async fn charge(
         &self,
         organization_id: &str,
         service: &Service,
         plan: &str,
+        paying: bool,
         token: Option<&str>,
         refused: fn(String) -> ResourceError,
     ) -> Result<Option<(String, Activation)>, ResourceError> {
         if !price_is_paid(service, plan) {
             return Ok(None);
         }
-        let token = token.ok_or_else(|| {
-            ResourceError::RequiresPayment(format!(
-                "Service {} requires payment credentials",
-                service.id
-            ))
-        })?;
+        let token = match token {
+            Some(token) => token,
+            None if paying => return Ok(None),
+            None => {
+                return Err(ResourceError::RequiresPayment(format!(
+                    "Service {} requires payment credentials",
+                    service.id
+                )));
+            }
+        };
         let activation = self
             .billing
             .activate(organization_id, &service.id, token)
             .await
             .map_err(|reason| refused(reason.0))?;
         Ok(Some((token_hash(token), activation)))
+    }
+
+    /// Whether an organization on `plan` already pays for it: the plan is a paid plan of the
+    /// catalog, and an organization reaches one only with a payment the backend accepted.
+    fn paying_for(&self, plan: &str) -> bool {
+        self.catalog
+            .get(plan)
+            .is_some_and(|s| s.kind == Some(ServiceKind::Plan) && price_is_paid(s, plan))
     }
 
     fn update_allowed(&self, from: &str, to: &str) -> bool {
