@@ -2,11 +2,15 @@
 //! token on resource and deep-link calls, per client address on dashboard logins. A refused call
 //! answers 429 with `Retry-After` in its endpoint's own envelope.
 //!
+//! Every limited answer, success or 429, also says where its caller stands: the IETF
+//! `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers), one item per
+//! limit the call counted against — see [`noting`] and [`header_values`].
+//!
 //! On SQLite (one instance) buckets live in this process's memory. On PostgreSQL they live in the
 //! database, so that every instance counts against the same buckets: each call locks its bucket's
 //! row, applies [`Bucket::take`] and writes it back.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{cell::RefCell, collections::HashMap, sync::Mutex};
 
 use serde::Deserialize;
 
@@ -128,6 +132,77 @@ fn capacity(rate: Rate) -> u64 {
     u64::from(rate.burst.max(1)) * CALL
 }
 
+/// Where a caller stands with one limit after a call counted against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    pub scope: Scope,
+    pub rate: Rate,
+    /// Whole calls left now.
+    pub remaining: u64,
+    /// Seconds until the bucket is full again.
+    pub reset_secs: u64,
+}
+
+impl Allowance {
+    fn of(scope: Scope, rate: Rate, bucket: &Bucket, now_ms: i64) -> Self {
+        let until_full = bucket.full_at_ms(rate).saturating_sub(now_ms).max(0);
+        Self {
+            scope,
+            rate,
+            remaining: bucket.level(rate, now_ms) / CALL,
+            reset_secs: u64::try_from(until_full).unwrap_or(0).div_ceil(1000),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The limits the current request counted against (set by the HTTP layer).
+    static SEEN: RefCell<Vec<Allowance>>;
+}
+
+/// Runs `work`, collecting the [`Allowance`] of every limit it counts against.
+pub async fn noting<F: std::future::Future>(work: F) -> (F::Output, Vec<Allowance>) {
+    SEEN.scope(RefCell::new(Vec::new()), async {
+        let output = work.await;
+        (output, SEEN.with(|seen| seen.take()))
+    })
+    .await
+}
+
+fn note(allowance: Allowance) {
+    // Outside a request (tests, fuzzing) there is nobody to tell.
+    let _ = SEEN.try_with(|seen| {
+        let mut seen = seen.borrow_mut();
+        // A scope counted twice (a retried take) is reported as it stands last.
+        seen.retain(|a| a.scope != allowance.scope);
+        seen.push(allowance);
+    });
+}
+
+/// `RateLimit-Policy` and `RateLimit` values for the limits a request counted against: a policy
+/// per limit, named by its scope, with its quota `q` (the burst) and window `w` (seconds to refill
+/// the burst); then `r` calls remaining and `t` seconds until the bucket is full again.
+pub fn header_values(seen: &[Allowance]) -> Option<(String, String)> {
+    if seen.is_empty() {
+        return None;
+    }
+    let policy = seen
+        .iter()
+        .map(|a| {
+            let window =
+                (u64::from(a.rate.burst.max(1)) * 60).div_ceil(u64::from(a.rate.per_minute.max(1)));
+            format!("\"{}\";q={};w={}", a.scope.label(), a.rate.burst.max(1), window.max(1))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let state = seen
+        .iter()
+        .map(|a| format!("\"{}\";r={};t={}", a.scope.label(), a.remaining, a.reset_secs))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some((policy, state))
+}
+
 /// Seconds to wait before the call would be allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter(pub u64);
@@ -179,15 +254,21 @@ impl RateLimiter {
                     sql::lock(conn, scope.label(), &key)?.unwrap_or(Bucket::full(rate, now_ms));
                 let taken = bucket.take(rate, now_ms);
                 sql::save(conn, scope.label(), &key, bucket, bucket.full_at_ms(rate))?;
-                Ok(taken)
+                Ok((taken, Allowance::of(scope, rate, &bucket, now_ms)))
             })
             .await;
         // A limiter that cannot reach its store lets the call through: the call itself will
         // meet the same database and fail or succeed on its own.
-        taken.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "rate-limit bucket unavailable");
-            Ok(())
-        })
+        match taken {
+            Ok((taken, allowance)) => {
+                note(allowance);
+                taken
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rate-limit bucket unavailable");
+                Ok(())
+            }
+        }
     }
 
     /// [`RateLimiter::take`] on this process's buckets.
@@ -197,10 +278,10 @@ impl RateLimiter {
         if buckets.len() > MAX_BUCKETS {
             buckets.retain(|_, b| b.level(rate, now_ms) < capacity(rate));
         }
-        buckets
-            .entry((scope, key.to_string()))
-            .or_insert(Bucket::full(rate, now_ms))
-            .take(rate, now_ms)
+        let bucket = buckets.entry((scope, key.to_string())).or_insert(Bucket::full(rate, now_ms));
+        let taken = bucket.take(rate, now_ms);
+        note(Allowance::of(scope, rate, bucket, now_ms));
+        taken
     }
 }
 
@@ -241,6 +322,36 @@ mod tests {
         assert_eq!(l.check(Scope::LoginIp, "ip", 0), Err(RetryAfter(30)));
         assert_eq!(l.check(Scope::LoginIp, "ip", 20_000), Err(RetryAfter(10)), "10 s left");
         assert!(l.check(Scope::LoginIp, "ip", 30_000).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_request_learns_where_it_stands_with_each_limit() {
+        let l = limiter(3, 60);
+        let ((), seen) = noting(async {
+            assert!(l.check(Scope::Email, "a", 0).is_ok());
+            assert!(l.check(Scope::Email, "a", 0).is_ok());
+            assert!(l.check(Scope::Token, "t", 0).is_ok());
+        })
+        .await;
+        let rate = Rate { burst: 3, per_minute: 60 };
+        assert_eq!(
+            seen,
+            [
+                Allowance { scope: Scope::Email, rate, remaining: 1, reset_secs: 2 },
+                Allowance { scope: Scope::Token, rate, remaining: 2, reset_secs: 1 },
+            ]
+        );
+        let (policy, state) = header_values(&seen).unwrap();
+        assert_eq!(policy, "\"email\";q=3;w=3, \"token\";q=3;w=3");
+        assert_eq!(state, "\"email\";r=1;t=2, \"token\";r=2;t=1");
+        // Refused: nothing left, full again once the whole burst has refilled.
+        let ((), seen) = noting(async {
+            assert!(l.check(Scope::Email, "a", 0).is_ok());
+            assert!(l.check(Scope::Email, "a", 0).is_err());
+        })
+        .await;
+        assert_eq!(seen, [Allowance { scope: Scope::Email, rate, remaining: 0, reset_secs: 3 }]);
+        assert_eq!(header_values(&[]), None);
     }
 
     #[test]

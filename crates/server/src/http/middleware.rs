@@ -103,7 +103,8 @@ async fn measure(req: Request, next: Next) -> Response {
 }
 
 /// Makes the request id (and whether events are on) available to the domain for the rest of the
-/// request.
+/// request, and answers where the caller stands with every rate limit the request counted against
+/// (`RateLimit-Policy`, `RateLimit`).
 async fn with_request(emit_events: bool, req: Request, next: Next) -> Response {
     let id = req
         .extensions()
@@ -111,7 +112,17 @@ async fn with_request(emit_events: bool, req: Request, next: Next) -> Response {
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-")
         .to_string();
-    crate::audit::with_request(id, emit_events, next.run(req)).await
+    let work = crate::audit::with_request(id, emit_events, next.run(req));
+    let (mut response, seen) = crate::rate_limit::noting(work).await;
+    if let Some((policy, state)) = crate::rate_limit::header_values(&seen) {
+        let headers = response.headers_mut();
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+    }
+    response
 }
 
 /// A `Content-Length` over the limit is answered 413 before the body is read into memory. A

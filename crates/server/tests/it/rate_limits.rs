@@ -163,3 +163,36 @@ async fn instances_on_postgresql_share_their_buckets() {
     })
     .await;
 }
+
+#[backend_test]
+async fn limited_answers_say_where_the_caller_stands() {
+    // RateLimit-Policy / RateLimit (IETF draft): one item per limit the call counted against, on
+    // success and on 429, beside Retry-After.
+    let app = TestApp::with_rate_limits(tight()).await;
+    let policy = r#""orchestrator_account";q=4;w=4, "email";q=2;w=2"#;
+    let first = app.account_request(&account_body("ar_h1", "h@example.com")).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.headers["ratelimit-policy"], policy);
+    assert_eq!(first.headers["ratelimit"], r#""orchestrator_account";r=3;t=1, "email";r=1;t=1"#);
+    let second = app.account_request(&account_body("ar_h2", "h@example.com")).await;
+    assert_eq!(second.headers["ratelimit"], r#""orchestrator_account";r=2;t=2, "email";r=0;t=2"#);
+    let refused = app.account_request(&account_body("ar_h3", "h@example.com")).await;
+    refused.assert(429, typed_limited("ar_h3"));
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(refused.headers["ratelimit-policy"], policy);
+    assert_eq!(refused.headers["ratelimit"], r#""orchestrator_account";r=1;t=3, "email";r=0;t=2"#);
+
+    // Resource calls count against the token's limit.
+    let access = app.redeem(&app.code_for("h2@example.com").await).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = app.provision(&access, &json!({})).await;
+    assert_eq!(created.status, 200, "{}", created.json);
+    assert_eq!(created.headers["ratelimit-policy"], r#""token";q=2;w=2"#);
+    assert_eq!(created.headers["ratelimit"], r#""token";r=1;t=1"#);
+    // Endpoints without a limit say nothing.
+    let health = app.send(Req::get("/provisioning/health").build()).await;
+    assert!(health.headers.get("ratelimit").is_none());
+    assert!(health.headers.get("ratelimit-policy").is_none());
+}
