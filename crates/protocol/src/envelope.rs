@@ -72,9 +72,11 @@ codes! {
 
 codes! {
     /// Codes of the typed envelope (`account_requests`); `provider_unavailable`: the SaaS behind
-    /// the provider did not answer in time (connector mode).
+    /// the provider did not answer in time (connector mode); `invalid_configuration`: the
+    /// request's `configuration` breaks the provider's account configuration schema.
     TypedCode {
         InvalidRequest = ("invalid_request", 400),
+        InvalidConfiguration = ("invalid_configuration", 400),
         Expired = ("expired", 400),
         TeamResolutionFailed = ("team_resolution_failed", 400),
         Unauthorized = ("unauthorized", 401),

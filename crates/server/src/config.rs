@@ -117,6 +117,12 @@ pub struct FileConfig {
     pub events: Option<crate::connector::EventsSpec>,
     /// How the consent leg sends sign-in links; absent: `.eml` files in an outbox folder.
     pub email: Option<crate::email::EmailSpec>,
+    /// What account requests may carry (their `configuration`'s schema, the scopes granted).
+    #[serde(default)]
+    pub accounts: crate::registration::AccountsSpec,
+    /// How the product presents itself to agents (`/llm-context.md`).
+    #[serde(default)]
+    pub provider: crate::registration::ProviderSpec,
 }
 
 /// Protocol limits (spec 3.1).
@@ -252,6 +258,11 @@ impl FileConfig {
         };
         let events = self.events.as_ref().map(|spec| spec.validate(&env)).transpose()?;
         Ok((connector, events))
+    }
+
+    /// `[accounts]`, validated.
+    pub fn accounts(&self) -> Result<crate::registration::AccountSettings, ConfigError> {
+        Ok(crate::registration::AccountSettings::new(&self.accounts)?)
     }
 
     /// The catalog this file asks for: its own services, or the built-in default.

@@ -21,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod orchestrators;
 pub mod rate_limit;
+pub mod registration;
 pub mod serve;
 pub mod signing_secrets;
 pub mod state;

@@ -63,6 +63,7 @@ pub async fn prepare(
         None => FileConfig::default(),
     };
     let catalog = file.catalog()?;
+    let accounts = file.accounts()?;
     let store = args.database.open().await?;
     let (orchestrators, generated_secret) =
         resolve_orchestrators(args, &file, &store, &clock).await?;
@@ -97,6 +98,8 @@ pub async fn prepare(
         connector,
         events,
         mailer,
+        accounts,
+        provider: file.provider.clone(),
     });
     Ok(Startup { state, generated_secret })
 }

@@ -31,6 +31,10 @@ pub struct Inner {
     pub catalog: Catalog,
     /// The services answer, serialized once: the catalog does not change while running.
     pub services_body: Bytes,
+    /// `/llm-context.md`, written once from the catalog and `[provider]`.
+    pub llm_context_body: Bytes,
+    /// `[accounts]`: the account configuration schema and the scopes granted.
+    pub accounts: crate::registration::AccountSettings,
     pub limits: Limits,
     /// Public base URL without a trailing slash.
     pub public_url: String,
@@ -83,6 +87,8 @@ pub struct Parts {
     pub connector: Option<Connector>,
     pub events: Option<EventsSettings>,
     pub mailer: Option<crate::email::Mailer>,
+    pub accounts: crate::registration::AccountSettings,
+    pub provider: crate::registration::ProviderSpec,
 }
 
 impl AppState {
@@ -104,11 +110,22 @@ impl AppState {
             .map(crate::crypto::token_hash)
             .collect();
         let rate_limiter = RateLimiter::for_store(&parts.rate_limits, &parts.store);
+        let llm_context = crate::registration::Registration {
+            public_url: &parts.public_url,
+            catalog: &parts.catalog,
+            accounts: &parts.accounts,
+            provider: &parts.provider,
+            rate_limits: &parts.rate_limits,
+            connector: parts.connector.is_some(),
+        }
+        .llm_context();
         Self(Arc::new(Inner {
             store: parts.store,
             orchestrators: parts.orchestrators,
             catalog: parts.catalog,
             services_body,
+            llm_context_body: Bytes::from(llm_context),
+            accounts: parts.accounts,
             limits: parts.limits,
             public_url: parts.public_url.trim_end_matches('/').to_string(),
             clock: parts.clock,

@@ -82,13 +82,22 @@ async fn authenticated(
             ));
         }
     };
+    let scopes = request.scopes.clone().unwrap_or_default();
+    if let Some(scope) = state.accounts.unknown_scope(&scopes) {
+        return Err(with_id(TypedCode::InvalidRequest, &format!("Unknown scope: {scope}")));
+    }
+    let configuration = state
+        .accounts
+        .check(request.configuration.as_ref())
+        .map_err(|message| with_id(TypedCode::InvalidConfiguration, &message))?;
     let input = accounts::AccountRequest {
         request_id: id.clone(),
         email: request.email.clone().unwrap_or_default(),
         name: request.name.clone().filter(|n| !n.trim().is_empty()),
         organization_name,
         team_id,
-        scopes: request.scopes.clone().unwrap_or_default(),
+        scopes,
+        configuration,
         code_challenge: request.code_challenge.clone(),
         confirmation_secret: request.confirmation_secret.clone().filter(|s| !s.is_empty()),
         orchestrator_account: account.to_string(),

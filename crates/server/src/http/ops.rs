@@ -43,6 +43,17 @@ pub async fn metrics() -> Response {
     response
 }
 
+/// What a coding agent should know about this provider (`registration::Registration::llm_context`),
+/// written once at start. Public: it is what the provider registers with Stripe as `llm_context`.
+pub async fn llm_context(State(state): State<AppState>) -> Response {
+    let mut response = Response::new(axum::body::Body::from(state.llm_context_body.clone()));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/markdown; charset=utf-8"),
+    );
+    response
+}
+
 /// The OpenAPI 3.1 document of the route table.
 pub async fn openapi() -> Response {
     reply::json(200, &super::routes::openapi())

@@ -365,6 +365,16 @@ pub fn table() -> Vec<Route> {
         },
         Route {
             method: "get",
+            path: "/llm-context.md",
+            summary: "What a coding agent should know about this provider: services, pricing, credentials, limits (Markdown)",
+            tag: "operations",
+            auth: Auth::None,
+            body: None,
+            responses: &[(200, "the page, text/markdown")],
+            handler: || get(ops::llm_context),
+        },
+        Route {
+            method: "get",
             path: "/healthz",
             summary: "Liveness",
             tag: "operations",

@@ -20,6 +20,8 @@ pub struct NewConsent<'a> {
     pub name: Option<&'a str>,
     pub organization_name: Option<&'a str>,
     pub state: Option<&'a str>,
+    /// The request's checked `configuration`, as JSON.
+    pub configuration: Option<&'a str>,
 }
 
 /// Records a consent; an open one for the same email and orchestrator is superseded by it.
@@ -34,7 +36,7 @@ pub fn insert(
          AND completed_at IS NULL AND superseded_at IS NULL",
         &[c.orchestrator.into(), c.email_normalized.into(), now.into()],
     )?;
-    let params: [Param<'_>; 15] = [
+    let params: [Param<'_>; 16] = [
         c.token_hash.into(),
         c.orchestrator.into(),
         c.orchestrator_account.into(),
@@ -50,11 +52,13 @@ pub fn insert(
         c.name.into(),
         c.organization_name.into(),
         c.state.into(),
+        c.configuration.into(),
     ];
     conn.defer(
         "INSERT INTO pending_consents (token_hash, orchestrator, orchestrator_account, request_id, user_id, \
          scopes, code_challenge, team_id, created_at, expires_at, email, email_normalized, name, \
-         organization_name, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         organization_name, state, configuration) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         &params,
     )
 }
@@ -78,6 +82,8 @@ pub struct ConsentRow {
     pub declined: bool,
     pub superseded: bool,
     pub proof_hash: Option<String>,
+    /// The request's checked `configuration`, as JSON.
+    pub configuration: Option<String>,
 }
 
 impl ConsentRow {
@@ -99,6 +105,7 @@ impl ConsentRow {
             declined: r.opt_int(13)?.is_some(),
             superseded: r.opt_int(14)?.is_some(),
             proof_hash: r.opt_text(15)?,
+            configuration: r.opt_text(16)?,
         })
     }
 }
@@ -107,7 +114,7 @@ pub fn find(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<ConsentRow>,
     conn.query_opt(
         "SELECT token_hash, orchestrator, orchestrator_account, request_id, scopes, code_challenge, email, \
          email_normalized, name, organization_name, state, expires_at, completed_at, declined_at, \
-         superseded_at, proof_hash FROM pending_consents WHERE token_hash = $1",
+         superseded_at, proof_hash, configuration FROM pending_consents WHERE token_hash = $1",
         &[token_hash.into()],
     )?
     .map(|r| ConsentRow::from_row(&r))

@@ -62,6 +62,11 @@ const SQLITE: &[Migration] = &[
         name: "consent",
         sql: include_str!("../../migrations/sqlite/0010_consent.sql"),
     },
+    Migration {
+        version: 11,
+        name: "account_configuration",
+        sql: include_str!("../../migrations/sqlite/0011_account_configuration.sql"),
+    },
 ];
 
 /// Every PostgreSQL migration, in order: SQLite's, plus the tables only several instances need
@@ -126,6 +131,11 @@ const POSTGRES: &[Migration] = &[
         version: 12,
         name: "signature_uses",
         sql: include_str!("../../migrations/postgres/0012_signature_uses.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "account_configuration",
+        sql: include_str!("../../migrations/postgres/0013_account_configuration.sql"),
     },
 ];
 

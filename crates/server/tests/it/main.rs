@@ -20,6 +20,7 @@ mod oauth;
 mod openapi;
 mod protocol_endpoints;
 mod rate_limits;
+mod registration;
 mod replay;
 mod resources;
 // Shared with the cli's tests and the bench SaaS example, which each use a part of it.

@@ -89,6 +89,8 @@ pub struct World {
     pub services: HashMap<String, String>,
     /// Every call: (operation, webhook-id).
     pub calls: Vec<(String, String)>,
+    /// Every call's body, by operation, in order.
+    pub bodies: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
     /// Events received (bodies), and faults for the events endpoint.
     pub events: Vec<Value>,
@@ -408,6 +410,7 @@ async fn operation(
         _ => {}
     }
     let body: Value = serde_json::from_slice(&body).unwrap();
+    world.lock().unwrap().bodies.push((operation.clone(), body.clone()));
     let Some((answer, held, release)) = answer(&world, &operation, &id, &body) else {
         return html(503);
     };

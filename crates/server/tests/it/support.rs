@@ -235,8 +235,17 @@ impl TestApp {
     }
 
     async fn open_setup(setup: Setup<'_>, db: TestDb, url: String) -> Self {
-        let Setup { saas, connector, events, operator_tokens, orchestrators, mailer, rate_limits } =
-            setup;
+        let Setup {
+            saas,
+            connector,
+            events,
+            operator_tokens,
+            orchestrators,
+            mailer,
+            rate_limits,
+            accounts,
+            provider,
+        } = setup;
         let (connector_url, events_url) = saas.map_or_else(
             || {
                 (
@@ -289,6 +298,8 @@ impl TestApp {
             connector: connector.then(|| Connector::new(settings).unwrap()),
             events,
             mailer,
+            accounts,
+            provider,
         });
         let router = provisio_server::http::router(state.clone());
         Self { state, router, database_url: url, rate_limits, operator_tokens, _db: db }
@@ -354,6 +365,8 @@ impl TestApp {
             connector: None,
             events: None,
             mailer: None,
+            accounts: Default::default(),
+            provider: Default::default(),
         });
         let router = provisio_server::http::router(state.clone());
         Self { state, router, database_url: url, rate_limits, operator_tokens, _db: db }
@@ -494,6 +507,10 @@ pub struct Setup<'a> {
     pub orchestrators: Vec<Orchestrator>,
     pub mailer: Option<provisio_server::email::Mailer>,
     pub rate_limits: RateLimits,
+    /// `[accounts]`.
+    pub accounts: provisio_server::registration::AccountSettings,
+    /// `[provider]`.
+    pub provider: provisio_server::registration::ProviderSpec,
 }
 
 impl Default for Setup<'_> {
@@ -506,6 +523,8 @@ impl Default for Setup<'_> {
             orchestrators: vec![default_orchestrator()],
             mailer: None,
             rate_limits: RateLimits { enabled: false, ..RateLimits::default() },
+            accounts: Default::default(),
+            provider: Default::default(),
         }
     }
 }

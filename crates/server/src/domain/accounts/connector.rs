@@ -141,6 +141,7 @@ impl Saga<'_> {
                 .unwrap_or_else(|| format!("{} ({email})", self.orchestrator.label)),
             "project_name": "Default project",
             "orchestrator": {"name": self.orchestrator.name, "account": request.orchestrator_account},
+            "configuration": request.configuration,
         });
         match self.saas.create_user(webhook_id, &body, deadline).await {
             Ok(created) => {

@@ -434,6 +434,7 @@ impl ConsentLeg<'_> {
                         .unwrap_or_else(|| format!("{label} ({})", row.email)),
                     "project_name": "Default project",
                     "orchestrator": {"name": row.orchestrator, "account": row.orchestrator_account},
+                    "configuration": configuration_of(row),
                 });
                 let created = match saas.create_user(&webhook_id, &body, deadline).await {
                     Ok(created) => created,
@@ -545,6 +546,7 @@ fn complete(
         organization_name: row.organization_name.clone(),
         team_id: None,
         scopes: row.scopes.split_whitespace().map(String::from).collect(),
+        configuration: configuration_of(row),
         code_challenge: row.code_challenge.clone(),
         orchestrator_account: row.orchestrator_account.clone(),
         confirmation_secret: row.state.clone(),
@@ -617,6 +619,11 @@ pub fn mask_email(email: &str) -> String {
         }
         None => "***".into(),
     }
+}
+
+/// The consent's checked `configuration`, as the account request carried it.
+fn configuration_of(row: &ConsentRow) -> Option<serde_json::Value> {
+    row.configuration.as_deref().and_then(|json| serde_json::from_str(json).ok())
 }
 
 #[cfg(test)]

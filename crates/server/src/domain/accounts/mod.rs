@@ -46,6 +46,9 @@ pub struct AccountRequest {
     pub organization_name: Option<String>,
     pub team_id: Option<i64>,
     pub scopes: Vec<String>,
+    /// The request's `configuration` as the account configuration schema passed it (without
+    /// `team_id`); `None` when no schema is configured. Sent to the SaaS with `users.create`.
+    pub configuration: Option<serde_json::Value>,
     pub code_challenge: Option<String>,
     pub orchestrator_account: String,
     /// Echoed to the orchestrator as `state` when a consent completes.
@@ -321,6 +324,7 @@ fn pending_consent(
     let token = random_secret()?;
     let scopes = request.scopes.join(" ");
     let email = request.email.trim();
+    let configuration = request.configuration.as_ref().map(serde_json::Value::to_string);
     let consent = NewConsent {
         token_hash: &token_hash(&token),
         orchestrator: &orchestrator.name,
@@ -335,6 +339,7 @@ fn pending_consent(
         name: request.name.as_deref(),
         organization_name: request.organization_name.as_deref(),
         state: request.confirmation_secret.as_deref(),
+        configuration: configuration.as_deref(),
     };
     consents::insert(conn, &consent, now, now + CONSENT_TTL_SECS)?;
     actor.record(conn, "consent.requested", user_id, None, None, now)?;
