@@ -2,8 +2,10 @@
 
 mod admin;
 mod bench;
+mod check_health;
 mod conformance;
 mod connector_check;
+mod manifest;
 mod orchestrator;
 
 use std::process::ExitCode;
@@ -33,6 +35,8 @@ enum Command {
     Orchestrator(orchestrator::OrchestratorArgs),
     /// Run the APP 0.1d conformance checklist against a provider.
     Conformance(conformance::ConformanceArgs),
+    /// Print the provisioning block to register with Stripe, from the running configuration.
+    Manifest(manifest::ManifestArgs),
     /// Check a SaaS's side of the connector contract before going live.
     ConnectorCheck(connector_check::ConnectorCheckArgs),
     /// Load-test a provider with whole protocol flows.
@@ -41,6 +45,8 @@ enum Command {
     Migrate(DatabaseArgs),
     /// Operator tasks on the store.
     Admin(admin::AdminArgs),
+    /// Ask a provider's readiness endpoint; exit 0 only on a 2xx (a container HEALTHCHECK).
+    CheckHealth(check_health::CheckHealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,9 +64,11 @@ fn main() -> ExitCode {
             Command::Orchestrator(args) => orchestrator::run(args).await,
             Command::Conformance(args) => conformance::run(args).await,
             Command::ConnectorCheck(args) => connector_check::run(args).await,
+            Command::Manifest(args) => manifest::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::CheckHealth(args) => check_health::run(args).await,
         }
     });
     match result {

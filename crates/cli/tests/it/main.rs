@@ -4,11 +4,13 @@
 mod admin;
 mod bad_input;
 mod browser;
+mod check_health;
 mod connector;
 mod connector_check;
 mod consent_browser;
 mod crash;
 mod instances;
+mod manifest;
 // The SaaS behind provisio, as the server's connector tests run it.
 #[allow(dead_code)]
 #[path = "../../../server/tests/it/saas.rs"]
