@@ -51,17 +51,49 @@ impl Envelope {
     }
 }
 
-/// Whether a typed error carries the request `id` (spec 4: only once authenticated); the `id` a
-/// status error carries (the resource the request named, `""` when none).
+/// The code an error must carry (`error.code`, or `error` in the oauth envelope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeRule {
+    Is(&'static str),
+    /// Any of these: the spec allows each.
+    OneOf(&'static [&'static str]),
+    /// Any code: the spec names none (bearer failures).
+    Any,
+}
+
+impl CodeRule {
+    fn allows(self, have: Option<&str>) -> bool {
+        match self {
+            Self::Is(want) => have == Some(want),
+            Self::OneOf(allowed) => have.is_some_and(|have| allowed.contains(&have)),
+            Self::Any => have.is_some(),
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::Is(code) => code.to_string(),
+            Self::OneOf(codes) => codes.join(" or "),
+            Self::Any => "(any code)".to_string(),
+        }
+    }
+}
+
+/// The `id` of a typed or a status error. A typed error carries the request `id` only once the
+/// request is authenticated (spec 4). A status error's `id` is `"<resource id or \"\">"` (spec 4):
+/// `""` when the request names no resource; when it names one, that resource's id or `""` — the
+/// spec allows both, so a check accepts both unless it tests provisio's choice
+/// ([`Expect::exact_id`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum IdRule {
     Absent,
     Is(String),
+    ResourceOrEmpty(String),
 }
 
 #[derive(Debug, Clone)]
 enum Body {
-    Error { envelope: Envelope, code: &'static str, message: Option<&'static str>, id: IdRule },
+    Error { envelope: Envelope, code: CodeRule, message: Option<&'static str>, id: IdRule },
     Schema { schema: Schema, fields: Vec<(&'static str, Value)> },
     Any,
 }
@@ -75,6 +107,7 @@ pub struct Expect {
 
 impl Expect {
     fn error(status: u16, envelope: Envelope, code: &'static str) -> Self {
+        let code = CodeRule::Is(code);
         Self { status, body: Body::Error { envelope, code, message: None, id: IdRule::Absent } }
     }
 
@@ -91,10 +124,20 @@ impl Expect {
         Self::error(status, Envelope::OAuth, code)
     }
 
-    /// A status-envelope error (resources, bearer failures on deep links) whose `id` is the
-    /// resource the request named, `""` when it named none.
-    pub fn status_error(status: u16, code: &'static str, id: &str) -> Self {
-        Self::error(status, Envelope::Status, code).with_id(id)
+    /// A status-envelope error (resources, bearer failures on deep links) about a request that
+    /// names no resource: `id` is `""`. Call [`Expect::naming`] when the request names one.
+    pub fn status_error(status: u16, code: &'static str) -> Self {
+        Self::error(status, Envelope::Status, code).with_id("")
+    }
+
+    /// A bearer failure (spec 2, 3.4, 4): 401 in the status envelope, whatever its code — the spec
+    /// names none (provisio's `unauthorized` is its own choice). `id` as [`Expect::status_error`].
+    pub fn bearer_refused() -> Self {
+        let mut expect = Self::status_error(401, "unauthorized");
+        if let Body::Error { code, .. } = &mut expect.body {
+            *code = CodeRule::Any;
+        }
+        expect
     }
 
     /// 401 flat `invalid_signature` with the spec's exact message.
@@ -125,10 +168,38 @@ impl Expect {
         self
     }
 
-    /// The typed error carries this request `id` (a status error: this resource id).
+    /// Any of these codes instead of the one given: the spec allows each.
+    pub fn code_one_of(mut self, codes: &'static [&'static str]) -> Self {
+        if let Body::Error { code, .. } = &mut self.body {
+            *code = CodeRule::OneOf(codes);
+        }
+        self
+    }
+
+    /// The typed error carries this request `id`.
     pub fn with_id(mut self, request_id: &str) -> Self {
         if let Body::Error { id, .. } = &mut self.body {
             *id = IdRule::Is(request_id.to_string());
+        }
+        self
+    }
+
+    /// The status error is about the resource `resource_id` the request names (in its path): its
+    /// `id` is that resource's id or `""`, both allowed by spec 4.
+    pub fn naming(mut self, resource_id: &str) -> Self {
+        if let Body::Error { id, .. } = &mut self.body {
+            *id = IdRule::ResourceOrEmpty(resource_id.to_string());
+        }
+        self
+    }
+
+    /// provisio's choice among the answers spec 4 allows: the status error's `id` is exactly the
+    /// resource the request names, never `""`.
+    pub fn exact_id(mut self) -> Self {
+        if let Body::Error { id, .. } = &mut self.body
+            && let IdRule::ResourceOrEmpty(resource) = id
+        {
+            *id = IdRule::Is(std::mem::take(resource));
         }
         self
     }
@@ -163,16 +234,20 @@ impl Expect {
                 text
             }
             Body::Error { envelope, code, message, id } => {
-                let mut text = format!("{} {} {code}", self.status, envelope.name());
+                let mut text = format!("{} {} {}", self.status, envelope.name(), code.describe());
                 if let Some(message) = message {
                     text.push_str(&format!(" {message:?}"));
                 }
                 match (envelope, id) {
                     (Envelope::Typed, IdRule::Absent) => text.push_str(", no id"),
-                    (Envelope::Typed, IdRule::Is(_)) => text.push_str(", with the request id"),
+                    (Envelope::Typed, _) => text.push_str(", with the request id"),
                     (Envelope::Status, IdRule::Is(want)) => match id_words {
                         Some(words) => text.push_str(&format!(", id = {words}")),
                         None => text.push_str(&format!(", id {want:?}")),
+                    },
+                    (Envelope::Status, IdRule::ResourceOrEmpty(want)) => match id_words {
+                        Some(words) => text.push_str(&format!(", id = {words} or \"\"")),
+                        None => text.push_str(&format!(", id {want:?} or \"\"")),
                     },
                     _ => {}
                 }
@@ -218,14 +293,19 @@ impl Expect {
                     return Some(format!("not the {} envelope: {why}", envelope.name()));
                 }
                 let (have_code, have_message) = envelope.parts(body);
-                if have_code != Some(*code) {
-                    return Some(format!("code {} instead of {code}", have_code.unwrap_or("?")));
+                if !code.allows(have_code) {
+                    return Some(format!(
+                        "code {} instead of {}",
+                        have_code.unwrap_or("?"),
+                        code.describe()
+                    ));
                 }
                 if let Some(want) = message
                     && have_message != Some(*want)
                 {
                     return Some(format!("message {:?} instead of {want:?}", have_message));
                 }
+                let shown = |have: Option<&Value>| have.map_or("absent".into(), Value::to_string);
                 match (envelope, id, body.get("id")) {
                     (Envelope::Typed, IdRule::Absent, Some(have)) => {
                         Some(format!("carries id {have}; errors before authentication carry none"))
@@ -233,11 +313,22 @@ impl Expect {
                     (Envelope::Typed | Envelope::Status, IdRule::Is(want), have)
                         if have != Some(&Value::from(want.as_str())) =>
                     {
-                        let whose =
-                            if *envelope == Envelope::Typed { "request" } else { "resource" };
+                        let whose = match envelope {
+                            Envelope::Typed => "the request id",
+                            _ if want.is_empty() => "\"\" (the request names no resource)",
+                            _ => "the resource id",
+                        };
+                        let want =
+                            if want.is_empty() { String::new() } else { format!(" {want:?}") };
+                        Some(format!("id {} instead of {whose}{want}", shown(have)))
+                    }
+                    (Envelope::Status, IdRule::ResourceOrEmpty(want), have)
+                        if have != Some(&Value::from(want.as_str()))
+                            && have != Some(&Value::from("")) =>
+                    {
                         Some(format!(
-                            "id {} instead of the {whose} id {want:?}",
-                            have.map_or("absent".into(), Value::to_string)
+                            "id {} is neither the resource id {want:?} nor \"\"",
+                            shown(have)
                         ))
                     }
                     _ => None,
@@ -292,15 +383,60 @@ mod tests {
         assert!(anonymous.verify(&schemas, &reply(400, body(json!("req_1")))).is_err());
         assert_eq!(with_id.describe(), "400 typed team_resolution_failed, with the request id");
 
-        let forbidden = Expect::status_error(403, "forbidden", "17");
-        let status =
-            |id: &str| json!({"status":"error","id":id,"error":{"code":"forbidden","message":"m"}});
-        assert!(forbidden.verify(&schemas, &reply(403, status("17"))).is_ok());
-        let why = forbidden.verify(&schemas, &reply(403, status(""))).unwrap_err();
-        assert!(why.contains("instead of the resource id"), "{why}");
+        let status = |id: Value, code: &str| json!({"status":"error","id":id,"error":{"code":code,"message":"m"}});
+        let ok = |expect: &Expect, id: Value, code: &str| {
+            expect.verify(&schemas, &reply(expect.status, status(id, code))).is_ok()
+        };
+
+        // About a resource: its id or "" (spec 4), nothing else.
+        let forbidden = Expect::status_error(403, "forbidden").naming("17");
+        assert!(ok(&forbidden, json!("17"), "forbidden"));
+        assert!(ok(&forbidden, json!(""), "forbidden"));
+        assert!(!ok(&forbidden, json!("18"), "forbidden"));
+        let why = forbidden.verify(&schemas, &reply(403, status(json!("18"), "forbidden")));
+        assert!(why.unwrap_err().contains("neither the resource id \"17\" nor \"\""));
+        assert!(!ok(&forbidden, json!("17"), "not_found"));
         let flat = json!({"error":{"code":"forbidden","message":"m"}});
         assert!(forbidden.verify(&schemas, &reply(403, flat)).is_err());
-        assert_eq!(forbidden.describe(), "403 status forbidden, id \"17\"");
+        let mut anonymous = status(json!(""), "forbidden");
+        anonymous.as_object_mut().unwrap().remove("id");
+        assert!(forbidden.verify(&schemas, &reply(403, anonymous)).is_err());
+        assert_eq!(forbidden.describe(), "403 status forbidden, id \"17\" or \"\"");
+        assert_eq!(
+            forbidden.describe_with_id("the resource's id"),
+            "403 status forbidden, id = the resource's id or \"\""
+        );
+
+        // provisio's choice: exactly the resource's id.
+        let exact = forbidden.clone().exact_id();
+        assert!(ok(&exact, json!("17"), "forbidden"));
+        let why = exact.verify(&schemas, &reply(403, status(json!(""), "forbidden")));
+        assert!(why.unwrap_err().contains("instead of the resource id \"17\""));
+        assert_eq!(exact.describe(), "403 status forbidden, id \"17\"");
+
+        // About no resource (a create): "" only.
+        let create = Expect::status_error(400, "unknown_service");
+        assert!(ok(&create, json!(""), "unknown_service"));
+        let why = create.verify(&schemas, &reply(400, status(json!("17"), "unknown_service")));
+        assert!(why.unwrap_err().contains("the request names no resource"));
+
+        // Bearer failures: 401 status, any code.
+        let bearer = Expect::bearer_refused().naming("17");
+        assert!(ok(&bearer, json!(""), "unauthorized"));
+        assert!(ok(&bearer, json!("17"), "invalid_token"));
+        assert!(!ok(&bearer, json!("18"), "unauthorized"));
+        assert!(bearer.verify(&schemas, &reply(403, status(json!(""), "unauthorized"))).is_err());
+        let flat = json!({"error":{"code":"unauthorized","message":"m"}});
+        assert!(bearer.verify(&schemas, &reply(401, flat)).is_err());
+        assert_eq!(Expect::bearer_refused().describe(), "401 status (any code), id \"\"");
+
+        // Several allowed codes.
+        let either = Expect::status_error(400, "invalid_configuration")
+            .code_one_of(&["invalid_configuration", "invalid_request"]);
+        assert!(ok(&either, json!(""), "invalid_configuration"));
+        assert!(ok(&either, json!(""), "invalid_request"));
+        let why = either.verify(&schemas, &reply(400, status(json!(""), "unknown_service")));
+        assert!(why.unwrap_err().contains("instead of invalid_configuration or invalid_request"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Each check makes the data it needs through the protocol (fresh emails under the configured
 //! domain), sends its requests with every header set by hand, and judges the answer against the
-//! spec. Checks that test a choice provisio made where the spec leaves one open are tagged
+//! spec. Where the spec allows more than one answer, a check accepts each of them; checks that test
+//! the choice provisio made where the spec leaves one open (or is silent) are tagged
 //! [`Scope::Provisio`] and can be skipped; so can the checks of provisio's built-in backend
 //! ([`Tag::Builtin`]), which a provider in connector mode does not have.
 

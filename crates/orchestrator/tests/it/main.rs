@@ -5,6 +5,7 @@
 mod bench;
 mod broken;
 mod callback;
+mod fair;
 mod proxy;
 mod real;
 mod support;

@@ -238,7 +238,8 @@ async fn bearer_endpoints(cx: &Ctx, rec: &mut Recorder<'_>) {
     const BAD_ID: &str = "conformance-id";
     let wrong_signature =
         |body: &[u8]| provisio_protocol::signature::header_value(&[WRONG_SECRET], unix_now(), body);
-    let unauthorized = || Expect::status_error(401, "unauthorized", "");
+    // The bearer failure: 401 status, whatever its code (spec 4 names none), `id` `""` on create.
+    let unauthorized = Expect::bearer_refused;
     let create = || cx.post(RESOURCES, &json!({}));
     let link = || cx.post(DEEP_LINKS, &json!({"purpose": "dashboard"}));
 
@@ -275,7 +276,7 @@ async fn bearer_endpoints(cx: &Ctx, rec: &mut Recorder<'_>) {
     rec.expect(
         "resource_path_id_before_body",
         Provisio,
-        Expect::status_error(400, "invalid_resource_id", BAD_ID),
+        Expect::status_error(400, "invalid_resource_id").naming(BAD_ID),
         async {
             let account = new_account(cx).await?;
             cx.post(&action(BAD_ID, "update_service"), &json!({}))

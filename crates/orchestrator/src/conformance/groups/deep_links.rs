@@ -207,7 +207,9 @@ async fn open_checks(cx: &Ctx, rec: &mut Recorder<'_>) {
 }
 
 async fn errors(cx: &Ctx, rec: &mut Recorder<'_>) {
-    let refused = || Expect::status_error(401, "unauthorized", "");
+    // Bearer failures: 401 in the status envelope (spec 4), whatever the code (the spec names
+    // none); the request names no resource, so `id` is `""`.
+    let refused = Expect::bearer_refused;
     let post = |body: Value| cx.post(DEEP_LINKS, &body);
 
     rec.expect(

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::super::{
     expect::Expect,
-    fixtures::{account_body, with_configuration},
+    fixtures::{self, account_body, with_configuration},
     report::Scope::{Protocol, Provisio},
     runner::{Recorder, Verdict},
     wire::{ACCOUNT_REQUESTS, Ctx, SERVICES, WRONG_SECRET, json_content_type},
@@ -39,9 +39,13 @@ pub async fn run(cx: &Ctx, rec: &mut Recorder<'_>) {
     })
     .await;
 
-    // A signature failure is flat on every endpoint, also where other errors are oauth.
+    // A signature failure is flat on every endpoint, also where other errors are oauth. With a good
+    // code, so the signature is the one thing wrong: spec 3.4 does not order a present, bad
+    // signature against the code lookup, so with an unknown code a provider may answer
+    // `invalid_grant` first.
     rec.expect("signature_flat_on_token_endpoint", Protocol, Expect::invalid_signature(), async {
-        let form = [("grant_type", "authorization_code"), ("code", "conformance-unknown-code")];
+        let (_, code) = fixtures::new_code(cx).await?;
+        let form = [("grant_type", "authorization_code"), ("code", code.as_str())];
         let body = crate::client::form_encode(&form);
         let header = provisio_protocol::signature::header_value(
             &[WRONG_SECRET],
