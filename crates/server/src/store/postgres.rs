@@ -36,6 +36,9 @@ const MAX_ATTEMPTS: u32 = 30;
 pub(super) struct Postgres {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// The signature bindings this instance has written or read (`signature_uses`): a binding
+    /// never changes while it lives, so a copy answers without a round trip.
+    pub(super) signature_uses: Mutex<super::signature_uses::Bindings>,
 }
 
 impl Postgres {
@@ -63,7 +66,11 @@ impl Postgres {
                     .map_err(|e| StoreError::Thread(e.to_string()))?,
             );
         }
-        Ok(Self { jobs: Mutex::new(Some(tx)), threads: Mutex::new(threads) })
+        Ok(Self {
+            jobs: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
+            signature_uses: Mutex::default(),
+        })
     }
 
     pub(super) fn submit(&self, mode: Mode, job: Box<dyn TxJob>) -> Result<(), StoreError> {

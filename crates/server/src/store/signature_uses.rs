@@ -3,9 +3,11 @@
 //! endpoint; provisio binds it to the first request it is seen on and refuses it on another
 //! state-changing one (see `http::request::verify_signature`).
 //!
-//! On PostgreSQL the binding is a row, so it holds across instances. On SQLite (one process) it is
-//! an entry in memory, which costs the single writer nothing. Either way it is kept only while the
-//! signature could still verify.
+//! On PostgreSQL the binding is a row, so it holds across instances; a row never changes while it
+//! lives, so each instance keeps a copy of the rows it has written or read and answers from it
+//! without a round trip (repeated reads in one second cost one statement). On SQLite (one process)
+//! it is an entry in memory, which costs the single writer nothing. Either way it is kept only while
+//! the signature could still verify.
 
 use std::collections::HashMap;
 
@@ -24,17 +26,29 @@ impl Bindings {
     const MIN_SWEEP_AT: usize = 1024;
 
     fn bind(&mut self, use_hash: &str, target: &str, now: i64, expires_at: i64) -> bool {
+        match self.get(use_hash, now) {
+            Some(bound) => bound == target,
+            None => {
+                self.remember(use_hash, target, now, expires_at);
+                true
+            }
+        }
+    }
+
+    /// The live binding of `use_hash`, if this map holds one.
+    fn get(&self, use_hash: &str, now: i64) -> Option<&str> {
+        self.by_use
+            .get(use_hash)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(bound, _)| bound.as_str())
+    }
+
+    fn remember(&mut self, use_hash: &str, target: &str, now: i64, expires_at: i64) {
         if self.by_use.len() >= self.sweep_at {
             self.by_use.retain(|_, (_, expires)| *expires > now);
             self.sweep_at = (self.by_use.len() * 2).max(Self::MIN_SWEEP_AT);
         }
-        match self.by_use.get(use_hash) {
-            Some((bound, expires)) if *expires > now => bound == target,
-            _ => {
-                self.by_use.insert(use_hash.to_string(), (target.to_string(), expires_at));
-                true
-            }
-        }
+        self.by_use.insert(use_hash.to_string(), (target.to_string(), expires_at));
     }
 }
 
@@ -55,11 +69,21 @@ impl Store {
                 let mut bindings = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
                 Ok(bindings.bind(use_hash, target, now, expires_at))
             }
-            Engine::Postgres(_) => {
+            Engine::Postgres(db) => {
+                let known = {
+                    let copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
+                    let known = copies.get(use_hash, now).filter(|bound| *bound != READ_NOTED);
+                    known.map(|bound| bound == target)
+                };
+                if let Some(same) = known {
+                    return Ok(same);
+                }
                 let (key, target_owned) = (use_hash.to_string(), target.to_string());
                 let bound = self
                     .write_each(move |conn| bind_row(conn, &key, &target_owned, expires_at))
                     .await?;
+                let mut copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
+                copies.remember(use_hash, &bound, now, expires_at);
                 Ok(bound == target)
             }
         }
@@ -81,7 +105,14 @@ impl Store {
                 bindings.bind(use_hash, target, now, expires_at);
                 Ok(())
             }
-            Engine::Postgres(_) => {
+            Engine::Postgres(db) => {
+                let known = {
+                    let copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
+                    copies.get(use_hash, now).is_some()
+                };
+                if known {
+                    return Ok(());
+                }
                 let (key, target) = (use_hash.to_string(), target.to_string());
                 self.write_each(move |conn| {
                     conn.execute(
@@ -91,11 +122,22 @@ impl Store {
                     )
                 })
                 .await?;
+                // Whatever the row says now, it says it for as long as it lives: a later read
+                // needs no statement. (Its target is not known here; reads never ask.)
+                let mut copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
+                if copies.get(use_hash, now).is_none() {
+                    copies.remember(use_hash, READ_NOTED, now, expires_at);
+                }
                 Ok(())
             }
         }
     }
 }
+
+/// What a PostgreSQL instance's copy holds for a signature it noted on a read without learning its
+/// row's target (`DO NOTHING` answers nothing): enough for the next read, while a state-changing
+/// request asks the row itself.
+const READ_NOTED: &str = "";
 
 /// One statement: a new row takes this target; an existing one keeps its own (the no-op update
 /// makes it answer, and holds a racing twin until this transaction ends). Either way the row's
