@@ -35,13 +35,60 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
                 .ok()
+                .inspect(|_| describe())
         })
         .as_ref()
 }
 
-/// The text exposition, or a note when no recorder could be installed.
+/// The text exposition, or a note when no recorder could be installed. The process gauges are
+/// read now, so they are as fresh as the scrape.
 pub fn render() -> String {
+    process_gauges();
     handle().map_or_else(|| "# metrics recorder unavailable\n".into(), PrometheusHandle::render)
+}
+
+/// Every metric's `# HELP` line (`docs/deployment.md` says more), and the build and start gauges.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("provisio_http_requests_total", "HTTP requests answered, by route template, method and status");
+    describe_histogram!("provisio_http_request_duration_seconds", "Time to answer an HTTP request, by route template");
+    describe_gauge!("provisio_http_connections_open", "HTTP connections open now");
+    describe_counter!("provisio_http_connections_refused_total", "Connections answered 503 and closed because [limits] max_connections were open");
+    describe_counter!("provisio_events_total", "What the domain did, by audit event name");
+    describe_counter!("provisio_signature_failures_total", "Refused Stripe-Signature headers, by reason");
+    describe_counter!("provisio_rate_limited_total", "Calls refused by a rate limit, by limit");
+    describe_counter!("provisio_codes_expired_total", "Authorization codes presented after they expired");
+    describe_counter!("provisio_idempotency_total", "Answers given by the idempotency rules instead of running, by outcome");
+    describe_gauge!("provisio_db_jobs_in_flight", "Database work queued or running, by kind");
+    describe_counter!("provisio_db_conflicts_total", "PostgreSQL write transactions run again after a conflict");
+    describe_counter!("provisio_connector_calls_total", "Calls to the SaaS in connector mode, by operation and outcome");
+    describe_histogram!("provisio_connector_call_duration_seconds", "One call to the SaaS, retries included, by operation");
+    describe_gauge!("provisio_outbox_events", "Events in the outbox, by state");
+    describe_counter!("provisio_outbox_deliveries_total", "Event delivery attempts, by outcome");
+    describe_counter!("provisio_outbox_events_written_total", "Events written to the outbox, by type");
+    describe_gauge!("provisio_build_info", "Always 1; the version of the running binary is its label");
+    describe_gauge!("provisio_start_time_seconds", "When this process started, in Unix seconds");
+    describe_gauge!("provisio_process_resident_memory_bytes", "Resident memory of this process");
+    describe_gauge!("provisio_process_open_fds", "File descriptors this process holds open");
+    metrics::gauge!("provisio_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!("provisio_start_time_seconds").set(started);
+}
+
+/// Resident memory and open descriptors, where the platform tells them (`/proc`).
+fn process_gauges() {
+    let rss_kb = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse::<f64>().ok()
+    });
+    if let Some(kb) = rss_kb {
+        metrics::gauge!("provisio_process_resident_memory_bytes").set(kb * 1024.0);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!("provisio_process_open_fds").set(fds.count() as f64);
+    }
 }
 
 /// One domain event (the audit log's names).

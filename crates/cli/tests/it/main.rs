@@ -10,6 +10,7 @@ mod connector_check;
 mod consent_browser;
 mod crash;
 mod instances;
+mod logs;
 mod manifest;
 // The SaaS behind provisio, as the server's connector tests run it.
 #[allow(dead_code)]

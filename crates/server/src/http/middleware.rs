@@ -84,7 +84,19 @@ async fn drop_unfit_request_id(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Counts the request by route template (never the raw path: ids and tokens stay out of labels).
+tokio::task_local! {
+    /// The orchestrator whose signature the current request carried, for the access log.
+    static SIGNED_BY: std::cell::RefCell<Option<String>>;
+}
+
+/// Records which orchestrator signed the current request (for its access-log line).
+pub(crate) fn note_signer(name: &str) {
+    let _ = SIGNED_BY.try_with(|signer| *signer.borrow_mut() = Some(name.to_string()));
+}
+
+/// Counts the request by route template (never the raw path: ids and tokens stay out of labels)
+/// and writes its access-log line: one at `info` per request (method, route, status, duration,
+/// the orchestrator that signed it; the request id is the span's), at `debug` for the probes.
 async fn measure(req: Request, next: Next) -> Response {
     let endpoint = req
         .extensions()
@@ -92,13 +104,22 @@ async fn measure(req: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let started = std::time::Instant::now();
-    let response = next.run(req).await;
-    crate::metrics::request(
-        endpoint,
-        method,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let (response, signer) = SIGNED_BY
+        .scope(std::cell::RefCell::new(None), async {
+            let response = next.run(req).await;
+            (response, SIGNED_BY.with(|s| s.take()))
+        })
+        .await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    let orchestrator = signer.as_deref().unwrap_or("-");
+    if matches!(endpoint.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(target: "provisio::access", %method, route = %endpoint, status, duration_ms, orchestrator, "request");
+    } else {
+        tracing::info!(target: "provisio::access", %method, route = %endpoint, status, duration_ms, orchestrator, "request");
+    }
+    crate::metrics::request(endpoint, method, status, elapsed.as_secs_f64());
     response
 }
 

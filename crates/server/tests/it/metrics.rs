@@ -34,4 +34,18 @@ async fn metric_names_are_present_after_a_flow() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
     assert!(!text.contains(access), "no token in labels");
+    // Every metric says what it is, and the process tells its build, start and size.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} has no HELP line:\n{text}");
+    }
+    let build = format!(r#"provisio_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION"));
+    for name in [
+        build.as_str(),
+        "provisio_start_time_seconds ",
+        "provisio_process_resident_memory_bytes ",
+        "provisio_process_open_fds ",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
 }
