@@ -24,6 +24,7 @@ pub struct AdminArgs {
 enum Task {
     /// Bulk-load users, each with an organization and projects (for benchmarks).
     Seed {
+        /// How many users to create.
         #[arg(long)]
         users: usize,
         /// Projects per user.
@@ -38,20 +39,36 @@ enum Task {
         /// Only emails containing this.
         #[arg(long, default_value = "")]
         email: String,
+        /// At most this many users.
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
     /// Show a user (id or email): organizations, projects, resources, live token families (JSON).
-    User { who: String },
+    User {
+        /// The user's id or email.
+        who: String,
+    },
     /// Add a demo project to an organization (never linked to, never offered as a team).
     DemoProject {
+        /// The organization's id.
         #[arg(long)]
         organization: String,
+        /// The project's name.
         #[arg(long, default_value = "Demo project")]
         name: String,
     },
     /// Revoke every live token of a user (id or email); the orchestrator must link again.
-    RevokeTokens { who: String },
+    RevokeTokens {
+        /// The user's id or email.
+        who: String,
+    },
+    /// Erase a user (GDPR; built-in mode): revoke everything, remove the address and names, keep
+    /// the audit under a pseudonym. Prints the pseudonym; by id it can be run again.
+    #[command(override_usage = "provisio admin erase-user <ID|EMAIL>")]
+    EraseUser {
+        /// The user's id or email.
+        who: String,
+    },
     /// Manage orchestrator signing secrets kept in the database (valid beside the configured ones).
     #[command(subcommand)]
     SigningSecret(SigningSecretTask),
@@ -123,6 +140,7 @@ enum SigningSecretTask {
     },
     /// Retire a secret, at once or after an overlap window during which it stays valid.
     Retire {
+        /// The secret's id, as `list` prints it.
         #[arg(long)]
         id: i64,
         /// How long it stays valid: e.g. 90s, 15m, 24h, 7d (default: retire now).
@@ -132,7 +150,9 @@ enum SigningSecretTask {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
-    let store = args.database.open().await?;
+    // An existing database only: run in the wrong folder, an admin command says where it looked
+    // instead of creating an empty database there.
+    let store = args.database.open_existing().await?;
     match args.task {
         Task::Seed { users, projects, out } => {
             let run =
@@ -178,6 +198,17 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             let revoked =
                 admin_accounts::revoke_user_tokens(&store, &who, Clock::system().now()).await?;
             println!("{}", serde_json::json!({"user": who, "revoked_token_families": revoked}));
+        }
+        Task::EraseUser { who } => {
+            match admin_accounts::erase_user(&store, &who, Clock::system().now()).await {
+                Ok(erased) => println!("{}", serde_json::to_string(&erased)?),
+                Err(e @ admin_accounts::AdminError::NotFound(_)) => {
+                    eprintln!("{e}");
+                    store.close().await?;
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Task::SigningSecret(task) => return signing_secret(&store, task).await,
         Task::Events(task) => return events_task(&store, task).await,

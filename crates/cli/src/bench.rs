@@ -25,6 +25,9 @@ pub struct BenchArgs {
     /// Prefix the provider mounts the protocol under.
     #[arg(long, default_value = "")]
     path_prefix: String,
+    /// The flow each worker repeats: `new-user-flow` (account request for a fresh email, then the
+    /// code exchange), `existing-user-flow` (the same for prepared users), `services` (one signed
+    /// catalog read), `resource-read` or `rotate` (one call on a resource prepared per worker).
     #[arg(long, value_enum, default_value = "new-user-flow")]
     scenario: ScenarioArg,
     /// Concurrent workers, each running one flow after another.
@@ -62,6 +65,18 @@ enum ScenarioArg {
     Rotate,
 }
 
+impl ScenarioArg {
+    const fn scenario(self) -> Scenario {
+        match self {
+            Self::NewUserFlow => Scenario::NewUserFlow,
+            Self::ExistingUserFlow => Scenario::ExistingUserFlow,
+            Self::Services => Scenario::Services,
+            Self::ResourceRead => Scenario::ResourceRead,
+            Self::Rotate => Scenario::Rotate,
+        }
+    }
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let clients = args
         .base_url
@@ -77,13 +92,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         (Some(n), _) => Stop::Flows(n),
         (None, d) => Stop::After(d.unwrap_or(Duration::from_secs(10))),
     };
-    let scenario = match args.scenario {
-        ScenarioArg::NewUserFlow => Scenario::NewUserFlow,
-        ScenarioArg::ExistingUserFlow => Scenario::ExistingUserFlow,
-        ScenarioArg::Services => Scenario::Services,
-        ScenarioArg::ResourceRead => Scenario::ResourceRead,
-        ScenarioArg::Rotate => Scenario::Rotate,
-    };
+    let scenario = args.scenario.scenario();
     let users = match &args.users_file {
         Some(path) => serde_json::from_slice::<Vec<Value>>(&std::fs::read(path)?)?
             .iter()
@@ -140,5 +149,15 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3h").is_err());
+    }
+
+    /// The report names the scenario as `--scenario` takes it.
+    #[test]
+    fn the_report_names_scenarios_as_the_flag_does() {
+        for arg in ScenarioArg::value_variants() {
+            let flag = arg.to_possible_value().map(|v| v.get_name().to_string());
+            assert_eq!(flag.as_deref(), Some(arg.scenario().as_str()));
+        }
+        assert_eq!(ScenarioArg::value_variants().len(), Scenario::ALL.len());
     }
 }

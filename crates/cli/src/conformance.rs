@@ -1,11 +1,11 @@
 //! `provisio conformance`: runs the APP 0.1d checklist against a provider and prints the verdict.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use provisio_orchestrator::conformance::{
-    self, Config, DEFAULT_EMAIL_DOMAIN, Group, Outcome, Scope, Tag,
+    self, Config, DEFAULT_EMAIL_DOMAIN, Group, Outcome, Preflight, Scope, Tag,
 };
 
 #[derive(Args)]
@@ -26,6 +26,14 @@ pub struct ConformanceArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Also write the results as JUnit XML to this file, one test case per check (for CI test
+    /// reports).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// How to print the results (default: `table` on a terminal, `compact` when the output is
+    /// piped or redirected).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Skip the checks of provisio's own choices (tagged [provisio]); keep the protocol's.
     #[arg(long)]
     strict_protocol_only: bool,
@@ -42,7 +50,21 @@ pub struct ConformanceArgs {
     token_url: Option<String>,
 }
 
+/// How the results are printed.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Every check, one row each: check, expected, got (clipped), result.
+    Table,
+    /// The failed checks in full, the passed ones counted by group.
+    Compact,
+}
+
 pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Compact
+    });
     let config = Config {
         email_domain: args.email_domain,
         path_prefix: args.path_prefix,
@@ -57,13 +79,36 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         }),
         ..Config::new(args.base_url, args.signing_secret)
     };
+    // A secret the provider does not know fails every check that signs, each for that one reason:
+    // say it once instead, before anything is sent in the provider's name.
+    match conformance::preflight(&config).await? {
+        Preflight::Accepted => {}
+        Preflight::SecretRefused(got) => anyhow::bail!(
+            "the provider at {} refuses this signing secret: a signed GET /provisioning/health \
+             answered {got}; check --signing-secret (PROVISIO_SIGNING_SECRET): it must be the \
+             orchestrator secret the provider is configured with. No checks were run.",
+            config.base_url
+        ),
+        Preflight::Unreachable(why) => anyhow::bail!(
+            "cannot reach the provider at {}: GET /provisioning/health got {why}; check \
+             --base-url (and --path-prefix). No checks were run.",
+            config.base_url
+        ),
+    }
     let report = conformance::run(&config).await?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
-    println!("{}", report.table());
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report.junit("provisio conformance"))
+            .with_context(|| format!("cannot write the JUnit report to {}", path.display()))?;
+    }
+    match format {
+        Format::Table => println!("{}", report.table()),
+        Format::Compact => print!("{}", report.compact()),
+    }
     if report.skipped > 0 {
         println!(
             "{} checks, {} skipped ({})",

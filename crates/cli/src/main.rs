@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -98,6 +98,20 @@ async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
         provisio_server::store::redact_url(&args.database_url)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error and its causes, each said once: many errors already include their cause in their own
+/// text (`cannot read X: No such file…`), and `{:#}` would repeat it.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_tracing(format: LogFormat) {

@@ -66,6 +66,7 @@ enum Call {
     AccountRequest(AccountRequestArgs),
     /// Exchange an authorization code for tokens (default: the last code).
     Token {
+        /// The authorization code to redeem (default: the one saved by the last account request).
         #[arg(long)]
         code: Option<String>,
         /// PKCE verifier (default: the one saved with the last code).
@@ -74,11 +75,13 @@ enum Call {
     },
     /// Rotate a refresh token (default: the saved one).
     Refresh {
+        /// The refresh token to rotate (default: the one saved by the last token answer).
         #[arg(long)]
         refresh_token: Option<String>,
     },
     /// POST /provisioning/resources (default service, or --service-id).
     Provision {
+        /// The catalog service to provision (default: the provider's default deployable one).
         #[arg(long)]
         service_id: Option<String>,
         /// The orchestrator's project id: the idempotency key.
@@ -92,23 +95,37 @@ enum Call {
         project_name: Option<String>,
     },
     /// GET /provisioning/resources/{id} (default: the last resource).
-    Get { id: Option<String> },
+    Get {
+        /// The resource id (default: the last one provisioned).
+        id: Option<String>,
+    },
     /// POST …/{id}/update_service.
     UpdateService {
+        /// The resource id (default: the last one provisioned).
         id: Option<String>,
+        /// The service to move the resource to (one its `allowed_updates` lists).
         #[arg(long)]
         service_id: String,
+        /// A Shared Payment Token, when the new service is paid.
         #[arg(long)]
         payment_token: Option<String>,
     },
     /// POST …/{id}/rotate_credentials.
-    Rotate { id: Option<String> },
+    Rotate {
+        /// The resource id (default: the last one provisioned).
+        id: Option<String>,
+    },
     /// POST …/{id}/remove.
-    Remove { id: Option<String> },
+    Remove {
+        /// The resource id (default: the last one provisioned).
+        id: Option<String>,
+    },
     /// POST /provisioning/deep_links.
     DeepLink {
+        /// What the link opens (the protocol defines `dashboard`).
         #[arg(long, default_value = "dashboard")]
         purpose: String,
+        /// The resource the link is for (default: the token's primary resource).
         #[arg(long)]
         resource_id: Option<String>,
     },
@@ -119,13 +136,16 @@ enum Call {
 
 #[derive(Args, Clone)]
 struct AccountRequestArgs {
+    /// The user's email, which the orchestrator vouches for.
     #[arg(long)]
     email: String,
     /// `configuration.team_id`: link to this project of an existing user.
     #[arg(long)]
     team_id: Option<String>,
+    /// The user's name.
     #[arg(long)]
     name: Option<String>,
+    /// `configuration.organization_name`: the name of a new user's organization.
     #[arg(long)]
     organization_name: Option<String>,
     /// The orchestrator's request id (default: a fresh one).

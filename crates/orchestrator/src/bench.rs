@@ -2,7 +2,7 @@
 //! reports throughput, latency percentiles per call, and errors by code.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -28,6 +28,27 @@ pub enum Scenario {
     ResourceRead,
     /// `rotate_credentials` of a resource prepared per worker.
     Rotate,
+}
+
+impl Scenario {
+    pub const ALL: [Self; 5] = [
+        Self::NewUserFlow,
+        Self::ExistingUserFlow,
+        Self::Services,
+        Self::ResourceRead,
+        Self::Rotate,
+    ];
+
+    /// The name `provisio bench --scenario` takes, and the report shows.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NewUserFlow => "new-user-flow",
+            Self::ExistingUserFlow => "existing-user-flow",
+            Self::Services => "services",
+            Self::ResourceRead => "resource-read",
+            Self::Rotate => "rotate",
+        }
+    }
 }
 
 /// When to stop.
@@ -67,6 +88,7 @@ pub struct CallReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    /// The scenario's name, as `--scenario` takes it (`new-user-flow`).
     pub scenario: String,
     pub concurrency: usize,
     pub elapsed_secs: f64,
@@ -142,8 +164,8 @@ pub async fn run(clients: Vec<Client>, config: BenchConfig) -> Result<BenchRepor
     let started_flows = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let progress = progress_bar(&config);
     let started = Instant::now();
+    let progress = Progress::start(&config, started, [ok.clone(), failed.clone()]);
     let deadline = match config.stop {
         Stop::After(d) => Some(started + d),
         Stop::Flows(_) => None,
@@ -156,8 +178,7 @@ pub async fn run(clients: Vec<Client>, config: BenchConfig) -> Result<BenchRepor
     for worker in 0..config.concurrency.max(1) {
         let client = clients[worker % clients.len()].with_own_connection();
         let (recorder, existing) = (recorder.clone(), existing.clone());
-        let (started_flows, ok, failed, progress) =
-            (started_flows.clone(), ok.clone(), failed.clone(), progress.clone());
+        let (started_flows, ok, failed) = (started_flows.clone(), ok.clone(), failed.clone());
         let config = config.clone();
         workers.push(tokio::spawn(async move {
             let resource = match config.scenario {
@@ -184,19 +205,18 @@ pub async fn run(clients: Vec<Client>, config: BenchConfig) -> Result<BenchRepor
                     one_flow(&client, &config, &recorder, &existing, resource.as_ref(), run_id, n)
                         .await;
                 if success { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
-                progress.inc(1);
             }
         }));
     }
     for worker in workers {
         let _ = worker.await;
     }
-    progress.finish_and_clear();
+    progress.finish();
     let elapsed = started.elapsed().as_secs_f64();
     let samples = std::mem::take(&mut *recorder.samples.lock().unwrap_or_else(|p| p.into_inner()));
     let (flows_ok, flows_failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     Ok(BenchReport {
-        scenario: format!("{:?}", config.scenario),
+        scenario: config.scenario.as_str().to_string(),
         concurrency: config.concurrency,
         elapsed_secs: elapsed,
         flows_ok,
@@ -229,21 +249,125 @@ pub async fn run(clients: Vec<Client>, config: BenchConfig) -> Result<BenchRepor
     })
 }
 
-fn progress_bar(config: &BenchConfig) -> indicatif::ProgressBar {
-    if !config.progress {
-        return indicatif::ProgressBar::hidden();
+/// The progress line on a terminal: a bar that fills with the flows done (`--flows`) or the time
+/// gone (`--duration`), and what was done, how long it has run (and has left) and the rate of the
+/// last two seconds, redrawn four times a second.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How far back the live rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(2);
+
+impl Progress {
+    /// `done`: the counters whose sum is the flows finished.
+    fn start(config: &BenchConfig, started: Instant, done: [Arc<AtomicU64>; 2]) -> Self {
+        let stop = config.stop;
+        let bar = if config.progress {
+            indicatif::ProgressBar::new(match stop {
+                Stop::Flows(n) => n,
+                Stop::After(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            })
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        if bar.is_hidden() {
+            return Self { bar, ticker: None };
+        }
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {bar:30} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let shown = bar.clone();
+        let ticker = tokio::spawn(async move {
+            let mut window = VecDeque::new();
+            let mut interval = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                interval.tick().await;
+                let now = Instant::now();
+                let flows: u64 = done.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+                window.push_back((now, flows));
+                while window.front().is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW) {
+                    window.pop_front();
+                }
+                let rate = match (window.front(), window.back()) {
+                    (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => {
+                        (n1 - n0) as f64 / t1.duration_since(*t0).as_secs_f64()
+                    }
+                    _ => 0.0,
+                };
+                let elapsed = now.duration_since(started);
+                shown.set_position(match stop {
+                    Stop::Flows(_) => flows,
+                    Stop::After(total) => {
+                        u64::try_from(elapsed.min(total).as_millis()).unwrap_or(u64::MAX)
+                    }
+                });
+                shown.set_message(progress_message(stop, elapsed, flows, rate));
+            }
+        });
+        Self { bar, ticker: Some(ticker) }
     }
-    let bar = match config.stop {
-        Stop::Flows(n) => indicatif::ProgressBar::new(n),
-        Stop::After(_) => indicatif::ProgressBar::new_spinner(),
-    };
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} {elapsed_precise} {pos} flows ({per_sec}) {wide_bar}",
-    ) {
-        bar.set_style(style);
+
+    fn finish(self) {
+        if let Some(ticker) = self.ticker {
+            ticker.abort();
+        }
+        self.bar.finish_and_clear();
     }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+}
+
+/// The words after the bar: `4.2 s of 10.0 s, 5.8 s left: 1234 flows, 296 flows/s` in a timed run,
+/// `500/2000 flows in 4.2 s, 119 flows/s` in a counted one.
+fn progress_message(stop: Stop, elapsed: Duration, flows: u64, rate: f64) -> String {
+    match stop {
+        Stop::After(total) => format!(
+            "{} of {}, {} left: {flows} flows, {} flows/s",
+            format_duration(elapsed.min(total)),
+            format_duration(total),
+            format_duration(total.saturating_sub(elapsed)),
+            format_rate(rate)
+        ),
+        Stop::Flows(n) => format!(
+            "{flows}/{n} flows in {}, {} flows/s",
+            format_duration(elapsed),
+            format_rate(rate)
+        ),
+    }
+}
+
+/// A rate for people: a whole number from 10 up, one decimal below (`1235`, `9.5`).
+pub fn format_rate(rate: f64) -> String {
+    if !rate.is_finite() {
+        "-".to_string()
+    } else if rate >= 10.0 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate:.1}")
+    }
+}
+
+/// A duration for people: `850 ms`, `4.2 s`, `2 min 05 s`.
+pub fn format_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if d < Duration::from_secs(60) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {:02} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// A latency in milliseconds, to about three significant digits: `0.42`, `12.3`, `1235`.
+pub fn format_ms(ms: f64) -> String {
+    if ms < 10.0 {
+        format!("{ms:.2}")
+    } else if ms < 100.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
 }
 
 /// One flow; `true` when every call in it succeeded.
@@ -373,25 +497,72 @@ impl BenchReport {
                 c.call.clone(),
                 c.count.to_string(),
                 c.errors.to_string(),
-                format!("{:.0}", c.rate_per_sec),
-                format!("{:.2}", c.p50_ms),
-                format!("{:.2}", c.p90_ms),
-                format!("{:.2}", c.p99_ms),
-                format!("{:.2}", c.max_ms),
+                format_rate(c.rate_per_sec),
+                format_ms(c.p50_ms),
+                format_ms(c.p90_ms),
+                format_ms(c.p99_ms),
+                format_ms(c.max_ms),
             ]);
         }
         let mut out = format!(
-            "{} at concurrency {}: {} flows ok, {} failed in {:.1} s = {:.0} flows/s\n{table}\n",
+            "{} at concurrency {}: {} flows ok, {} failed in {} = {} flows/s\n{table}\n",
             self.scenario,
             self.concurrency,
             self.flows_ok,
             self.flows_failed,
-            self.elapsed_secs,
-            self.flows_per_sec
+            format_duration(Duration::from_secs_f64(self.elapsed_secs.max(0.0))),
+            format_rate(self.flows_per_sec)
         );
         for (error, count) in &self.errors_by_code {
             out.push_str(&format!("  error {error}: {count}\n"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_durations_and_latencies_read_well() {
+        assert_eq!(format_rate(1234.5678), "1235");
+        assert_eq!(format_rate(10.0), "10");
+        assert_eq!(format_rate(9.5432), "9.5");
+        assert_eq!(format_rate(0.0), "0.0");
+        assert_eq!(format_rate(f64::NAN), "-");
+        assert_eq!(format_duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(format_duration(Duration::from_millis(4_249)), "4.2 s");
+        assert_eq!(format_duration(Duration::from_secs(125)), "2 min 05 s");
+        assert_eq!(format_ms(0.4249), "0.42");
+        assert_eq!(format_ms(12.3456), "12.3");
+        assert_eq!(format_ms(1234.6), "1235");
+    }
+
+    #[test]
+    fn the_progress_line_says_time_left_and_the_live_rate() {
+        let timed = Stop::After(Duration::from_secs(10));
+        assert_eq!(
+            progress_message(timed, Duration::from_millis(4_200), 1234, 296.4567),
+            "4.2 s of 10.0 s, 5.8 s left: 1234 flows, 296 flows/s"
+        );
+        // Past the deadline (the last flows finishing): no negative time.
+        assert_eq!(
+            progress_message(timed, Duration::from_millis(10_300), 3000, 0.0),
+            "10.0 s of 10.0 s, 0 ms left: 3000 flows, 0.0 flows/s"
+        );
+        assert_eq!(
+            progress_message(Stop::Flows(2000), Duration::from_millis(4_200), 500, 119.04),
+            "500/2000 flows in 4.2 s, 119 flows/s"
+        );
+    }
+
+    #[test]
+    fn scenario_names_are_the_cli_names() {
+        let names: Vec<_> = Scenario::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            ["new-user-flow", "existing-user-flow", "services", "resource-read", "rotate"]
+        );
     }
 }

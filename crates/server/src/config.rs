@@ -89,6 +89,12 @@ impl DatabaseArgs {
     pub async fn open(&self) -> Result<crate::store::Store, crate::store::StoreError> {
         crate::store::Store::open_with(&self.database_url, &self.pool_options()).await
     }
+
+    /// [`DatabaseArgs::open`] for a database that exists (admin commands): a missing SQLite file
+    /// is an error saying where it was looked for.
+    pub async fn open_existing(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        crate::store::Store::open_existing_with(&self.database_url, &self.pool_options()).await
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -123,6 +129,9 @@ pub struct FileConfig {
     /// How the product presents itself to agents (`/llm-context.md`).
     #[serde(default)]
     pub provider: crate::registration::ProviderSpec,
+    /// How the built-in dashboard presents the product (name, logo, accent, link home).
+    #[serde(default)]
+    pub dashboard: crate::web::DashboardSpec,
 }
 
 /// Protocol limits (spec 3.1).
@@ -263,6 +272,11 @@ impl FileConfig {
     /// `[accounts]`, validated.
     pub fn accounts(&self) -> Result<crate::registration::AccountSettings, ConfigError> {
         Ok(crate::registration::AccountSettings::new(&self.accounts)?)
+    }
+
+    /// `[dashboard]`, validated.
+    pub fn dashboard(&self) -> Result<crate::web::Brand, ConfigError> {
+        Ok(crate::web::Brand::new(&self.dashboard)?)
     }
 
     /// The catalog this file asks for: its own services, or the built-in default.

@@ -50,23 +50,56 @@ pub fn render() -> String {
 /// Every metric's `# HELP` line (`docs/deployment.md` says more), and the build and start gauges.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("provisio_http_requests_total", "HTTP requests answered, by route template, method and status");
-    describe_histogram!("provisio_http_request_duration_seconds", "Time to answer an HTTP request, by route template");
+    describe_counter!(
+        "provisio_http_requests_total",
+        "HTTP requests answered, by route template, method and status"
+    );
+    describe_histogram!(
+        "provisio_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template"
+    );
     describe_gauge!("provisio_http_connections_open", "HTTP connections open now");
-    describe_counter!("provisio_http_connections_refused_total", "Connections answered 503 and closed because [limits] max_connections were open");
+    describe_counter!(
+        "provisio_http_connections_refused_total",
+        "Connections answered 503 and closed because [limits] max_connections were open"
+    );
     describe_counter!("provisio_events_total", "What the domain did, by audit event name");
-    describe_counter!("provisio_signature_failures_total", "Refused Stripe-Signature headers, by reason");
+    describe_counter!(
+        "provisio_signature_failures_total",
+        "Refused Stripe-Signature headers, by reason"
+    );
     describe_counter!("provisio_rate_limited_total", "Calls refused by a rate limit, by limit");
-    describe_counter!("provisio_codes_expired_total", "Authorization codes presented after they expired");
-    describe_counter!("provisio_idempotency_total", "Answers given by the idempotency rules instead of running, by outcome");
+    describe_counter!(
+        "provisio_codes_expired_total",
+        "Authorization codes presented after they expired"
+    );
+    describe_counter!(
+        "provisio_idempotency_total",
+        "Answers given by the idempotency rules instead of running, by outcome"
+    );
     describe_gauge!("provisio_db_jobs_in_flight", "Database work queued or running, by kind");
-    describe_counter!("provisio_db_conflicts_total", "PostgreSQL write transactions run again after a conflict");
-    describe_counter!("provisio_connector_calls_total", "Calls to the SaaS in connector mode, by operation and outcome");
-    describe_histogram!("provisio_connector_call_duration_seconds", "One call to the SaaS, retries included, by operation");
+    describe_counter!(
+        "provisio_db_conflicts_total",
+        "PostgreSQL write transactions run again after a conflict"
+    );
+    describe_counter!(
+        "provisio_connector_calls_total",
+        "Calls to the SaaS in connector mode, by operation and outcome"
+    );
+    describe_histogram!(
+        "provisio_connector_call_duration_seconds",
+        "One call to the SaaS, retries included, by operation"
+    );
     describe_gauge!("provisio_outbox_events", "Events in the outbox, by state");
     describe_counter!("provisio_outbox_deliveries_total", "Event delivery attempts, by outcome");
-    describe_counter!("provisio_outbox_events_written_total", "Events written to the outbox, by type");
-    describe_gauge!("provisio_build_info", "Always 1; the version of the running binary is its label");
+    describe_counter!(
+        "provisio_outbox_events_written_total",
+        "Events written to the outbox, by type"
+    );
+    describe_gauge!(
+        "provisio_build_info",
+        "Always 1; the version of the running binary is its label"
+    );
     describe_gauge!("provisio_start_time_seconds", "When this process started, in Unix seconds");
     describe_gauge!("provisio_process_resident_memory_bytes", "Resident memory of this process");
     describe_gauge!("provisio_process_open_fds", "File descriptors this process holds open");

@@ -45,9 +45,19 @@ impl From<CatalogError> for ServeError {
 /// Everything resolved before the socket opens.
 pub struct Startup {
     pub state: AppState,
-    /// Set when no secret was configured and the one kept in the database is in use; shown once at
-    /// start so a newcomer can sign calls.
-    pub generated_secret: Option<String>,
+    /// Where the signing secret comes from, for the start banner.
+    pub secret: SigningSecret,
+    /// Held for the process's life on a SQLite database.
+    _lock: Option<crate::store::ServeLock>,
+}
+
+/// Where the `stripe` orchestrator's signing secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningSecret {
+    /// Configured: `hint` is what to pass as `--signing-secret` to sign a call by hand.
+    Configured { hint: String },
+    /// Generated and kept in the database, for a first run; printed once, when generated (`new`).
+    Generated { secret: String, new: bool },
 }
 
 /// Resolves configuration and opens the store; refuses to start on any invalid setting.
@@ -64,13 +74,12 @@ pub async fn prepare(
     };
     let catalog = file.catalog()?;
     let accounts = file.accounts()?;
-    let store = args.database.open().await?;
-    let (orchestrators, generated_secret) =
-        resolve_orchestrators(args, &file, &store, &clock).await?;
+    let dashboard = file.dashboard()?;
+    // Everything the configuration and the environment can get wrong is checked before the
+    // database is touched: a refused start leaves no database behind.
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
     let billing = Billing::from_config(&file.billing.clone().unwrap_or_default())
         .map_err(ConfigError::from)?;
-    let server_secret = server_secret(&store, clock.now()).await?;
     let (connector, events) = file.integrations()?;
     if connector.is_some() && args.introspection_token.iter().any(|t| !t.trim().is_empty()) {
         // provisio issues no keys in connector mode: there is nothing for it to introspect.
@@ -82,7 +91,20 @@ pub async fn prepare(
         })
         .into());
     }
-    let mailer = mailer(&file, &orchestrators, &args.database.database_url)?;
+    let configured = configured_orchestrators(args, &file)?;
+    let mailer = match &configured {
+        Some((orchestrators, _)) => mailer(&file, orchestrators, &args.database.database_url)?,
+        None => mailer(&file, &Orchestrators::new(vec![]), &args.database.database_url)?,
+    };
+    // One `serve` per SQLite file: its idempotency claims, signature bindings and rate limits live
+    // in this process's memory.
+    let lock = crate::store::ServeLock::acquire(&args.database.database_url)?;
+    let store = args.database.open().await?;
+    let (orchestrators, secret) = match configured {
+        Some((orchestrators, hint)) => (orchestrators, SigningSecret::Configured { hint }),
+        None => generated_orchestrator(&store, &clock).await?,
+    };
+    let server_secret = server_secret(&store, clock.now()).await?;
     let state = AppState::new(Parts {
         store,
         orchestrators,
@@ -100,8 +122,9 @@ pub async fn prepare(
         mailer,
         accounts,
         provider: file.provider.clone(),
+        dashboard,
     });
-    Ok(Startup { state, generated_secret })
+    Ok(Startup { state, secret, _lock: lock })
 }
 
 /// How the consent leg sends its sign-in links: `[email]`, or — when an orchestrator uses consent
@@ -138,14 +161,13 @@ pub async fn server_secret(store: &Store, now: i64) -> Result<String, ServeError
     Ok(store.setting_or_insert(SERVER_SECRET_KEY, &crypto::random_secret()?, now).await?)
 }
 
-/// Flag secrets configure the `stripe` orchestrator (overriding the file's secrets for it); the file
-/// configures the rest; with neither, a secret is generated once and kept in the database.
-async fn resolve_orchestrators(
+/// The orchestrators the flags and the file configure, with the hint for signing a call by hand:
+/// flag secrets configure `stripe` (overriding the file's secrets for it); the file configures the
+/// rest. `None`: nothing is configured, and a secret is generated once and kept in the database.
+fn configured_orchestrators(
     args: &ServeArgs,
     file: &FileConfig,
-    store: &Store,
-    clock: &Clock,
-) -> Result<(Orchestrators, Option<String>), ServeError> {
+) -> Result<Option<(Orchestrators, String)>, ServeError> {
     let mut list =
         file.orchestrators.iter().map(|spec| spec.build()).collect::<Result<Vec<_>, _>>()?;
     if let Some(flag) = &args.signing_secret {
@@ -161,11 +183,28 @@ async fn resolve_orchestrators(
                 ),
             ),
         }
-        return Ok((Orchestrators::new(list), None));
+        return Ok(Some((Orchestrators::new(list), "\"$PROVISIO_SIGNING_SECRET\"".into())));
     }
-    if !list.is_empty() {
-        return Ok((Orchestrators::new(list), None));
+    if list.is_empty() {
+        return Ok(None);
     }
+    let first = file
+        .orchestrators
+        .iter()
+        .find(|spec| spec.name == DEFAULT_ORCHESTRATOR)
+        .or_else(|| file.orchestrators.first());
+    let hint = match first.and_then(|spec| spec.signing_secrets_env.as_deref()) {
+        Some(var) => format!("\"${var}\""),
+        None => "<a secret of signing_secrets in the config file>".into(),
+    };
+    Ok(Some((Orchestrators::new(list), hint)))
+}
+
+/// The `stripe` orchestrator with the secret kept in the database, generated by the first start.
+async fn generated_orchestrator(
+    store: &Store,
+    clock: &Clock,
+) -> Result<(Orchestrators, SigningSecret), ServeError> {
     let candidate = crypto::random_token("whsec")?;
     let secret = store.setting_or_insert(GENERATED_SECRET_KEY, &candidate, clock.now()).await?;
     let orchestrator = Orchestrator::new(
@@ -173,7 +212,8 @@ async fn resolve_orchestrators(
         Some(DEFAULT_ORCHESTRATOR_LABEL.into()),
         std::slice::from_ref(&secret),
     );
-    Ok((Orchestrators::new(vec![orchestrator]), Some(secret)))
+    let new = secret == candidate;
+    Ok((Orchestrators::new(vec![orchestrator]), SigningSecret::Generated { secret, new }))
 }
 
 /// Opens the listening socket.
@@ -260,17 +300,27 @@ fn print_banner(addr: SocketAddr, startup: &Startup) {
         .ok()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "provisio".into());
-    match &startup.generated_secret {
-        Some(secret) => {
-            println!("  signing secret (generated on first start, kept in the database): {secret}");
+    match &startup.secret {
+        SigningSecret::Generated { secret, new: true } => {
+            println!(
+                "  signing secret (generated now and kept in the database; printed only this once): {secret}"
+            );
             println!(
                 "  try it:  {exe} orchestrator health --base-url {base} --signing-secret {secret}"
             );
         }
-        None => {
+        SigningSecret::Generated { new: false, .. } => {
+            println!(
+                "  signing secret: the one generated on first start, kept in the database (printed then; production sets PROVISIO_SIGNING_SECRET)"
+            );
+            println!(
+                "  try it:  {exe} orchestrator health --base-url {base} --signing-secret <that secret>"
+            );
+        }
+        SigningSecret::Configured { hint } => {
             println!("  signing secret: configured (not shown)");
             println!(
-                "  try it:  {exe} orchestrator health --base-url {base} --signing-secret \"$PROVISIO_SIGNING_SECRET\""
+                "  try it:  {exe} orchestrator health --base-url {base} --signing-secret {hint}"
             );
         }
     }

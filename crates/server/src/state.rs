@@ -57,6 +57,8 @@ pub struct Inner {
     pub events: Option<EventsSettings>,
     /// How the consent leg sends sign-in links (SMTP, or an outbox folder in development).
     pub mailer: Option<Arc<crate::email::Mailer>>,
+    /// `[dashboard]`: the built-in dashboard's product name, logo, accent and link home.
+    pub dashboard: crate::web::Brand,
 }
 
 impl std::ops::Deref for AppState {
@@ -89,6 +91,7 @@ pub struct Parts {
     pub mailer: Option<crate::email::Mailer>,
     pub accounts: crate::registration::AccountSettings,
     pub provider: crate::registration::ProviderSpec,
+    pub dashboard: crate::web::Brand,
 }
 
 impl AppState {
@@ -139,6 +142,7 @@ impl AppState {
             connector: parts.connector.map(Arc::new),
             events: parts.events,
             mailer: parts.mailer.map(Arc::new),
+            dashboard: parts.dashboard,
         }))
     }
 

@@ -260,3 +260,43 @@ async fn operators_list_the_events_outbox_and_retry_failed_events() {
     assert!(!admin(&db, &["events", "retry", &pending, "--failed"]).0, "not both");
     assert!(!admin(&db, &["events", "list", "--limit", "0"]).0);
 }
+
+#[test]
+fn admin_commands_open_an_existing_database_only() {
+    // Run in the wrong folder, an admin command says where it looked instead of creating an empty
+    // provisio.db there.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .current_dir(dir.path())
+        .args(["admin", "users"])
+        .env_remove("PROVISIO_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("no database at {}", dir.path().join("provisio.db").display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!dir.path().join("provisio.db").exists(), "nothing was created");
+}
+
+#[test]
+fn errors_say_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", missing.to_str().unwrap()])
+        .args(["--database-url", &format!("sqlite://{}", dir.path().join("p.db").display())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .args(["migrate", "--database-url", "postgres://postgres@127.0.0.1:1/none?sslmode=disable"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error connecting to server"), "{stderr}");
+    assert_eq!(stderr.matches("error connecting to server").count(), 1, "{stderr}");
+}

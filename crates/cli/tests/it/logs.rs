@@ -32,13 +32,18 @@ fn the_default_log_has_one_access_line_per_request_without_colour_or_secrets() {
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
-    let mut base_url = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
-        if let Some(url) = line.strip_prefix("provisio is serving the APP 0.1d provider at ") {
-            base_url = url.trim().to_string();
-            break;
+    // The banner names the address; the rest of stdout is drained, as a closed pipe would fail
+    // the server's next print.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("provisio is serving the APP 0.1d provider at ") {
+                let _ = tx.send(url.trim().to_string());
+            }
         }
-    }
+    });
+    let base_url = rx.recv_timeout(Duration::from_secs(60)).expect("the banner names the address");
     let signed = Command::new(env!("CARGO_BIN_EXE_provisio"))
         .args(["orchestrator", "health", "--base-url", &base_url, "--signing-secret", SECRET])
         .output()

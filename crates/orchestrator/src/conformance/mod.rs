@@ -114,6 +114,36 @@ pub enum ConformanceError {
     Schema(String),
 }
 
+/// What the provider makes of the configured secret, asked once before a run: one correctly signed
+/// `GET /provisioning/health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preflight {
+    /// Any answer but a signature refusal: the suite can run (the checks judge the answer).
+    Accepted,
+    /// 401 `invalid_signature` to a request signed with the configured secret: the provider is not
+    /// configured with it, and every check that signs would fail for that one reason. The answer, as
+    /// `<status> <body>`.
+    SecretRefused(String),
+    /// No answer at all (connection refused, DNS, TLS, timeout): why.
+    Unreachable(String),
+}
+
+/// Asks the provider's health endpoint once with the configured secret (see [`Preflight`]).
+pub async fn preflight(config: &Config) -> Result<Preflight, ConformanceError> {
+    let cx = wire::Ctx::new(config)?;
+    let reply = match cx.get(wire::HEALTH).send().await {
+        Ok(reply) => reply,
+        Err(why) => return Ok(Preflight::Unreachable(why)),
+    };
+    let body = reply.json.as_ref();
+    let code = body.and_then(|b| b["error"]["code"].as_str().or_else(|| b["error"].as_str()));
+    Ok(if reply.status == 401 && code == Some("invalid_signature") {
+        Preflight::SecretRefused(expect::summarize(&reply))
+    } else {
+        Preflight::Accepted
+    })
+}
+
 /// Runs the selected groups one check after another and reports every result.
 pub async fn run(config: &Config) -> Result<Report, ConformanceError> {
     let cx = wire::Ctx::new(config)?;

@@ -133,6 +133,52 @@ impl Report {
 }
 
 impl Report {
+    /// The results for a log or a pipe: every failed check in full (its id, what was expected and
+    /// everything the provider answered, never clipped), then how many checks of each group passed.
+    /// Skipped checks are left to the caller's count of them.
+    pub fn compact(&self) -> String {
+        let mut out = String::new();
+        for check in self.checks.iter().filter(|c| c.outcome == Outcome::Fail) {
+            out.push_str(&format!("FAIL {}\n", label(check)));
+            out.push_str(&format!("  expected: {}\n", hang(&check.expected)));
+            out.push_str(&format!("  got:      {}\n", hang(&check.got)));
+        }
+        // Groups in run order, each with its passes (0 when none passed).
+        let mut groups: Vec<(&str, usize)> = Vec::new();
+        for check in &self.checks {
+            let passed = usize::from(check.outcome == Outcome::Pass);
+            match groups.iter_mut().find(|(group, _)| *group == check.group) {
+                Some((_, count)) => *count += passed,
+                None => groups.push((&check.group, passed)),
+            }
+        }
+        if !groups.is_empty() {
+            let counts: Vec<String> =
+                groups.iter().map(|(group, count)| format!("{group} {count}")).collect();
+            out.push_str(&format!("passed by group: {}\n", counts.join(", ")));
+        }
+        out
+    }
+}
+
+/// A check's id as the table and the compact form show it: `[provisio]` and its tags after it.
+fn label(check: &CheckResult) -> String {
+    let mut id = match check.scope {
+        Scope::Protocol => check.id.clone(),
+        Scope::Provisio => format!("{} [provisio]", check.id),
+    };
+    for tag in &check.tags {
+        id.push_str(&format!(" [{}]", tag.as_str()));
+    }
+    id
+}
+
+/// Indents the lines after the first under a `  got:      ` label.
+fn hang(text: &str) -> String {
+    text.trim_end().replace('\n', "\n            ")
+}
+
+impl Report {
     /// The results as JUnit XML, one test case per check (CI systems show these as test reports).
     pub fn junit(&self, suite: &str) -> String {
         let mut xml = format!(
@@ -238,6 +284,31 @@ mod tests {
         assert!(xml.contains("<failure message=\"&lt;b&gt;&quot;&amp;\u{fffd}\">"));
         assert!(xml.contains("<skipped message="));
         assert_eq!(xml.matches("<testcase").count(), 3);
+    }
+
+    #[test]
+    fn compact_shows_failures_in_full_and_counts_passes() {
+        let mut failed = result("g.b", Outcome::Fail);
+        failed.scope = Scope::Provisio;
+        failed.got = format!("{}\nsecond line", "y".repeat(500));
+        let mut other = result("h.a", Outcome::Pass);
+        other.group = "h".into();
+        let report = Report::new(
+            "http://x",
+            vec![result("g.a", Outcome::Pass), failed, result("g.c", Outcome::Skip), other],
+        );
+        let compact = report.compact();
+        assert_eq!(
+            compact,
+            format!(
+                "FAIL g.b [provisio]\n  expected: 200\n  got:      {}\n            second line\n\
+                 passed by group: g 1, h 1\n",
+                "y".repeat(500)
+            )
+        );
+        assert!(!compact.contains("g.a") && !compact.contains("g.c"), "passes and skips counted");
+        let all_pass = Report::new("http://x", vec![result("g.a", Outcome::Pass)]);
+        assert_eq!(all_pass.compact(), "passed by group: g 1\n");
     }
 
     #[test]

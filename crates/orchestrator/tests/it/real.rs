@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use provisio_orchestrator::conformance::{Config, Group, Outcome, Scope};
+use provisio_orchestrator::conformance::{self, Config, Group, Outcome, Preflight, Scope};
 
 use crate::{
     proxy::{Answer, Breakage, Forward, Proxy},
@@ -65,6 +65,24 @@ async fn a_wrong_secret_fails_the_checks_that_need_a_signature() {
     assert!(report.failed > 50, "{}", report.summary());
     // A client the provider does not trust sees refusals only, and the suite does not pass them.
     assert!(report.failed_ids().contains(&"health.ok"));
+}
+
+#[tokio::test]
+async fn the_preflight_tells_a_refused_secret_from_an_accepted_one() {
+    let server = RealServer::start().await;
+    let ask = |secret: &str| Config::new(&server.base_url, secret);
+    assert_eq!(conformance::preflight(&ask(SECRET)).await.unwrap(), Preflight::Accepted);
+    match conformance::preflight(&ask("whsec_not_the_one")).await.unwrap() {
+        Preflight::SecretRefused(got) => {
+            assert!(got.starts_with("401 ") && got.contains("invalid_signature"), "{got}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let unreachable = conformance::preflight(&Config::new(&nobody, SECRET)).await.unwrap();
+    assert!(matches!(unreachable, Preflight::Unreachable(_)), "{unreachable:?}");
 }
 
 /// A provider that mounts the protocol under `/api/agentic`, token endpoint included.

@@ -1,5 +1,5 @@
 //! Operator views and actions on accounts: find users, show what they own, add a demo project,
-//! revoke a user's tokens.
+//! revoke a user's tokens, erase a user.
 
 use serde::Serialize;
 
@@ -154,6 +154,46 @@ pub async fn revoke_user_tokens(store: &Store, who: &str, now: i64) -> Result<us
             Ok(families)
         })
         .await
+}
+
+/// Erases a user of provisio's own (built-in mode), found by id or email: every way in revoked,
+/// the address and names removed, what the audit must keep kept under a pseudonym — the rules of
+/// [`crate::domain::inbound::erase`], the same as the SaaS's erase. By id it can be run again (it
+/// finds nothing more to do); by email it cannot, the address being gone.
+pub async fn erase_user(
+    store: &Store,
+    who: &str,
+    now: i64,
+) -> Result<crate::domain::inbound::Erasure, AdminError> {
+    let (who, backend) = (who.to_string(), store.backend());
+    store
+        .write(move |conn| -> Result<_, AdminError> {
+            let id = resolve(conn, &who)?.ok_or_else(|| {
+                let what = if who.contains('@') { "user with that email" } else { "user" };
+                AdminError::NotFound(format!("{what}: {}", shown(&who)))
+            })?;
+            let actor = crate::audit::Actor::default();
+            Ok(crate::domain::inbound::erase(
+                conn,
+                &actor,
+                backend,
+                &id,
+                "user.erased_by_admin",
+                now,
+            )?)
+        })
+        .await
+}
+
+/// How an unknown user is named in an error: an address masked (errors end up in logs), an id as
+/// given.
+fn shown(who: &str) -> String {
+    match who.trim().rsplit_once('@') {
+        Some((local, domain)) => {
+            format!("{}***@{domain}", local.chars().next().map(String::from).unwrap_or_default())
+        }
+        None => who.to_string(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use super::{Internal, backend::ResourceBackend, resources::ResourceError};
 use crate::{
     audit::Actor,
     events::{Event, ResourceChange, RevokeReason},
-    store::{Conn, Store, StoreError, inbound as sql, resources as resources_sql},
+    store::{Backend, Conn, Store, StoreError, inbound as sql, resources as resources_sql},
 };
 
 /// Largest project id the contract allows (ids are below 2^53, so they survive JSON numbers).
@@ -108,31 +108,145 @@ impl Inbound<'_> {
             .await
     }
 
-    /// `POST /v1/connector/users/{user_id}/erase`: the revocation above, then the user's personal
-    /// data pseudonymized: the address in account requests (and, built-in, the user's own row,
-    /// marked deleted), the user id in the audit log and the outbox, the address in the outbox.
-    /// The `tokens.revoked` events of the erase itself carry the real id, so the SaaS can match
-    /// them; they carry no address.
+    /// `POST /v1/connector/users/{user_id}/erase`: [`erase`], the one set of rules it shares with
+    /// `provisio admin erase-user`. An id provisio never saw changes nothing but the audit log.
     pub async fn erase_user(&self, user_id: &str, now: i64) -> Result<(), Internal> {
-        let (user_id, actor) = (user_id.to_string(), Actor::current(""));
-        let pseudonym = pseudonym(&user_id);
-        let email = erased_email(&pseudonym);
+        let (user_id, actor, backend) =
+            (user_id.to_string(), Actor::current(""), self.store.backend());
         self.store
-            .write(move |conn| -> Result<(), StoreError> {
-                pseudonymize_events(conn, &user_id, &pseudonym, &email)?;
-                revoke(conn, &actor, &user_id, true, now)?;
-                sql::pseudonymize_audit(conn, &user_id, &pseudonym)?;
-                actor.record(conn, "user.erased_by_operator", Some(&pseudonym), None, None, now)?;
-                sql::pseudonymize_account_requests(conn, &user_id, &email)?;
-                sql::forget_code_teams(conn, &user_id)?;
-                if let Some(old) = sql::user_email(conn, &user_id)? {
-                    sql::erase_user_row(conn, &user_id, &old, &email, now)?;
-                }
-                Ok(())
+            .write(move |conn| {
+                erase(conn, &actor, backend, &user_id, "user.erased_by_operator", now).map(drop)
             })
             .await?;
         Ok(())
     }
+}
+
+/// What an erase did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Erasure {
+    pub user_id: String,
+    /// What the user's records are now kept under.
+    pub pseudonym: String,
+    /// Token families this call revoked (0 when erasing again).
+    pub revoked_token_families: usize,
+    /// Built-in mode: the user's own row was already a tombstone (an erase run again).
+    pub already_erased: bool,
+}
+
+/// Erases a user, in the caller's transaction; the one place for the rules, whoever asks (the
+/// SaaS through `POST /v1/connector/users/{user_id}/erase`, the operator through `provisio admin
+/// erase-user`):
+///
+/// - every way in dies ([`revoke`], erasing): token families revoked, unused codes expired,
+///   every consent request and dashboard link of the user deleted (used ones too), every
+///   dashboard session ended;
+/// - the addresses provisio knows the user by (the user's row, the account requests made for
+///   the user) are forgotten: every consent request for them (with the sign-in links emailed for
+///   it) is deleted, whoever it was for, and so are the PostgreSQL rate-limit buckets keyed by them;
+/// - what is kept is kept under the [`pseudonym`]: the audit log's rows (their detail dropped),
+///   the outbox events about the user (`user_id` and `email` rewritten), the account requests
+///   (the address replaced by [`erased_email`]), the codes (their reported `available_teams`
+///   forgotten);
+/// - built-in mode, the user's row stays as a tombstone so that foreign keys hold: its address
+///   becomes [`erased_email`] (which frees the real one), its names are dropped, it is marked
+///   deleted; in the names of the user's organizations the address (as written and normalized)
+///   is replaced by the erased one and the user's name and first name (whole words, two
+///   characters or more) by the pseudonym. Memberships, organizations, projects and resources
+///   stay: they are the organization's, not the person's.
+///
+/// The `tokens.revoked` events of the erase itself carry the real id (the SaaS matches it) and no
+/// address. Running it again revokes and reports nothing more.
+pub(crate) fn erase(
+    conn: &mut dyn Conn,
+    actor: &Actor,
+    backend: Backend,
+    user_id: &str,
+    audit_event: &'static str,
+    now: i64,
+) -> Result<Erasure, StoreError> {
+    let pseudonym = pseudonym(user_id);
+    let email = erased_email(&pseudonym);
+    let user = sql::user_row(conn, user_id)?;
+    let addresses: Vec<String> =
+        sql::addresses_of_user(conn, user_id)?.into_iter().filter(|a| *a != email).collect();
+    pseudonymize_events(conn, user_id, &pseudonym, &email)?;
+    sql::delete_consent_links_of_user(conn, user_id)?;
+    for address in &addresses {
+        sql::delete_consents_of_address(conn, address)?;
+        if backend == Backend::Postgres {
+            sql::forget_rate_limits_of_address(conn, address)?;
+        }
+    }
+    let revoked_token_families = revoke(conn, actor, user_id, true, now)?;
+    sql::pseudonymize_audit(conn, user_id, &pseudonym)?;
+    actor.record(conn, audit_event, Some(&pseudonym), None, None, now)?;
+    sql::pseudonymize_account_requests(conn, user_id, &email)?;
+    sql::forget_code_teams(conn, user_id)?;
+    let already_erased = user.as_ref().is_some_and(|u| u.email == email);
+    if let Some(user) = user.filter(|u| u.email != email) {
+        rename_organizations(conn, user_id, &user, &pseudonym, &email)?;
+        sql::erase_user_row(conn, user_id, &email, now)?;
+    }
+    Ok(Erasure { user_id: user_id.to_string(), pseudonym, revoked_token_families, already_erased })
+}
+
+/// Built-in mode: the user's address and names out of the names of the user's organizations.
+fn rename_organizations(
+    conn: &mut dyn Conn,
+    user_id: &str,
+    user: &sql::UserRow,
+    pseudonym: &str,
+    erased_email: &str,
+) -> Result<(), StoreError> {
+    let names: Vec<&str> = [user.name.as_deref(), user.first_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|n| n.chars().count() >= 2)
+        .collect();
+    for organization in sql::organizations_of_user(conn, user_id)? {
+        let mut name = organization.name.clone();
+        for address in [user.email.trim(), user.email_normalized.as_str()] {
+            name = replace_words(&name, address, erased_email);
+        }
+        for person in &names {
+            name = replace_words(&name, person, pseudonym);
+        }
+        if name != organization.name {
+            sql::rename_organization(conn, &organization.id, &name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces every whole-word occurrence of `needle` in `haystack` (ASCII letters in any case; a
+/// word ends where a letter or digit does not follow) with `with`.
+fn replace_words(haystack: &str, needle: &str, with: &str) -> String {
+    if needle.is_empty() {
+        return haystack.to_string();
+    }
+    let (bytes, wanted) = (haystack.as_bytes(), needle.as_bytes());
+    let is_word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+    let mut out = String::with_capacity(haystack.len());
+    let (mut copied, mut at) = (0, 0);
+    while at + wanted.len() <= bytes.len() {
+        let end = at + wanted.len();
+        let matches = bytes.get(at..end).is_some_and(|w| w.eq_ignore_ascii_case(wanted))
+            && !is_word(at.checked_sub(1).and_then(|i| bytes.get(i)))
+            && !is_word(bytes.get(end));
+        // A match starts and ends on character boundaries: the needle is whole characters and
+        // only ASCII letters may differ in case.
+        if let (true, Some(before)) = (matches, haystack.get(copied..at)) {
+            out.push_str(before);
+            out.push_str(with);
+            (copied, at) = (end, end);
+        } else {
+            at += 1;
+        }
+    }
+    out.push_str(haystack.get(copied..).unwrap_or_default());
+    out
 }
 
 /// Kills every grant of the user and reports one `tokens.revoked` per organization whose
@@ -226,6 +340,22 @@ mod tests {
         assert_ne!(p, pseudonym("u_1002"));
         assert!(p.starts_with("erased_") && p.len() == 23 && !p.contains("1001"));
         assert!(valid_user_id(&p));
+    }
+
+    #[test]
+    fn only_whole_words_are_replaced_in_any_ascii_case() {
+        let x = "erased+x@invalid";
+        assert_eq!(
+            replace_words("Stripe (Ada@Example.com)", "ada@example.com", x),
+            "Stripe (erased+x@invalid)"
+        );
+        assert_eq!(replace_words("Ada Lovelace's lab", "Ada Lovelace", "p"), "p's lab");
+        assert_eq!(replace_words("Adams, ada and ADA", "Ada", "p"), "Adams, p and p");
+        assert_eq!(replace_words("Zoé's team, Zoéa", "zoé", "p"), "p's team, Zoéa");
+        assert_eq!(replace_words("ééé", "é", "p"), "ééé");
+        assert_eq!(replace_words("mada@example.com", "ada@example.com", "p"), "mada@example.com");
+        assert_eq!(replace_words("kept", "", "p"), "kept");
+        assert_eq!(replace_words("", "Ada", "p"), "");
     }
 
     #[test]

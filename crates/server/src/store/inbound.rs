@@ -142,23 +142,121 @@ pub fn user_email(conn: &mut dyn Conn, user_id: &str) -> Result<Option<String>, 
         .transpose()
 }
 
-/// Built-in mode: replaces the user's address (also where it was written into the name of an
-/// organization the user belongs to) with `erased_email`, drops the names and marks the user
-/// deleted.
+/// What an erase reads of provisio's own user (built-in mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// As written.
+    pub email: String,
+    pub email_normalized: String,
+    pub first_name: Option<String>,
+    pub name: Option<String>,
+}
+
+pub fn user_row(conn: &mut dyn Conn, user_id: &str) -> Result<Option<UserRow>, StoreError> {
+    conn.query_opt(
+        "SELECT email, email_normalized, first_name, name FROM users WHERE id = $1",
+        &[user_id.into()],
+    )?
+    .map(|r| {
+        Ok(UserRow {
+            email: r.text(0)?,
+            email_normalized: r.text(1)?,
+            first_name: r.opt_text(2)?,
+            name: r.opt_text(3)?,
+        })
+    })
+    .transpose()
+}
+
+/// The normalized addresses provisio knows the user by: the user's own row (built-in mode) and
+/// the account requests made for the user (either mode).
+pub fn addresses_of_user(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<String>, StoreError> {
+    conn.query(
+        "SELECT email_normalized FROM users WHERE id = $1 \
+         UNION SELECT email_normalized FROM account_requests WHERE user_id = $1",
+        &[user_id.into()],
+    )?
+    .iter()
+    .map(|r| r.text(0))
+    .collect()
+}
+
+/// Deletes the sign-in links emailed for the user's consent requests.
+pub fn delete_consent_links_of_user(conn: &mut dyn Conn, user_id: &str) -> Result<u64, StoreError> {
+    conn.execute(
+        "DELETE FROM consent_links WHERE consent_hash IN \
+         (SELECT token_hash FROM pending_consents WHERE user_id = $1)",
+        &[user_id.into()],
+    )
+}
+
+/// Deletes every consent request for `email_normalized` (any orchestrator, open or answered; a
+/// consent for a new address has no user) and the sign-in links emailed for them.
+pub fn delete_consents_of_address(
+    conn: &mut dyn Conn,
+    email_normalized: &str,
+) -> Result<u64, StoreError> {
+    conn.execute(
+        "DELETE FROM consent_links WHERE consent_hash IN \
+         (SELECT token_hash FROM pending_consents WHERE email_normalized = $1)",
+        &[email_normalized.into()],
+    )?;
+    conn.execute(
+        "DELETE FROM pending_consents WHERE email_normalized = $1",
+        &[email_normalized.into()],
+    )
+}
+
+/// PostgreSQL: deletes the rate-limit buckets keyed by the address (account requests per email,
+/// sign-in emails per address). SQLite keeps its buckets in the server's memory.
+pub fn forget_rate_limits_of_address(
+    conn: &mut dyn Conn,
+    email_normalized: &str,
+) -> Result<u64, StoreError> {
+    conn.execute(
+        "DELETE FROM rate_limit_buckets WHERE key = $1 AND scope IN ($2, $3)",
+        &[
+            email_normalized.into(),
+            crate::rate_limit::Scope::Email.label().into(),
+            crate::rate_limit::Scope::ConsentAddress.label().into(),
+        ],
+    )
+}
+
+/// An organization of the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserOrganization {
+    pub id: String,
+    pub name: String,
+}
+
+pub fn organizations_of_user(
+    conn: &mut dyn Conn,
+    user_id: &str,
+) -> Result<Vec<UserOrganization>, StoreError> {
+    conn.query(
+        "SELECT o.id, o.name FROM organizations o JOIN memberships m ON m.organization_id = o.id \
+         WHERE m.user_id = $1 ORDER BY o.id",
+        &[user_id.into()],
+    )?
+    .iter()
+    .map(|r| Ok(UserOrganization { id: r.text(0)?, name: r.text(1)? }))
+    .collect()
+}
+
+pub fn rename_organization(conn: &mut dyn Conn, id: &str, name: &str) -> Result<(), StoreError> {
+    conn.execute("UPDATE organizations SET name = $2 WHERE id = $1", &[id.into(), name.into()])?;
+    Ok(())
+}
+
+/// Built-in mode: the user's row as a tombstone: `erased_email` for the address (which frees the
+/// real one), no names, marked deleted (the first erase's time is kept).
 pub fn erase_user_row(
     conn: &mut dyn Conn,
     user_id: &str,
-    email: &str,
     erased_email: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    if !email.is_empty() && email != erased_email {
-        conn.execute(
-            "UPDATE organizations SET name = REPLACE(name, $2, $3) \
-             WHERE id IN (SELECT organization_id FROM memberships WHERE user_id = $1)",
-            &[user_id.into(), email.into(), erased_email.into()],
-        )?;
-    }
     conn.execute(
         "UPDATE users SET email = $2, email_normalized = $2, first_name = NULL, name = NULL, \
          deleted_at = COALESCE(deleted_at, $3) WHERE id = $1",

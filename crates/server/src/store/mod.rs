@@ -56,6 +56,16 @@ pub enum StoreError {
     Thread(String),
     #[error("the store is closed")]
     Closed,
+    #[error(
+        "no database at {path}: this command opens an existing database only; pass --database-url (or PROVISIO_DATABASE_URL) naming the one provisio serve uses"
+    )]
+    NoDatabase { path: String },
+    #[error(
+        "{path} is already served by another provisio serve (process {pid}): one process per SQLite database, as its idempotency claims, signature bindings and rate limits live in that process's memory; stop it, or use PostgreSQL for several instances"
+    )]
+    InUse { path: String, pid: String },
+    #[error("{path}: {error}")]
+    File { path: String, error: std::io::Error },
 }
 
 /// Which database a store runs on.
@@ -63,6 +73,51 @@ pub enum StoreError {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// The file of a `sqlite://PATH` (or `sqlite:PATH`) URL, without its query.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(path.split('?').next().unwrap_or(path))
+}
+
+/// Held by `provisio serve` for its life on a SQLite database (`PATH.lock`, with the holder's
+/// process id): a second `serve` on the same file is refused, naming the first. PostgreSQL needs
+/// none — instances share their state there.
+pub struct ServeLock {
+    _file: std::fs::File,
+}
+
+impl ServeLock {
+    pub fn acquire(url: &str) -> Result<Option<Self>, StoreError> {
+        use std::io::{Read, Seek, Write};
+        let Some(path) = sqlite_path(url).filter(|p| !p.is_empty()) else { return Ok(None) };
+        let lock_path = format!("{path}.lock");
+        let file_error = |error| StoreError::File { path: lock_path.clone(), error };
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&lock_path).map_err(file_error)?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).map_err(file_error)?;
+                file.rewind().map_err(file_error)?;
+                writeln!(file, "{}", std::process::id()).map_err(file_error)?;
+                Ok(Some(Self { _file: file }))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = Some(pid.trim().to_string()).filter(|p| !p.is_empty());
+                Err(StoreError::InUse {
+                    path: path.to_string(),
+                    pid: pid.unwrap_or_else(|| "unknown".into()),
+                })
+            }
+            Err(std::fs::TryLockError::Error(error)) => Err(file_error(error)),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -116,6 +171,17 @@ impl Store {
         Self::connect_with(url, &PoolOptions::default()).await
     }
 
+    /// [`Store::open_with`] for an existing database only: a SQLite file that is not there is an
+    /// error naming where it was looked for, not a new empty database (admin commands run in the
+    /// wrong folder).
+    pub async fn open_existing_with(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
+        if let Some(path) = sqlite_path(url).filter(|p| !std::path::Path::new(p).exists()) {
+            let absolute = std::path::absolute(path).unwrap_or_else(|_| path.into());
+            return Err(StoreError::NoDatabase { path: absolute.display().to_string() });
+        }
+        Self::open_with(url, options).await
+    }
+
     /// Opens the database without migrating, with pool settings.
     pub async fn connect_with(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -126,11 +192,7 @@ impl Store {
                 .map_err(|e| StoreError::Thread(e.to_string()))??;
             return Ok(Self { engine: Engine::Postgres(Arc::new(pg)) });
         }
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| StoreError::UnsupportedUrl(redact_url(url)))?;
-        let path = path.split('?').next().unwrap_or(path);
+        let path = sqlite_path(url).ok_or_else(|| StoreError::UnsupportedUrl(redact_url(url)))?;
         if path.is_empty() {
             return Err(StoreError::UnsupportedUrl(url.into()));
         }

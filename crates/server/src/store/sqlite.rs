@@ -37,8 +37,11 @@ pub(super) struct Sqlite {
 }
 
 impl Sqlite {
-    /// Opens `path` (created if missing) with one writer and a few reader threads.
+    /// Opens `path` (created if missing, readable by its owner only: it holds the server secret)
+    /// with one writer and a few reader threads. SQLite gives the `-wal` and `-shm` files the
+    /// database file's permissions.
     pub(super) fn open(path: &str) -> Result<Self, StoreError> {
+        create_private(path)?;
         let writer = connect(path)?;
         let (write_tx, write_rx) = mpsc::channel();
         let mut threads =
@@ -96,6 +99,23 @@ fn run(conn: &mut Connection, mode: Mode, mut job: Job) {
     let commit = job.attempt(&mut SqliteConn(&tx));
     let outcome = if commit && mode != Mode::Read { tx.commit() } else { tx.rollback() };
     job.finish(outcome.err().filter(|_| commit).map(StoreError::from));
+}
+
+/// Creates the database file with mode 0600 when it does not exist yet (an existing file keeps its
+/// mode: the operator's choice).
+fn create_private(path: &str) -> Result<(), StoreError> {
+    if path.starts_with(':') || path.starts_with("file:") || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::File { path: path.to_string(), error }),
+    }
 }
 
 fn connect(path: &str) -> Result<Connection, StoreError> {

@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{harden, page, pages};
+use super::{branded, harden, page, pages};
 use crate::{
     domain::accounts::consent::{ConsentError, ConsentLeg, ConsentPage},
     rate_limit::Scope,
@@ -54,7 +54,7 @@ pub struct ConsentForm {
 
 /// `GET /consent?token=…`.
 pub async fn show(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
-    let Some(leg) = leg(&state) else { return unavailable() };
+    let Some(leg) = leg(&state) else { return unavailable(&state) };
     let token = query.token.unwrap_or_default();
     match leg.open(&token, state.clock.now()).await {
         Ok(consent) => with_callback(page(StatusCode::OK, pages::consent(&consent)), &consent),
@@ -64,7 +64,7 @@ pub async fn show(State(state): State<AppState>, Query(query): Query<TokenQuery>
 
 /// `POST /consent/link`: emails the sign-in link, within the limits per consent and per address.
 pub async fn send_link(State(state): State<AppState>, Form(form): Form<ConsentForm>) -> Response {
-    let Some(leg) = leg(&state) else { return unavailable() };
+    let Some(leg) = leg(&state) else { return unavailable(&state) };
     if !leg.form_is_genuine(&form.consent, &form.csrf) {
         return refused(ConsentError::Forbidden);
     }
@@ -96,7 +96,7 @@ pub async fn send_link(State(state): State<AppState>, Form(form): Form<ConsentFo
 /// `GET /consent/verify?token=…`: spends the emailed link, sets the proof cookie, and goes on to
 /// the choice.
 pub async fn verify(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
-    let Some(leg) = leg(&state) else { return unavailable() };
+    let Some(leg) = leg(&state) else { return unavailable(&state) };
     let token = query.token.unwrap_or_default();
     match leg.prove(&token, state.clock.now()).await {
         Ok((consent, proof)) => {
@@ -124,7 +124,7 @@ pub async fn choose(
     headers: HeaderMap,
     Query(query): Query<ConsentQuery>,
 ) -> Response {
-    let Some(leg) = leg(&state) else { return unavailable() };
+    let Some(leg) = leg(&state) else { return unavailable(&state) };
     let consent = query.consent.unwrap_or_default();
     match leg.choices(&consent, proof(&headers), state.clock.now()).await {
         Ok((data, choices)) => {
@@ -140,7 +140,7 @@ pub async fn confirm(
     headers: HeaderMap,
     Form(form): Form<ConsentForm>,
 ) -> Response {
-    let Some(leg) = leg(&state) else { return unavailable() };
+    let Some(leg) = leg(&state) else { return unavailable(&state) };
     if !leg.form_is_genuine(&form.consent, &form.csrf) {
         return refused(ConsentError::Forbidden);
     }
@@ -150,7 +150,7 @@ pub async fn confirm(
 
 /// `POST /consent/decline`: 302 to `callback_url?error=access_denied&state=…`.
 pub async fn decline(State(state): State<AppState>, Form(form): Form<ConsentForm>) -> Response {
-    let Some(leg) = leg(&state) else { return unavailable() };
+    let Some(leg) = leg(&state) else { return unavailable(&state) };
     if !leg.form_is_genuine(&form.consent, &form.csrf) {
         return refused(ConsentError::Forbidden);
     }
@@ -202,6 +202,6 @@ fn refused(e: ConsentError) -> Response {
     page(status, pages::consent_refused(&e))
 }
 
-fn unavailable() -> Response {
-    page(StatusCode::NOT_FOUND, pages::not_found())
+fn unavailable(state: &AppState) -> Response {
+    branded(state, StatusCode::NOT_FOUND, pages::not_found(&state.dashboard))
 }

@@ -2,6 +2,7 @@
 //! no JavaScript. `GET /login` turns a link into a session; `/` lists the user's projects;
 //! `/projects/{id}` shows one; `POST /logout` ends the session.
 
+pub mod brand;
 pub mod consent;
 mod pages;
 
@@ -19,7 +20,11 @@ use crate::{
     domain::dashboard::{self, DashboardError},
     rate_limit::Scope,
     state::AppState,
+    store::StoreError,
 };
+
+pub use brand::{Brand, DashboardSpec};
+use pages::SignedIn;
 
 const COOKIE: &str = "provisio_session";
 
@@ -42,7 +47,8 @@ pub async fn login(
         |peer| limit_key(state.trusted_proxies.client(peer.0.ip(), &headers)),
     );
     if let Err(seconds) = state.limit(Scope::LoginIp, &client).await {
-        let mut response = page(StatusCode::TOO_MANY_REQUESTS, pages::too_many());
+        let mut response =
+            branded(&state, StatusCode::TOO_MANY_REQUESTS, pages::too_many(&state.dashboard));
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
@@ -57,14 +63,18 @@ pub async fn login(
                 Ok(location) => {
                     harden((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
                 }
-                Err(_) => page(StatusCode::BAD_GATEWAY, pages::saas_login_failed()),
+                Err(_) => branded(
+                    &state,
+                    StatusCode::BAD_GATEWAY,
+                    pages::saas_login_failed(&state.dashboard),
+                ),
             },
             Err(DashboardError::InvalidLink) => {
                 Redirect::to("/?error=expired_or_invalid_token").into_response()
             }
             Err(e) => {
                 tracing::warn!(error = %e, "dashboard login into the SaaS failed");
-                page(StatusCode::BAD_GATEWAY, pages::saas_login_failed())
+                branded(&state, StatusCode::BAD_GATEWAY, pages::saas_login_failed(&state.dashboard))
             }
         };
     }
@@ -84,7 +94,7 @@ pub async fn login(
         Err(DashboardError::InvalidLink) => {
             Redirect::to("/?error=expired_or_invalid_token").into_response()
         }
-        Err(e) => failure(e),
+        Err(e) => failure(&state, e),
     }
 }
 
@@ -101,16 +111,26 @@ pub async fn home(
 ) -> Response {
     let user = match current_user(&state, &headers).await {
         Ok(user) => user,
-        Err(e) => return failure(e),
+        Err(e) => return failure(&state, e),
     };
-    let projects = match &user {
-        Some(user) => match dashboard::projects(&state.store, user).await {
-            Ok(p) => Some(p),
-            Err(e) => return failure(e),
-        },
-        None => None,
+    let (who, projects) = match &user {
+        Some(user) => {
+            match (
+                signed_in(&state, user, true).await,
+                dashboard::projects(&state.store, user).await,
+            ) {
+                (Ok((email, organizations)), Ok(projects)) => (
+                    Some(SignedIn { email, organization: organizations.join(", ") }),
+                    Some(projects),
+                ),
+                (Err(e), _) | (_, Err(e)) => return failure(&state, e),
+            }
+        }
+        None => (None, None),
     };
-    page(StatusCode::OK, pages::home(query.error.as_deref(), projects.as_deref()))
+    let markup =
+        pages::home(&state.dashboard, who.as_ref(), query.error.as_deref(), projects.as_deref());
+    branded(&state, StatusCode::OK, markup)
 }
 
 /// `GET /projects/{id}`.
@@ -122,15 +142,22 @@ pub async fn project(
     let user = match current_user(&state, &headers).await {
         Ok(Some(user)) => user,
         Ok(None) => return Redirect::to("/?error=login_required").into_response(),
-        Err(e) => return failure(e),
+        Err(e) => return failure(&state, e),
     };
     let Ok(id) = raw_id.parse::<i64>() else {
-        return page(StatusCode::NOT_FOUND, pages::not_found());
+        return branded(&state, StatusCode::NOT_FOUND, pages::not_found(&state.dashboard));
     };
     match dashboard::project(&state.store, &user, id).await {
-        Ok(Some(project)) => page(StatusCode::OK, pages::project(&project)),
-        Ok(None) => page(StatusCode::NOT_FOUND, pages::not_found()),
-        Err(e) => failure(e),
+        Ok(Some(project)) => match signed_in(&state, &user, false).await {
+            Ok((email, _)) => {
+                let who =
+                    SignedIn { email, organization: project.summary.organization_name.clone() };
+                branded(&state, StatusCode::OK, pages::project(&state.dashboard, &who, &project))
+            }
+            Err(e) => failure(&state, e),
+        },
+        Ok(None) => branded(&state, StatusCode::NOT_FOUND, pages::not_found(&state.dashboard)),
+        Err(e) => failure(&state, e),
     }
 }
 
@@ -139,12 +166,12 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     // A browser names the page a form came from: another site's form is refused, whatever
     // SameSite does for the cookie (older browsers, same-site subdomains).
     if !same_origin(&state.public_url, &headers) {
-        return page(StatusCode::FORBIDDEN, pages::failure());
+        return branded(&state, StatusCode::FORBIDDEN, pages::failure(&state.dashboard));
     }
     if let Some(session) = session_cookie(&headers)
         && let Err(e) = dashboard::close_session(&state.store, session).await
     {
-        return failure(e);
+        return failure(&state, e);
     }
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().insert(
@@ -171,6 +198,33 @@ async fn current_user(
     }
 }
 
+/// Who the header names: the user's address and, when `organizations`, the names of the user's
+/// organizations (oldest membership first).
+async fn signed_in(
+    state: &AppState,
+    user_id: &str,
+    organizations: bool,
+) -> Result<(String, Vec<String>), DashboardError> {
+    let (user, wanted) = (user_id.to_string(), organizations);
+    let found = state
+        .store
+        .read(move |conn| -> Result<_, StoreError> {
+            let email = crate::store::inbound::user_email(conn, &user)?.unwrap_or_default();
+            let mut organizations = Vec::new();
+            let ids = if wanted {
+                crate::store::accounts::organizations_of(conn, &user)?
+            } else {
+                vec![]
+            };
+            for id in ids {
+                organizations.push(crate::store::accounts::organization_name(conn, &id)?);
+            }
+            Ok((email, organizations))
+        })
+        .await?;
+    Ok(found)
+}
+
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     cookie(headers, COOKIE)
 }
@@ -192,9 +246,19 @@ fn page(status: StatusCode, markup: maud::Markup) -> Response {
     harden((status, markup).into_response())
 }
 
-fn failure(e: DashboardError) -> Response {
+/// A dashboard page: [`page`], with the policy `[dashboard]` asks for (images from the logo's
+/// origin, when there is a logo).
+fn branded(state: &AppState, status: StatusCode, markup: maud::Markup) -> Response {
+    let mut response = page(status, markup);
+    if let Ok(policy) = HeaderValue::from_str(&state.dashboard.content_security_policy) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
+
+fn failure(state: &AppState, e: DashboardError) -> Response {
     tracing::error!(error = %e, "dashboard failed");
-    page(StatusCode::INTERNAL_SERVER_ERROR, pages::failure())
+    branded(state, StatusCode::INTERNAL_SERVER_ERROR, pages::failure(&state.dashboard))
 }
 
 /// Pages carry credentials: never cached, never framed, never leaking their URL onwards.
@@ -203,9 +267,6 @@ fn harden(mut response: Response) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(brand::DEFAULT_CSP));
     response
 }

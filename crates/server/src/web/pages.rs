@@ -1,8 +1,9 @@
 //! The dashboard's HTML, rendered with maud (escaped by construction).
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+use super::brand::Brand;
 use crate::{
     domain::accounts::consent::{Choice, ConsentError, ConsentPage},
     store::dashboard::{ProjectPage, ProjectSummary},
@@ -13,6 +14,22 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.35rem .
 code{background:#f3f3f5;padding:.1rem .3rem;border-radius:4px}.error{background:#fdecec;padding:.75rem;border-radius:6px}\
 .muted{color:#666}button{padding:.4rem .9rem}form{margin-top:1.5rem}";
 
+/// The dashboard's header, in the colours above unless `[dashboard] accent_color` is set.
+const HEADER_STYLE: &str = ".top{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1rem;\
+padding-bottom:.75rem;margin-bottom:1.5rem;border-bottom:1px solid #ddd}\
+.product{display:flex;align-items:center;gap:.5rem;font-weight:600;font-size:1.1rem;color:inherit;text-decoration:none}\
+.product img{height:28px;width:auto}.who{margin:0;flex:1;min-width:12rem}.top nav{display:flex;align-items:center;gap:1rem}\
+.top form{margin:0}";
+
+/// Who is signed in, as the header shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub email: String,
+    /// The organization the page is about (a project's), or every one of the user's.
+    pub organization: String,
+}
+
+/// A consent page: provisio's own look (the consent leg is not the dashboard).
 fn layout(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -21,11 +38,79 @@ fn layout(title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · provisio" }
-                style { (maud::PreEscaped(STYLE)) }
+                style { (PreEscaped(STYLE)) }
             }
             body { (body) }
         }
     }
+}
+
+/// A dashboard page: the product's name and logo, who is signed in, the way back to the SaaS.
+fn dashboard(brand: &Brand, who: Option<&SignedIn>, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (brand.product_name) }
+                style { (PreEscaped(STYLE)) (PreEscaped(HEADER_STYLE)) (PreEscaped(accent_style(brand))) }
+            }
+            body {
+                header.top {
+                    a.product href="/" {
+                        @if let Some(logo) = &brand.logo_url {
+                            img id="logo" src=(logo) alt="" height="28";
+                        }
+                        span id="product-name" { (brand.product_name) }
+                    }
+                    @if let Some(who) = who {
+                        p.who id="signed-in" {
+                            "Signed in as " strong id="signed-in-email" { (who.email) }
+                            @if !who.organization.is_empty() {
+                                span.muted { " · " }
+                                span id="signed-in-organization" { (who.organization) }
+                            }
+                        }
+                    }
+                    nav {
+                        @if let Some(home) = &brand.home_url {
+                            a id="home-link" href=(home) { "Back to " (brand.product_name) }
+                        }
+                        @if who.is_some() {
+                            (logout())
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// The accent's rules: the header's rule, links, buttons (text dark or light, whichever reads).
+/// The colour is a checked `#rgb`/`#rrggbb`, so it is safe in a style sheet.
+fn accent_style(brand: &Brand) -> String {
+    let Some(accent) = &brand.accent_color else { return String::new() };
+    let text = if is_light(accent) { "#1d1d1f" } else { "#fff" };
+    format!(
+        ".top{{border-bottom:3px solid {accent}}}a{{color:{accent}}}.product{{color:inherit}}\
+button{{background:{accent};color:{text};border:1px solid {accent};border-radius:4px}}"
+    )
+}
+
+/// Whether dark text reads better than white on `#rgb`/`#rrggbb` (relative luminance above ~0.5).
+fn is_light(colour: &str) -> bool {
+    let digits = colour.trim_start_matches('#');
+    let channel = |i: usize| -> f64 {
+        let hex = if digits.len() == 3 {
+            digits.get(i..=i).map(|d| d.repeat(2)).unwrap_or_default()
+        } else {
+            digits.get(2 * i..2 * i + 2).map(String::from).unwrap_or_default()
+        };
+        f64::from(u8::from_str_radix(&hex, 16).unwrap_or(0)) / 255.0
+    };
+    0.2126 * channel(0) + 0.7152 * channel(1) + 0.0722 * channel(2) > 0.55
 }
 
 fn error_text(code: &str) -> &'static str {
@@ -40,8 +125,10 @@ fn error_text(code: &str) -> &'static str {
 }
 
 /// Connector mode: the SaaS did not sign the user in (the link is spent).
-pub fn saas_login_failed() -> Markup {
-    layout(
+pub fn saas_login_failed(brand: &Brand) -> Markup {
+    dashboard(
+        brand,
+        None,
         "Sign-in failed",
         html! {
             h1 { "We could not sign you in" }
@@ -52,8 +139,15 @@ pub fn saas_login_failed() -> Markup {
     )
 }
 
-pub fn home(error: Option<&str>, projects: Option<&[ProjectSummary]>) -> Markup {
-    layout(
+pub fn home(
+    brand: &Brand,
+    who: Option<&SignedIn>,
+    error: Option<&str>,
+    projects: Option<&[ProjectSummary]>,
+) -> Markup {
+    dashboard(
+        brand,
+        who,
         "Dashboard",
         html! {
             h1 { "Dashboard" }
@@ -73,7 +167,6 @@ pub fn home(error: Option<&str>, projects: Option<&[ProjectSummary]>) -> Markup 
                             }
                         }
                     }
-                    (logout())
                 }
                 None => {
                     p.muted { "Open the dashboard from your coding agent: it hands you a one-time link." }
@@ -83,9 +176,11 @@ pub fn home(error: Option<&str>, projects: Option<&[ProjectSummary]>) -> Markup 
     )
 }
 
-pub fn project(page: &ProjectPage) -> Markup {
+pub fn project(brand: &Brand, who: &SignedIn, page: &ProjectPage) -> Markup {
     let p = &page.summary;
-    layout(
+    dashboard(
+        brand,
+        Some(who),
         &p.name,
         html! {
             p { a href="/" { "← All projects" } }
@@ -114,27 +209,35 @@ pub fn project(page: &ProjectPage) -> Markup {
                     }
                 }
             }
-            (logout())
         },
     )
 }
 
-pub fn not_found() -> Markup {
-    layout(
+pub fn not_found(brand: &Brand) -> Markup {
+    dashboard(
+        brand,
+        None,
         "Not found",
         html! { h1 { "Not found" } p { "No such project in your organizations." } p { a href="/" { "Your projects" } } },
     )
 }
 
-pub fn too_many() -> Markup {
-    layout(
+pub fn too_many(brand: &Brand) -> Markup {
+    dashboard(
+        brand,
+        None,
         "Slow down",
         html! { h1 { "Too many attempts" } p { "Please wait a moment and open your link again." } },
     )
 }
 
-pub fn failure() -> Markup {
-    layout("Error", html! { h1 { "Something went wrong" } p { "Please try again in a moment." } })
+pub fn failure(brand: &Brand) -> Markup {
+    dashboard(
+        brand,
+        None,
+        "Error",
+        html! { h1 { "Something went wrong" } p { "Please try again in a moment." } },
+    )
 }
 
 fn logout() -> Markup {

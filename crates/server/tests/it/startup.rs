@@ -3,7 +3,9 @@
 use std::io::Write;
 
 use clap::Parser;
-use provisio_server::{client_addr::TrustedProxies, clock::Clock, config::ServeArgs, prepare};
+use provisio_server::{
+    client_addr::TrustedProxies, clock::Clock, config::ServeArgs, prepare, serve::SigningSecret,
+};
 
 #[derive(Parser)]
 struct Cli {
@@ -25,13 +27,61 @@ fn args(dir: &tempfile::TempDir, extra: &[&str]) -> ServeArgs {
 async fn zero_configuration_generates_a_secret_and_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     let first = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.unwrap();
-    let secret = first.generated_secret.clone().unwrap();
+    let SigningSecret::Generated { secret, new: true } = first.secret.clone() else {
+        panic!("a new secret: {:?}", first.secret)
+    };
     assert!(secret.starts_with("whsec_") && secret.len() > 40);
     first.state.store.close().await.expect("the store closes cleanly");
+    drop(first);
     let second = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.unwrap();
-    assert_eq!(second.generated_secret.as_deref(), Some(secret.as_str()));
+    assert_eq!(second.secret, SigningSecret::Generated { secret, new: false }, "kept, not new");
     assert_eq!(second.state.public_url, "http://127.0.0.1:8080");
     assert!(dir.path().join("p.db").exists());
+}
+
+#[tokio::test]
+async fn a_second_serve_on_one_sqlite_file_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.unwrap();
+    let second = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await;
+    let message = second.err().expect("refused").to_string();
+    assert!(message.contains("is already served by another provisio serve"), "{message}");
+    assert!(message.contains(&format!("(process {})", std::process::id())), "{message}");
+    first.state.store.close().await.unwrap();
+    drop(first);
+    prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.expect("free again once it stopped");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let startup = prepare(&args(&dir, &[]), Clock::system(), LISTEN).await.unwrap();
+    for file in ["p.db", "p.db-wal", "p.db.lock"] {
+        let path = dir.path().join(file);
+        if path.exists() {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file}");
+        }
+    }
+    drop(startup);
+}
+
+#[tokio::test]
+async fn a_configuration_error_leaves_no_database_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("provisio.toml");
+    std::fs::write(
+        &path,
+        "[[orchestrators]]\nname = \"acme\"\nsigning_secrets_env = \"PROVISIO_TEST_UNSET_VAR_9\"\n",
+    )
+    .unwrap();
+    let refused =
+        prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system(), LISTEN).await;
+    let message = refused.err().expect("refused").to_string();
+    assert!(message.contains("PROVISIO_TEST_UNSET_VAR_9"), "{message}");
+    assert!(!dir.path().join("p.db").exists(), "checked before the database was created");
 }
 
 #[tokio::test]
@@ -44,7 +94,10 @@ async fn a_configured_secret_wins_and_is_not_shown() {
     )
     .await
     .unwrap();
-    assert!(startup.generated_secret.is_none());
+    assert_eq!(
+        startup.secret,
+        SigningSecret::Configured { hint: "\"$PROVISIO_SIGNING_SECRET\"".into() }
+    );
     assert!(startup.state.orchestrators.has_secrets());
     assert_eq!(startup.state.public_url, "https://p.example");
 }
@@ -54,7 +107,7 @@ async fn an_explicitly_empty_secret_leaves_the_provider_unconfigured() {
     let dir = tempfile::tempdir().unwrap();
     let startup =
         prepare(&args(&dir, &["--signing-secret", ""]), Clock::system(), LISTEN).await.unwrap();
-    assert!(startup.generated_secret.is_none());
+    assert!(matches!(startup.secret, SigningSecret::Configured { .. }));
     assert!(!startup.state.orchestrators.has_secrets());
 }
 
@@ -114,7 +167,12 @@ async fn orchestrators_from_the_file() {
         prepare(&args(&dir, &["--config", path.to_str().unwrap()]), Clock::system(), LISTEN)
             .await
             .unwrap();
-    assert!(startup.generated_secret.is_none());
+    assert_eq!(
+        startup.secret,
+        SigningSecret::Configured {
+            hint: "<a secret of signing_secrets in the config file>".into()
+        }
+    );
     assert_eq!(startup.state.limits.signature_tolerance_secs, 60);
     assert_eq!(startup.state.orchestrators.all()[0].label, "Acme");
 }

@@ -245,6 +245,7 @@ impl TestApp {
             rate_limits,
             accounts,
             provider,
+            dashboard,
         } = setup;
         let (connector_url, events_url) = saas.map_or_else(
             || {
@@ -300,6 +301,7 @@ impl TestApp {
             mailer,
             accounts,
             provider,
+            dashboard,
         });
         let router = provisio_server::http::router(state.clone());
         Self { state, router, database_url: url, rate_limits, operator_tokens, _db: db }
@@ -367,6 +369,7 @@ impl TestApp {
             mailer: None,
             accounts: Default::default(),
             provider: Default::default(),
+            dashboard: Default::default(),
         });
         let router = provisio_server::http::router(state.clone());
         Self { state, router, database_url: url, rate_limits, operator_tokens, _db: db }
@@ -511,6 +514,8 @@ pub struct Setup<'a> {
     pub accounts: provisio_server::registration::AccountSettings,
     /// `[provider]`.
     pub provider: provisio_server::registration::ProviderSpec,
+    /// `[dashboard]`.
+    pub dashboard: provisio_server::web::Brand,
 }
 
 impl Default for Setup<'_> {
@@ -525,6 +530,7 @@ impl Default for Setup<'_> {
             rate_limits: RateLimits { enabled: false, ..RateLimits::default() },
             accounts: Default::default(),
             provider: Default::default(),
+            dashboard: Default::default(),
         }
     }
 }
