@@ -5,6 +5,8 @@
 # `provisio bench --scenario resource-read` and `--scenario rotate` against it. The load generator
 # is always NEW_BINARY's `bench`, so only the server differs. Rate limits are off. PostgreSQL:
 # ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres); makes and drops provisio_ab.
+# SCENARIOS (default "resource-read rotate"; `new-user-flow+provision` adds --provision) and
+# BACKENDS (default "sqlite postgres") choose what runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=$1 new=$2 rounds=${3:-2} dur=${4:-8s} conc=${5:-16}
@@ -24,11 +26,14 @@ serve() { # serve BINARY DATABASE_URL
   for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/healthz >/dev/null && return; sleep 0.1; done
   echo "server did not start" >&2; exit 1
 }
-rate() { # rate SCENARIO → "N/s"
+rate() { # rate SCENARIO[+provision] → "N flows/s"
+  local scenario=${1%+provision} extra=()
+  [ "$scenario" != "$1" ] && extra=(--provision)
   "$new" bench --base-url http://127.0.0.1:$port --signing-secret $secret --concurrency "$conc" \
-    --duration "$dur" --scenario "$1" 2>/dev/null | grep -Eo '[0-9][0-9,.]* (flows|calls|requests)?/s' | head -n 1
+    --duration "$dur" --scenario "$scenario" "${extra[@]}" 2>/dev/null \
+    | grep -Eo '[0-9][0-9,.]* (flows|calls|requests)?/s' | head -n 1
 }
-for backend in sqlite postgres; do
+for backend in ${BACKENDS:-sqlite postgres}; do
   for round in $(seq "$rounds"); do
     for side in A B; do
       bin=$old; [ $side = B ] && bin=$new
@@ -39,7 +44,9 @@ for backend in sqlite postgres; do
         "$bin" migrate --database-url "$pg_url" >/dev/null 2>&1; url=$pg_url
       fi
       serve "$bin" "$url"
-      echo "$backend round $round $side: resource-read $(rate resource-read), rotate $(rate rotate)"
+      line="$backend round $round $side:"
+      for scenario in ${SCENARIOS:-resource-read rotate}; do line="$line $scenario $(rate "$scenario"),"; done
+      echo "${line%,}"
       stop
     done
   done
