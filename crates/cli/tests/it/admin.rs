@@ -9,12 +9,19 @@ use serde_json::Value;
 use crate::server::{Server, config_file};
 
 fn admin(db: &str, args: &[&str]) -> (bool, String) {
+    let (ok, out, _) = admin_output(db, args);
+    (ok, out)
+}
+
+/// `provisio admin …` on `db`: success, stdout, stderr.
+pub(crate) fn admin_output(db: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
         .args(["admin", "--database-url", db])
         .args(args)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
 #[tokio::test]

@@ -2,23 +2,10 @@
 //! dies, the address is gone, the pseudonym is printed; again by id is fine, again by the address
 //! (or an unknown user) is a clear error.
 
-use std::process::Command;
-
 use provisio_orchestrator::{Client, ClientConfig, client::account_request_body};
 use serde_json::Value;
 
-use crate::server::Server;
-
-/// `provisio admin …`: success, stdout, stderr.
-fn admin(db: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
-        .args(["admin", "--database-url", db])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (out.status.success(), text(&out.stdout), text(&out.stderr))
-}
+use crate::{admin::admin_output as admin, server::Server};
 
 #[tokio::test]
 async fn an_operator_erases_a_user_by_email_then_again_by_id() {
