@@ -12,6 +12,7 @@ pub mod config;
 pub mod connector;
 pub mod crypto;
 pub mod domain;
+pub mod duration;
 pub mod email;
 pub mod events;
 /// Property checks for the fuzz targets and their corpus replay; not part of the server API.

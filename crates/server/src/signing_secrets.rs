@@ -204,25 +204,11 @@ pub async fn load_valid(
         .collect())
 }
 
-/// A duration such as `90`, `90s`, `15m`, `24h` or `7d`, in seconds.
+/// A duration such as `90`, `90s`, `15m`, `24h` or `7d` (`crate::duration::parse`), in whole
+/// seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: use a number with s, m, h or d, e.g. 24h")),
-    };
-    digits
-        .parse::<i64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("{text:?}: use a number with s, m, h or d, e.g. 24h"))
+    let duration = crate::duration::parse(text)?;
+    i64::try_from(duration.as_secs()).map_err(|_| format!("{text:?} is too long"))
 }
 
 /// At most a quarter of the secret and never more than 12 characters: enough to tell secrets
