@@ -27,7 +27,8 @@ const READERS: usize = 2;
 pub(super) struct Sqlite {
     writer: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
     readers: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
-    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    writer_thread: Mutex<Vec<thread::JoinHandle<()>>>,
+    reader_threads: Mutex<Vec<thread::JoinHandle<()>>>,
     /// Idempotency keys claimed by requests in flight (key hash → request hash). A SQLite
     /// database has one provisio process, so the claim needs no write (`idempotency::Claim`).
     pub(super) in_flight: Mutex<HashMap<String, String>>,
@@ -44,12 +45,13 @@ impl Sqlite {
         create_private(path)?;
         let writer = connect(path)?;
         let (write_tx, write_rx) = mpsc::channel();
-        let mut threads =
+        let writer_thread =
             vec![spawn("provisio-db-writer", writer, Arc::new(Mutex::new(write_rx)))?];
+        let mut reader_threads = Vec::with_capacity(READERS);
         let (read_tx, read_rx) = mpsc::channel();
         let read_rx = Arc::new(Mutex::new(read_rx));
         for i in 0..READERS {
-            threads.push(spawn(
+            reader_threads.push(spawn(
                 &format!("provisio-db-reader-{i}"),
                 connect(path)?,
                 read_rx.clone(),
@@ -58,7 +60,8 @@ impl Sqlite {
         Ok(Self {
             writer: Mutex::new(Some(write_tx)),
             readers: Mutex::new(Some(read_tx)),
-            threads: Mutex::new(threads),
+            writer_thread: Mutex::new(writer_thread),
+            reader_threads: Mutex::new(reader_threads),
             in_flight: Mutex::default(),
             signature_uses: Mutex::default(),
         })
@@ -72,15 +75,21 @@ impl Sqlite {
     }
 
     /// Stops accepting work and waits while the threads finish what they have and close their
-    /// connections (the last one to close checkpoints the WAL into the database file and removes
-    /// it). Blocks. Says how many threads panicked instead of exiting.
+    /// connections: the readers first, then the writer, so that the writer's is the last
+    /// connection and folds the WAL into the database file and removes it (two connections
+    /// closing at once can each see the other and leave the WAL behind). Blocks. Says how many
+    /// threads panicked instead of exiting.
     pub(super) fn close(&self) -> usize {
-        for slot in [&self.writer, &self.readers] {
-            if let Ok(mut sender) = slot.lock() {
+        let mut panicked = 0;
+        for (sender, threads) in
+            [(&self.readers, &self.reader_threads), (&self.writer, &self.writer_thread)]
+        {
+            if let Ok(mut sender) = sender.lock() {
                 sender.take();
             }
+            panicked += super::tx::join_all(threads);
         }
-        super::tx::join_all(&self.threads)
+        panicked
     }
 }
 
