@@ -693,10 +693,7 @@ fn sign_in_url(url: &str) -> bool {
     let Ok(parsed) = reqwest::Url::parse(url) else { return false };
     match parsed.scheme() {
         "https" => true,
-        "http" => parsed.host_str().is_some_and(|host| {
-            let ip = host.trim_start_matches('[').trim_end_matches(']');
-            host == "localhost" || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }),
+        "http" => provisio_server::connector::config::is_loopback(&parsed),
         _ => false,
     }
 }

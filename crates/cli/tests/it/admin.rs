@@ -13,6 +13,19 @@ fn admin(db: &str, args: &[&str]) -> (bool, String) {
     (ok, out)
 }
 
+/// Signs up the account request `body` and redeems its code: the access token.
+pub(crate) async fn signed_up(client: &Client, body: &Value) -> String {
+    let answer = client.account_request(body).await.unwrap().json.unwrap();
+    let code = answer["oauth"]["code"].as_str().unwrap().to_string();
+    let tokens = client.redeem_code(&code, None).await.unwrap().json.unwrap();
+    tokens["access_token"].as_str().unwrap().to_string()
+}
+
+/// The SQLite URL of the database `server` writes.
+pub(crate) fn database_of(server: &Server) -> String {
+    format!("sqlite://{}", server.dir.as_ref().unwrap().path().join("provisio.db").display())
+}
+
 /// `provisio admin …` on `db`: success, stdout, stderr.
 pub(crate) fn admin_output(db: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
@@ -29,19 +42,9 @@ async fn operators_find_users_add_demo_projects_and_revoke_tokens() {
     let server = Server::start(&["--signing-secret", "whsec_admin"]);
     let client =
         Client::new(ClientConfig::new(&server.base_url, vec!["whsec_admin".into()])).unwrap();
-    let code = client
-        .account_request(&account_request_body("ar_admin", "Ops@Example.com", "acct_admin"))
-        .await
-        .unwrap()
-        .json
-        .unwrap()["oauth"]["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tokens = client.redeem_code(&code, None).await.unwrap().json.unwrap();
-    let access = tokens["access_token"].as_str().unwrap().to_string();
-    let db =
-        format!("sqlite://{}", server.dir.as_ref().unwrap().path().join("provisio.db").display());
+    let body = account_request_body("ar_admin", "Ops@Example.com", "acct_admin");
+    let access = signed_up(&client, &body).await;
+    let db = database_of(&server);
 
     let (ok, out) = admin(&db, &["users", "--email", "ops@"]);
     assert!(ok);

@@ -5,7 +5,10 @@
 use provisio_orchestrator::{Client, ClientConfig, client::account_request_body};
 use serde_json::Value;
 
-use crate::{admin::admin_output as admin, server::Server};
+use crate::{
+    admin::{admin_output as admin, database_of, signed_up},
+    server::Server,
+};
 
 #[tokio::test]
 async fn an_operator_erases_a_user_by_email_then_again_by_id() {
@@ -14,14 +17,8 @@ async fn an_operator_erases_a_user_by_email_then_again_by_id() {
         Client::new(ClientConfig::new(&server.base_url, vec!["whsec_erase".into()])).unwrap();
     let mut body = account_request_body("ar_erase", "Grace@Example.com", "acct_erase");
     body["name"] = "Grace Hopper".into();
-    let code = client.account_request(&body).await.unwrap().json.unwrap()["oauth"]["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tokens = client.redeem_code(&code, None).await.unwrap().json.unwrap();
-    let access = tokens["access_token"].as_str().unwrap().to_string();
-    let db =
-        format!("sqlite://{}", server.dir.as_ref().unwrap().path().join("provisio.db").display());
+    let access = signed_up(&client, &body).await;
+    let db = database_of(&server);
     let (_, out, _) = admin(&db, &["user", "grace@example.com"]);
     let user_id =
         serde_json::from_str::<Value>(&out).unwrap()["user"]["id"].as_str().unwrap().to_string();

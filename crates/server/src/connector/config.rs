@@ -167,7 +167,8 @@ fn endpoint_url(raw: &str, allow_insecure_http: bool) -> Result<Url, String> {
     }
 }
 
-pub(crate) fn is_loopback(url: &Url) -> bool {
+/// Whether `url`'s host is `localhost` or a loopback address.
+pub fn is_loopback(url: &Url) -> bool {
     match url.host_str() {
         Some("localhost") => true,
         Some(host) => host

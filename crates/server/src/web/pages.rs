@@ -29,63 +29,59 @@ pub struct SignedIn {
     pub organization: String,
 }
 
-/// A consent page: provisio's own look (the consent leg is not the dashboard).
-fn layout(title: &str, body: Markup) -> Markup {
+/// The document around every page: its title, whose page it is, its style sheet, its body.
+fn document(title: &str, owner: &str, style: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · provisio" }
-                style { (PreEscaped(STYLE)) }
+                title { (title) " · " (owner) }
+                style { (PreEscaped(style)) }
             }
             body { (body) }
         }
     }
 }
 
+/// A consent page: provisio's own look (the consent leg is not the dashboard).
+fn layout(title: &str, body: Markup) -> Markup {
+    document(title, "provisio", STYLE, body)
+}
+
 /// A dashboard page: the product's name and logo, who is signed in, the way back to the SaaS.
 fn dashboard(brand: &Brand, who: Option<&SignedIn>, title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · " (brand.product_name) }
-                style { (PreEscaped(STYLE)) (PreEscaped(HEADER_STYLE)) (PreEscaped(accent_style(brand))) }
+    let style = format!("{STYLE}{HEADER_STYLE}{}", accent_style(brand));
+    let page = html! {
+        header.top {
+            a.product href="/" {
+                @if let Some(logo) = &brand.logo_url {
+                    img id="logo" src=(logo) alt="" height="28";
+                }
+                span id="product-name" { (brand.product_name) }
             }
-            body {
-                header.top {
-                    a.product href="/" {
-                        @if let Some(logo) = &brand.logo_url {
-                            img id="logo" src=(logo) alt="" height="28";
-                        }
-                        span id="product-name" { (brand.product_name) }
-                    }
-                    @if let Some(who) = who {
-                        p.who id="signed-in" {
-                            "Signed in as " strong id="signed-in-email" { (who.email) }
-                            @if !who.organization.is_empty() {
-                                span.muted { " · " }
-                                span id="signed-in-organization" { (who.organization) }
-                            }
-                        }
-                    }
-                    nav {
-                        @if let Some(home) = &brand.home_url {
-                            a id="home-link" href=(home) { "Back to " (brand.product_name) }
-                        }
-                        @if who.is_some() {
-                            (logout())
-                        }
+            @if let Some(who) = who {
+                p.who id="signed-in" {
+                    "Signed in as " strong id="signed-in-email" { (who.email) }
+                    @if !who.organization.is_empty() {
+                        span.muted { " · " }
+                        span id="signed-in-organization" { (who.organization) }
                     }
                 }
-                main { (body) }
+            }
+            nav {
+                @if let Some(home) = &brand.home_url {
+                    a id="home-link" href=(home) { "Back to " (brand.product_name) }
+                }
+                @if who.is_some() {
+                    (logout())
+                }
             }
         }
-    }
+        main { (body) }
+    };
+    document(title, &brand.product_name, &style, page)
 }
 
 /// The accent's rules: the header's rule, links, buttons (text dark or light, whichever reads).
