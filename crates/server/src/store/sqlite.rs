@@ -1,8 +1,9 @@
 //! The SQLite backend. Transactions run synchronously, start to finish, on one writer thread that
 //! owns the only write connection: a transaction costs one hand-off between threads instead of one
 //! per statement, and writers queue in arrival order instead of sleeping in SQLite's busy handler.
-//! Reads run on a few reader threads with their own connections (WAL lets them proceed while the
-//! writer writes).
+//! Writes that queue up while one commits are committed together (group commit, see
+//! [`run_group`]). Reads run on a few reader threads with their own connections (WAL lets them
+//! proceed while the writer writes).
 
 use std::{
     collections::HashMap,
@@ -17,6 +18,7 @@ use super::{
     StoreError,
     sql::{Conn, Param, Row, Value},
     tx::{Mode, TxJob},
+    wal,
 };
 
 /// Work for a database thread.
@@ -29,6 +31,9 @@ pub(super) struct Sqlite {
     readers: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
     writer_thread: Mutex<Vec<thread::JoinHandle<()>>>,
     reader_threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// The WAL's length as the writer and the checkpointer see it.
+    log: Arc<wal::Log>,
+    checkpointer_thread: Mutex<Vec<thread::JoinHandle<()>>>,
     /// Idempotency keys claimed by requests in flight (key hash → request hash). A SQLite
     /// database has one provisio process, so the claim needs no write (`idempotency::Claim`).
     pub(super) in_flight: Mutex<HashMap<String, String>>,
@@ -43,10 +48,15 @@ impl Sqlite {
     /// database file's permissions.
     pub(super) fn open(path: &str) -> Result<Self, StoreError> {
         create_private(path)?;
-        let writer = connect(path)?;
+        let mut writer = connect(path)?;
+        let log = Arc::new(wal::Log::default());
+        log.watch(&mut writer)?;
+        writer.busy_handler(Some(wal::wait_briefly))?;
+        // A WAL that a burst made longer is cut back to this size when it starts over.
+        writer.pragma_update(None, "journal_size_limit", i64::from(wal::RESTART_AT) * 4096)?;
+        let checkpointer_thread = vec![wal::spawn_checkpointer(connect(path)?, log.clone())?];
         let (write_tx, write_rx) = mpsc::channel();
-        let writer_thread =
-            vec![spawn("provisio-db-writer", writer, Arc::new(Mutex::new(write_rx)))?];
+        let writer_thread = vec![spawn_writer(writer, write_rx, log.clone())?];
         let mut reader_threads = Vec::with_capacity(READERS);
         let (read_tx, read_rx) = mpsc::channel();
         let read_rx = Arc::new(Mutex::new(read_rx));
@@ -62,6 +72,8 @@ impl Sqlite {
             readers: Mutex::new(Some(read_tx)),
             writer_thread: Mutex::new(writer_thread),
             reader_threads: Mutex::new(reader_threads),
+            log,
+            checkpointer_thread: Mutex::new(checkpointer_thread),
             in_flight: Mutex::default(),
             signature_uses: Mutex::default(),
         })
@@ -75,39 +87,113 @@ impl Sqlite {
     }
 
     /// Stops accepting work and waits while the threads finish what they have and close their
-    /// connections: the readers first, then the writer, so that the writer's is the last
-    /// connection and folds the WAL into the database file and removes it (two connections
-    /// closing at once can each see the other and leave the WAL behind). Blocks. Says how many
-    /// threads panicked instead of exiting.
+    /// connections: the readers and the checkpointer first, then the writer, so that the writer's
+    /// is the last connection and folds the WAL into the database file and removes it (two
+    /// connections closing at once can each see the other and leave the WAL behind). Blocks.
+    /// Says how many threads panicked instead of exiting.
     pub(super) fn close(&self) -> usize {
-        let mut panicked = 0;
-        for (sender, threads) in
-            [(&self.readers, &self.reader_threads), (&self.writer, &self.writer_thread)]
-        {
+        let stop = |sender: &Mutex<Option<_>>| {
             if let Ok(mut sender) = sender.lock() {
                 sender.take();
             }
-            panicked += super::tx::join_all(threads);
-        }
-        panicked
+        };
+        stop(&self.readers);
+        let mut panicked = super::tx::join_all(&self.reader_threads);
+        self.log.stop();
+        panicked += super::tx::join_all(&self.checkpointer_thread);
+        stop(&self.writer);
+        panicked + super::tx::join_all(&self.writer_thread)
     }
 }
 
 /// Runs `job` in one transaction: `BEGIN IMMEDIATE` for writes (the writer thread is the only
 /// writer, so it never waits), a deferred one for reads.
 fn run(conn: &mut Connection, mode: Mode, mut job: Job) {
-    let behavior = if mode == Mode::Read {
-        rusqlite::TransactionBehavior::Deferred
-    } else {
-        rusqlite::TransactionBehavior::Immediate
-    };
-    let tx = match conn.transaction_with_behavior(behavior) {
-        Ok(tx) => tx,
-        Err(e) => return job.finish(Some(e.into())),
-    };
-    let commit = job.attempt(&mut SqliteConn(&tx));
-    let outcome = if commit && mode != Mode::Read { tx.commit() } else { tx.rollback() };
-    job.finish(outcome.err().filter(|_| commit).map(StoreError::from));
+    let begin = if mode == Mode::Read { "BEGIN" } else { "BEGIN IMMEDIATE" };
+    if let Err(e) = exec(conn, begin) {
+        return job.finish(Some(e));
+    }
+    let commit = job.attempt(&mut SqliteConn(conn));
+    let outcome = if commit && mode != Mode::Read { exec(conn, "COMMIT") } else { Ok(()) };
+    if !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK");
+    }
+    job.finish(outcome.err().filter(|_| commit));
+}
+
+/// The most writes committed as one transaction: enough to take everything queued at the
+/// concurrency provisio sees, few enough that one group's answers are not held up long.
+const MAX_GROUP: usize = 64;
+
+/// Runs `jobs` (writes, in arrival order) in one transaction, each in its own savepoint: a write
+/// that fails (or asks for a rollback) is rolled back alone, and the others' effects are as if they
+/// had run one after the other. Every write is answered only after the one commit, with its own
+/// result, so durability and every rule a write keeps are those of a transaction of its own; what
+/// is saved is a commit per write (its WAL frames, the pages it shares with the others written
+/// once) and a wake-up of the writer per write.
+fn run_group(conn: &mut Connection, mut jobs: Vec<Job>) {
+    while !jobs.is_empty() {
+        if jobs.len() == 1 {
+            return run(conn, Mode::Write, jobs.remove(0));
+        }
+        jobs = run_some(conn, jobs);
+    }
+}
+
+/// One group transaction over as many of `jobs` as it can take; returns those it did not reach
+/// (when SQLite ended the transaction itself, after an I/O or memory error).
+fn run_some(conn: &mut Connection, jobs: Vec<Job>) -> Vec<Job> {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        for job in jobs {
+            job.finish(Some(StoreError::Aborted(e.to_string())));
+        }
+        return Vec::new();
+    }
+    // The jobs run so far, each with whether it asked for a commit.
+    let mut done: Vec<(Job, bool)> = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
+    for mut job in jobs.by_ref() {
+        let outcome = exec(conn, "SAVEPOINT provisio_job").and_then(|()| {
+            let commit = job.attempt(&mut SqliteConn(conn));
+            if !commit {
+                exec(conn, "ROLLBACK TO provisio_job")?;
+            }
+            exec(conn, "RELEASE provisio_job").map(|()| commit)
+        });
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back: nothing done so far holds.
+            let why =
+                outcome.err().map_or("SQLite ended the transaction".into(), |e| e.to_string());
+            for (job, _) in done.into_iter().chain([(job, true)]) {
+                job.finish(Some(StoreError::Aborted(why.clone())));
+            }
+            return jobs.collect();
+        }
+        match outcome {
+            Ok(commit) => done.push((job, commit)),
+            Err(e) => {
+                // The savepoint could not be set or ended: undo what this job did, answer it alone.
+                let _ = exec(conn, "ROLLBACK TO provisio_job")
+                    .and_then(|()| exec(conn, "RELEASE provisio_job"));
+                job.finish(Some(e));
+            }
+        }
+    }
+    let failure = exec(conn, "COMMIT").err();
+    if failure.is_some() && !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK");
+    }
+    for (job, commit) in done {
+        // A job that asked for a rollback is answered with its own result either way.
+        job.finish(failure.as_ref().filter(|_| commit).map(|e| StoreError::Aborted(e.to_string())));
+    }
+    Vec::new()
+}
+
+/// Runs one statement of the group's own (prepared once per connection).
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 /// Creates the database file with mode 0600 when it does not exist yet (an existing file keeps its
@@ -141,6 +227,34 @@ fn connect(path: &str) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The writer: takes a write, and with it every write queued behind it (up to `MAX_GROUP`); after
+/// answering them, restarts the WAL when it has grown long (`wal`).
+fn spawn_writer(
+    mut conn: Connection,
+    jobs: mpsc::Receiver<(Mode, Job)>,
+    log: Arc<wal::Log>,
+) -> Result<thread::JoinHandle<()>, StoreError> {
+    thread::Builder::new()
+        .name("provisio-db-writer".into())
+        .spawn(move || {
+            while let Ok((_, first)) = jobs.recv() {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match jobs.try_recv() {
+                        Ok((_, job)) => group.push(job),
+                        Err(_) => break,
+                    }
+                }
+                run_group(&mut conn, group);
+                if log.restart_due() {
+                    wal::restart(&conn, &log);
+                }
+            }
+        })
+        .map_err(|e| StoreError::Thread(e.to_string()))
+}
+
+/// A reader: takes reads from the channel its siblings share.
 fn spawn(
     name: &str,
     mut conn: Connection,
