@@ -28,7 +28,7 @@ pub fn issue_family(
     settings: &TokenSettings,
     now: i64,
 ) -> Result<IssuedTokens, Internal> {
-    let family_id = random_id("fam")?;
+    let family_id = random_id("fam", now)?;
     sql::insert_family(conn, &family_id, grant, code_hash, now)?;
     issue_pair(conn, family_id, settings, now)
 }

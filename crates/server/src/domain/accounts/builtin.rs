@@ -86,7 +86,7 @@ pub(super) fn create_user(
     email_normalized: &str,
     now: i64,
 ) -> Result<Option<Resolution>, AccountError> {
-    let user_id = random_id("usr")?;
+    let user_id = random_id("usr", now)?;
     let user = NewUser {
         id: &user_id,
         email: request.email.trim(),
@@ -97,7 +97,7 @@ pub(super) fn create_user(
     if !sql::insert_user(conn, &user, now)? {
         return Ok(None);
     }
-    let organization_id = random_id("org")?;
+    let organization_id = random_id("org", now)?;
     let organization_name = request
         .organization_name
         .clone()
