@@ -15,12 +15,14 @@ COPY crates crates
 RUN cargo build --release --locked -p provisio
 
 # Run: CA roots (HTTPS to Stripe, the connector and the events receiver; the platform verifier
-# reads the system store) and an unprivileged user owning the data directory.
+# reads the system store) and an unprivileged user owning the data directory, with a fixed uid and
+# gid (10001) for bind mounts and Kubernetes fsGroup.
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --user-group --uid 10001 --home-dir /var/lib/provisio --no-create-home \
+ && groupadd --system --gid 10001 provisio \
+ && useradd --system --uid 10001 --gid provisio --home-dir /var/lib/provisio --no-create-home \
       --shell /usr/sbin/nologin provisio \
  && install -d -o provisio -g provisio -m 0750 /var/lib/provisio
 COPY --from=build /src/target/release/provisio /usr/local/bin/provisio
