@@ -219,7 +219,8 @@ impl Store {
     }
 
     /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back on `Err`.
-    /// On PostgreSQL `work` may run more than once (after a conflict, rolled back each time), so
+    /// `work` may run more than once, rolled back each time but the last: on PostgreSQL after a
+    /// conflict, on SQLite when another write committed with it failed (`sqlite::run_group`). So
     /// it must not act outside the database, and every check-then-write in it must rest on a
     /// unique constraint or a conditional `UPDATE` (see `tx.rs`).
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
@@ -231,8 +232,9 @@ impl Store {
         self.run(Mode::Write, work).await
     }
 
-    /// Runs `work` once in a transaction at READ COMMITTED, never again: for statements that are
-    /// atomic on their own (an upsert, a row locked and updated) and migrations.
+    /// Runs `work` in a transaction at READ COMMITTED, never again after a conflict: for
+    /// statements that are atomic on their own (an upsert, a row locked and updated) and
+    /// migrations. (On SQLite it may run again after a rollback, as any write: see `write`.)
     pub async fn write_atomic<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -244,7 +246,7 @@ impl Store {
 
     /// Runs `work` with each statement committing on its own (on SQLite, one transaction on the
     /// writer): for a single upsert or independent deletes, saving PostgreSQL's BEGIN and COMMIT
-    /// round trips. Never attempted again.
+    /// round trips. Never attempted again after a conflict (on SQLite, see `write`).
     pub async fn write_each<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
