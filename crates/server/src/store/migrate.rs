@@ -67,6 +67,11 @@ const SQLITE: &[Migration] = &[
         name: "account_configuration",
         sql: include_str!("../../migrations/sqlite/0011_account_configuration.sql"),
     },
+    Migration {
+        version: 12,
+        name: "live_keys",
+        sql: include_str!("../../migrations/sqlite/0012_live_keys.sql"),
+    },
 ];
 
 /// Every PostgreSQL migration, in order: SQLite's, plus the tables only several instances need
@@ -136,6 +141,11 @@ const POSTGRES: &[Migration] = &[
         version: 13,
         name: "account_configuration",
         sql: include_str!("../../migrations/postgres/0013_account_configuration.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "live_keys",
+        sql: include_str!("../../migrations/postgres/0014_live_keys.sql"),
     },
 ];
 

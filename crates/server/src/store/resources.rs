@@ -199,6 +199,10 @@ pub fn insert_personal_key(
     )
 }
 
+/// Revokes a project's live keys; reads only those (index `personal_keys_project`), however many
+/// the project had before.
+pub const REVOKE_PERSONAL_KEYS: &str = "UPDATE personal_keys SET revoked_at = $2 WHERE project_id = $1 AND revoked_at IS NULL AND source = COALESCE($3, source)";
+
 /// Revokes a project's live personal keys, or only those from `source` when given.
 pub fn revoke_personal_keys(
     conn: &mut dyn Conn,
@@ -206,10 +210,7 @@ pub fn revoke_personal_keys(
     source: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.defer(
-        "UPDATE personal_keys SET revoked_at = $2 WHERE project_id = $1 AND revoked_at IS NULL AND source = COALESCE($3, source)",
-        &[project_id.into(), now.into(), source.into()],
-    )
+    conn.defer(REVOKE_PERSONAL_KEYS, &[project_id.into(), now.into(), source.into()])
 }
 
 /// A personal key as the dashboard lists it (never the secret).

@@ -232,3 +232,29 @@ async fn the_sqlite_wal_is_started_over_while_writes_go_on() {
     assert!(wal <= 40 << 20, "the WAL is {wal} bytes after 80 MB of writes");
     assert_eq!(organizations(&app).await, 800);
 }
+
+/// A rotation revokes a project's live keys by the index on (project_id, revoked_at), reading only
+/// the live ones: a project's revoked keys (one per rotation, forever) cost it nothing.
+#[backend_test]
+async fn revoking_live_keys_reads_only_the_live_ones() {
+    use provisio_server::store::resources::REVOKE_PERSONAL_KEYS;
+    let app = TestApp::new().await;
+    if app.state.store.backend() != Backend::Sqlite {
+        return; // PostgreSQL plans by table size; the index exists there too (migration 0014)
+    }
+    let sql = format!("EXPLAIN QUERY PLAN {}", REVOKE_PERSONAL_KEYS.replace('$', "?"));
+    let plan = app
+        .state
+        .store
+        .read(move |conn| {
+            let rows = conn.query(&sql, &[1.into(), 2.into(), None::<&str>.into()])?;
+            rows.iter().map(|r| r.text(3)).collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(
+        plan.contains("USING INDEX personal_keys_project (project_id=? AND revoked_at=?)"),
+        "{plan}"
+    );
+}
