@@ -23,7 +23,7 @@ pub mod signing_secrets;
 pub mod sql;
 mod sqlite;
 mod tx;
-mod wal;
+pub mod wal;
 
 use std::sync::Arc;
 
