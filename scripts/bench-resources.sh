@@ -7,10 +7,14 @@ conc=${1:-16}
 dur=${2:-10s}
 port=18083
 . scripts/bench-server.sh
+# The server's peak resident memory so far (each scenario runs on what the ones before it left).
+peak() { echo "== peak RSS of the server after $1: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"; }
 echo "== full new-user flow with a resource"
 bench --scenario new-user-flow --provision
+peak "the full flow"
 echo "== resource reads"
 bench --scenario resource-read
+peak "the reads"
 echo "== credential rotations"
 bench --scenario rotate
-echo "== peak RSS of the server: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"
+peak "the rotations"

@@ -48,13 +48,14 @@ impl Sqlite {
     /// database file's permissions.
     pub(super) fn open(path: &str) -> Result<Self, StoreError> {
         create_private(path)?;
-        let mut writer = connect(path)?;
+        let mut writer = connect(path, WRITER_CACHE_KIB)?;
         let log = Arc::new(wal::Log::default());
         log.watch(&mut writer)?;
         writer.busy_handler(Some(wal::wait_briefly))?;
         // A WAL that a burst made longer is cut back to this size when it starts over.
         writer.pragma_update(None, "journal_size_limit", i64::from(wal::RESTART_AT) * 4096)?;
-        let checkpointer_thread = vec![wal::spawn_checkpointer(connect(path)?, log.clone())?];
+        let checkpointer_thread =
+            vec![wal::spawn_checkpointer(connect(path, CHECKPOINTER_CACHE_KIB)?, log.clone())?];
         let (write_tx, write_rx) = mpsc::channel();
         let writer_thread = vec![spawn_writer(writer, write_rx, log.clone())?];
         let mut reader_threads = Vec::with_capacity(READERS);
@@ -63,7 +64,7 @@ impl Sqlite {
         for i in 0..READERS {
             reader_threads.push(spawn(
                 &format!("provisio-db-reader-{i}"),
-                connect(path)?,
+                connect(path, READER_CACHE_KIB)?,
                 read_rx.clone(),
             )?);
         }
@@ -240,7 +241,15 @@ fn create_private(path: &str) -> Result<(), StoreError> {
     }
 }
 
-fn connect(path: &str) -> Result<Connection, StoreError> {
+/// Page caches (KiB). The writer touches every table's growing end and the indexes it inserts into;
+/// the readers' hot pages (the rows of live resources and tokens) are few, and what they miss the
+/// operating system's page cache answers. Together they bound the server's memory under load.
+const WRITER_CACHE_KIB: i64 = 16_000;
+const READER_CACHE_KIB: i64 = 4_000;
+/// A checkpoint copies frames without the page cache.
+const CHECKPOINTER_CACHE_KIB: i64 = 500;
+
+fn connect(path: &str, cache_kib: i64) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -250,8 +259,9 @@ fn connect(path: &str) -> Result<Connection, StoreError> {
     // which SQLite otherwise spills to a temporary file past 64 KiB.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;",
     )?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
     // One plan per statement, whatever is bound: without it SQLite prepares a statement again
     // each time a parameter it looked at while planning gets a new value (~8% of the writer).
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
