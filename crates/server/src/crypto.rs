@@ -1,7 +1,16 @@
 //! Random tokens and their at-rest form. Tokens are `<prefix>_<base64url of 32 random bytes>`; only
-//! their SHA-256 is ever stored.
+//! their SHA-256 is ever stored. Values that must be read back (recorded answers, signing secrets)
+//! are sealed instead ([`seal`]).
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use chacha20poly1305::{
+    ChaCha20Poly1305, Key, Nonce,
+    aead::{Aead, KeyInit, Payload},
+};
+use hmac::{Hmac, KeyInit as _, Mac};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +45,46 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Seals `plaintext` with ChaCha20-Poly1305 under the key HMAC-SHA256(`server_secret`, `context`),
+/// a random nonce and `aad` bound to it: (nonce, ciphertext), both base64. `None` only when the
+/// random number generator fails.
+pub fn seal(
+    server_secret: &[u8],
+    context: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Option<(String, String)> {
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).ok()?;
+    let payload = Payload { msg: plaintext, aad };
+    let sealed =
+        cipher(server_secret, context)?.encrypt(Nonce::from_slice(&nonce), payload).ok()?;
+    Some((STANDARD.encode(nonce), STANDARD.encode(sealed)))
+}
+
+/// Opens what [`seal`] made with the same secret, context and `aad`; `None` for anything else.
+pub fn open(
+    server_secret: &[u8],
+    context: &[u8],
+    aad: &[u8],
+    nonce: &str,
+    sealed: &str,
+) -> Option<Vec<u8>> {
+    let nonce = STANDARD.decode(nonce).ok()?;
+    let sealed = STANDARD.decode(sealed).ok()?;
+    if nonce.len() != 12 {
+        return None;
+    }
+    let payload = Payload { msg: &sealed, aad };
+    cipher(server_secret, context)?.decrypt(Nonce::from_slice(&nonce), payload).ok()
+}
+
+fn cipher(server_secret: &[u8], context: &[u8]) -> Option<ChaCha20Poly1305> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(server_secret).ok()?;
+    mac.update(context);
+    Some(ChaCha20Poly1305::new(Key::from_slice(&mac.finalize().into_bytes())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +108,19 @@ mod tests {
         assert!(a.starts_with("org_692b8c3e") && a.len() == 4 + 24, "{a}");
         assert_ne!(a, random_id("org", 0x692b_8c3e).unwrap());
         assert!(random_id("org", 0x692b_8c3f).unwrap() > a);
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_secret_context_and_aad() {
+        let (nonce, sealed) = seal(b"server", b"ctx", b"aad", b"plain").unwrap();
+        assert_eq!(
+            open(b"server", b"ctx", b"aad", &nonce, &sealed).as_deref(),
+            Some(&b"plain"[..])
+        );
+        assert_eq!(open(b"other", b"ctx", b"aad", &nonce, &sealed), None);
+        assert_eq!(open(b"server", b"ctx2", b"aad", &nonce, &sealed), None);
+        assert_eq!(open(b"server", b"ctx", b"", &nonce, &sealed), None);
+        assert_eq!(open(b"server", b"ctx", b"aad", "AAAA", &sealed), None);
+        assert_ne!(seal(b"server", b"ctx", b"aad", b"plain").unwrap().0, nonce, "fresh nonces");
     }
 }

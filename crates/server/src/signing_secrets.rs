@@ -8,14 +8,7 @@
 //! keeps the secret out of a dump of the `signing_secrets` table alone, not out of a dump of the
 //! whole database (see docs/security.md).
 
-use base64::{Engine, engine::general_purpose::STANDARD};
-use chacha20poly1305::{
-    ChaCha20Poly1305, Key, Nonce,
-    aead::{Aead, KeyInit, Payload},
-};
-use hmac::{Hmac, KeyInit as _, Mac};
 use serde::Serialize;
-use sha2::Sha256;
 
 use crate::{
     crypto::{RandomError, random_token},
@@ -243,29 +236,14 @@ fn audit(
     )
 }
 
-fn cipher(server_secret: &[u8]) -> Option<ChaCha20Poly1305> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(server_secret).ok()?;
-    mac.update(KEY_CONTEXT);
-    let key = mac.finalize().into_bytes();
-    Some(ChaCha20Poly1305::new(Key::from_slice(&key)))
-}
-
 fn seal(server_secret: &[u8], orchestrator: &str, secret: &str) -> Option<(String, String)> {
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).ok()?;
-    let payload = Payload { msg: secret.as_bytes(), aad: orchestrator.as_bytes() };
-    let sealed = cipher(server_secret)?.encrypt(Nonce::from_slice(&nonce), payload).ok()?;
-    Some((STANDARD.encode(nonce), STANDARD.encode(sealed)))
+    crate::crypto::seal(server_secret, KEY_CONTEXT, orchestrator.as_bytes(), secret.as_bytes())
 }
 
 fn open(server_secret: &[u8], row: &SealedSecret) -> Option<String> {
-    let nonce = STANDARD.decode(&row.nonce).ok()?;
-    let sealed = STANDARD.decode(&row.secret_sealed).ok()?;
-    if nonce.len() != 12 {
-        return None;
-    }
-    let payload = Payload { msg: &sealed, aad: row.orchestrator.as_bytes() };
-    let plain = cipher(server_secret)?.decrypt(Nonce::from_slice(&nonce), payload).ok()?;
+    let aad = row.orchestrator.as_bytes();
+    let plain =
+        crate::crypto::open(server_secret, KEY_CONTEXT, aad, &row.nonce, &row.secret_sealed)?;
     String::from_utf8(plain).ok()
 }
 

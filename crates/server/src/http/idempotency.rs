@@ -12,12 +12,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, header},
     response::Response,
 };
-use base64::{Engine, engine::general_purpose::STANDARD};
-use chacha20poly1305::{
-    ChaCha20Poly1305, Key, Nonce,
-    aead::{Aead, KeyInit},
-};
-use hmac::{Hmac, KeyInit as _, Mac};
 use sha2::Sha256;
 
 use super::{
@@ -25,7 +19,7 @@ use super::{
     request::SignedCall,
 };
 use crate::{
-    crypto::token_hash,
+    crypto::{self, token_hash},
     domain::auth::Principal,
     metrics,
     state::AppState,
@@ -283,27 +277,12 @@ fn internal(e: crate::store::StoreError) -> ApiError {
     ApiError::server_error()
 }
 
-/// The sealing key: HMAC-SHA256(server secret, scope including the raw Idempotency-Key).
-fn cipher(server_secret: &[u8], scope: &str) -> Option<ChaCha20Poly1305> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(server_secret).ok()?;
-    mac.update(scope.as_bytes());
-    let key = mac.finalize().into_bytes();
-    Some(ChaCha20Poly1305::new(Key::from_slice(&key)))
-}
-
+/// Sealed under a key derived from the server secret and the scope, which includes the raw
+/// Idempotency-Key (or signature): only a request that presents it again can open its answer.
 fn seal(server_secret: &[u8], scope: &str, plaintext: &[u8]) -> Option<(String, String)> {
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).ok()?;
-    let sealed =
-        cipher(server_secret, scope)?.encrypt(Nonce::from_slice(&nonce), plaintext).ok()?;
-    Some((STANDARD.encode(nonce), STANDARD.encode(sealed)))
+    crypto::seal(server_secret, scope.as_bytes(), b"", plaintext)
 }
 
 fn open(server_secret: &[u8], scope: &str, recorded: &Recorded) -> Option<Vec<u8>> {
-    let nonce = STANDARD.decode(&recorded.nonce).ok()?;
-    let sealed = STANDARD.decode(&recorded.sealed_body).ok()?;
-    if nonce.len() != 12 {
-        return None;
-    }
-    cipher(server_secret, scope)?.decrypt(Nonce::from_slice(&nonce), sealed.as_slice()).ok()
+    crypto::open(server_secret, scope.as_bytes(), b"", &recorded.nonce, &recorded.sealed_body)
 }
