@@ -1,7 +1,10 @@
 //! The service catalog: the operator's configuration, validated once at start so that a typo refuses
 //! to start with a message naming the service and the field, instead of surfacing as a broken answer.
 
-use std::collections::HashSet;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use provisio_protocol::types::{
     AllowedUpdate, Category, ComponentOption, Constraints, Kyc, PaidPrice, PaidPricing, Pricing,
@@ -45,13 +48,30 @@ pub struct CatalogError {
     pub message: String,
 }
 
-/// The validated catalog, in the operator's order.
+/// The validated catalog, in the operator's order, with each configuration schema compiled once.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     services: Vec<Service>,
+    /// Service id → its compiled `configuration_schema` (services with one only).
+    schemas: HashMap<String, Arc<jsonschema::Validator>>,
 }
 
 impl Catalog {
+    /// Compiles every service's configuration schema (so none is compiled per request).
+    fn new(services: Vec<Service>) -> Result<Self, CatalogError> {
+        let schemas = services
+            .iter()
+            .filter_map(|s| s.configuration_schema.as_ref().map(|schema| (s, schema)))
+            .map(|(s, schema)| Ok((s.id.clone(), Arc::new(compile(&s.id, schema)?))))
+            .collect::<Result<_, CatalogError>>()?;
+        Ok(Self { services, schemas })
+    }
+
+    /// The compiled configuration schema of service `id`, when it has one.
+    pub fn configuration_schema(&self, id: &str) -> Option<&jsonschema::Validator> {
+        self.schemas.get(id).map(Arc::as_ref)
+    }
+
     pub fn services(&self) -> &[Service] {
         &self.services
     }
@@ -84,7 +104,7 @@ impl Catalog {
         }
         let services =
             specs.iter().map(|spec| service_from_spec(spec, &seen)).collect::<Result<_, _>>()?;
-        Ok(Self { services })
+        Self::new(services)
     }
 
     /// The three-service catalog of spec 5.2, used when the operator configures none.
@@ -136,25 +156,26 @@ impl Catalog {
                 "project_name": {"type": "string", "description": "Name of the new project"}
             }
         }));
-        Self {
-            services: vec![
-                service(
-                    "free",
-                    "Free plan: generous monthly quotas, no card needed",
-                    ServiceKind::Plan,
-                    Pricing::Free,
-                    vec![update("pay_as_you_go", UpdateDirection::Up)],
-                ),
-                service(
-                    "pay_as_you_go",
-                    "Pay-as-you-go plan: usage-based pricing with no base fee",
-                    ServiceKind::Plan,
-                    Pricing::Paid { paid: usage() },
-                    vec![update("free", UpdateDirection::Down)],
-                ),
-                analytics,
-            ],
-        }
+        let services = vec![
+            service(
+                "free",
+                "Free plan: generous monthly quotas, no card needed",
+                ServiceKind::Plan,
+                Pricing::Free,
+                vec![update("pay_as_you_go", UpdateDirection::Up)],
+            ),
+            service(
+                "pay_as_you_go",
+                "Pay-as-you-go plan: usage-based pricing with no base fee",
+                ServiceKind::Plan,
+                Pricing::Paid { paid: usage() },
+                vec![update("free", UpdateDirection::Down)],
+            ),
+            analytics,
+        ];
+        // The one built-in schema is a constant that compiles (the test below holds it).
+        #[allow(clippy::expect_used)]
+        Self::new(services).expect("the built-in catalog's schema compiles")
     }
 }
 
@@ -367,12 +388,14 @@ fn check_configuration_schema(id: &str, schema: &Value) -> Result<(), CatalogErr
     if !matches!(schema.get("properties"), None | Some(Value::Object(_))) {
         return Err(err(id, field, "`properties` must be an object"));
     }
-    // Compiled once here as every create and `update_service` compiles it, so that a schema the
-    // validator refuses (an unknown type, a bad pattern, a keyword of the wrong shape) stops the
-    // start instead of answering every request for this service with an invalid schema.
+    Ok(())
+}
+
+/// A schema the validator refuses (an unknown type, a bad pattern, a keyword of the wrong shape)
+/// stops the start, naming the service.
+fn compile(id: &str, schema: &Value) -> Result<jsonschema::Validator, CatalogError> {
     jsonschema::validator_for(schema)
-        .map(drop)
-        .map_err(|e| err(id, field, format!("not a valid JSON Schema: {e}")))
+        .map_err(|e| err(id, "configuration_schema", format!("not a valid JSON Schema: {e}")))
 }
 
 #[cfg(test)]
@@ -413,6 +436,10 @@ pricing = { type = "paid", paid = { type = "stripe_price", stripe_price = "price
     #[test]
     fn default_catalog_is_valid_and_matches_spec() {
         let c = Catalog::default_catalog();
+        assert!(
+            c.configuration_schema("analytics").is_some()
+                && c.configuration_schema("free").is_none()
+        );
         let json = serde_json::to_value(c.services()).unwrap();
         assert_eq!(json[0]["id"], "free");
         assert_eq!(

@@ -11,7 +11,6 @@ pub struct ResourceRow {
     pub removed: bool,
     /// The project's public key (built-in; empty in connector mode).
     pub api_key: String,
-    pub project_name: String,
     /// Connector mode: the non-secret access configuration the SaaS answered, as JSON.
     pub public_access: Option<String>,
     /// How many operations were recorded on the resource (see the `connector` module).
@@ -19,7 +18,7 @@ pub struct ResourceRow {
 }
 
 const RESOURCE_COLUMNS: &str = "r.project_id, r.organization_id, r.service_id, r.status, \
-     COALESCE(p.api_key, ''), COALESCE(p.name, ''), r.public_access, r.generation \
+     COALESCE(p.api_key, ''), r.public_access, r.generation \
      FROM resources r LEFT JOIN projects p ON p.id = r.project_id";
 
 impl ResourceRow {
@@ -30,9 +29,8 @@ impl ResourceRow {
             service_id: row.text(2)?,
             removed: row.text(3)? == "removed",
             api_key: row.text(4)?,
-            project_name: row.text(5)?,
-            public_access: row.opt_text(6)?,
-            generation: row.int(7)?,
+            public_access: row.opt_text(5)?,
+            generation: row.int(6)?,
         })
     }
 }
@@ -86,8 +84,7 @@ pub fn insert_resource(
          orchestrator_resource_id, environment, configuration, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9) \
          RETURNING project_id, organization_id, service_id, status, \
-         COALESCE((SELECT api_key FROM projects WHERE id = $1), ''), \
-         COALESCE((SELECT name FROM projects WHERE id = $1), ''), public_access, generation",
+         COALESCE((SELECT api_key FROM projects WHERE id = $1), ''), public_access, generation",
         &[
             r.project_id.into(),
             r.organization_id.into(),

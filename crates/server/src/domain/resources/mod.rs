@@ -145,7 +145,7 @@ impl<'a> Resources<'a> {
         now: i64,
     ) -> Result<ResourceView, ResourceError> {
         let service = self.service_for(input.service_id.as_ref())?;
-        validate_configuration(&service, input.configuration.as_ref())?;
+        validate_configuration(self.catalog, &service, input.configuration.as_ref())?;
         if principal.project_ids.is_empty() {
             return Err(ResourceError::NoTeam);
         }
@@ -209,7 +209,7 @@ impl<'a> Resources<'a> {
             .get(&target_id)
             .ok_or_else(|| ResourceError::UnknownService(target_id.clone()))?
             .clone();
-        validate_configuration(&target, input.configuration.as_ref())?;
+        validate_configuration(self.catalog, &target, input.configuration.as_ref())?;
         let current = self.reachable(principal, id).await?;
         if current.removed {
             return Err(ResourceError::Removed);
@@ -584,19 +584,18 @@ pub fn price_is_paid(service: &Service, plan: &str) -> bool {
     }
 }
 
-/// Validates `configuration` against the service's JSON Schema (spec 5.5).
+/// Validates `configuration` against the service's JSON Schema (spec 5.5), compiled with the
+/// catalog.
 pub(crate) fn validate_configuration(
+    catalog: &Catalog,
     service: &Service,
     configuration: Option<&Value>,
 ) -> Result<(), ResourceError> {
-    let (Some(schema), Some(configuration)) = (&service.configuration_schema, configuration) else {
+    let (Some(validator), Some(configuration)) =
+        (catalog.configuration_schema(&service.id), configuration)
+    else {
         return Ok(());
     };
-    let validator = jsonschema::validator_for(schema).map_err(|e| {
-        ResourceError::InvalidConfiguration(format!(
-            "The service's configuration schema is invalid: {e}"
-        ))
-    })?;
     match validator.iter_errors(configuration).next() {
         None => Ok(()),
         Some(error) => {
