@@ -11,12 +11,32 @@
 
 use std::collections::HashMap;
 
+use sha2::{Digest, Sha256};
+
 use super::{Conn, Engine, Store, StoreError};
 
-/// The bindings of one SQLite process: use hash → (target, expires_at).
+/// A signed request's name as kept in memory: SHA-256 of its use hash (fixed size, no allocation).
+type Key = [u8; 32];
+/// A target as kept in memory: the first 16 bytes of SHA-256 of `METHOD path`. Equal targets
+/// give equal ids; two different ones agree with probability 2⁻¹²⁸.
+type TargetId = [u8; 16];
+
+fn key(use_hash: &str) -> Key {
+    Sha256::digest(use_hash.as_bytes()).into()
+}
+
+fn target_id(target: &str) -> TargetId {
+    let digest = Sha256::digest(target.as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
+}
+
+/// The bindings of one SQLite process (or a PostgreSQL instance's copy of rows): 56 bytes an entry,
+/// which a busy process keeps for every signed request of the last signature tolerance.
 #[derive(Default)]
 pub(super) struct Bindings {
-    by_use: HashMap<String, (String, i64)>,
+    by_use: HashMap<Key, (TargetId, i64)>,
     /// When the map has grown to this size, expired entries are swept (amortised: the next sweep
     /// waits until the map has doubled again).
     sweep_at: usize,
@@ -26,6 +46,7 @@ impl Bindings {
     const MIN_SWEEP_AT: usize = 1024;
 
     fn bind(&mut self, use_hash: &str, target: &str, now: i64, expires_at: i64) -> bool {
+        let target = target_id(target);
         match self.get(use_hash, now) {
             Some(bound) => bound == target,
             None => {
@@ -36,19 +57,19 @@ impl Bindings {
     }
 
     /// The live binding of `use_hash`, if this map holds one.
-    fn get(&self, use_hash: &str, now: i64) -> Option<&str> {
+    fn get(&self, use_hash: &str, now: i64) -> Option<TargetId> {
         self.by_use
-            .get(use_hash)
+            .get(&key(use_hash))
             .filter(|(_, expires)| *expires > now)
-            .map(|(bound, _)| bound.as_str())
+            .map(|(bound, _)| *bound)
     }
 
-    fn remember(&mut self, use_hash: &str, target: &str, now: i64, expires_at: i64) {
+    fn remember(&mut self, use_hash: &str, target: TargetId, now: i64, expires_at: i64) {
         if self.by_use.len() >= self.sweep_at {
             self.by_use.retain(|_, (_, expires)| *expires > now);
             self.sweep_at = (self.by_use.len() * 2).max(Self::MIN_SWEEP_AT);
         }
-        self.by_use.insert(use_hash.to_string(), (target.to_string(), expires_at));
+        self.by_use.insert(key(use_hash), (target, expires_at));
     }
 }
 
@@ -72,8 +93,9 @@ impl Store {
             Engine::Postgres(db) => {
                 let known = {
                     let copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
-                    let known = copies.get(use_hash, now).filter(|bound| *bound != READ_NOTED);
-                    known.map(|bound| bound == target)
+                    let known =
+                        copies.get(use_hash, now).filter(|bound| *bound != target_id(READ_NOTED));
+                    known.map(|bound| bound == target_id(target))
                 };
                 if let Some(same) = known {
                     return Ok(same);
@@ -83,7 +105,7 @@ impl Store {
                     .write_each(move |conn| bind_row(conn, &key, &target_owned, expires_at))
                     .await?;
                 let mut copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
-                copies.remember(use_hash, &bound, now, expires_at);
+                copies.remember(use_hash, target_id(&bound), now, expires_at);
                 Ok(bound == target)
             }
         }
@@ -126,7 +148,7 @@ impl Store {
                 // needs no statement. (Its target is not known here; reads never ask.)
                 let mut copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
                 if copies.get(use_hash, now).is_none() {
-                    copies.remember(use_hash, READ_NOTED, now, expires_at);
+                    copies.remember(use_hash, target_id(READ_NOTED), now, expires_at);
                 }
                 Ok(())
             }
