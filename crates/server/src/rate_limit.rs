@@ -16,7 +16,10 @@ use serde::Deserialize;
 
 use crate::{
     client_addr::TrustedProxies,
-    store::{Backend, Store, StoreError, rate_limits as sql},
+    store::{
+        Backend, Store, StoreError,
+        rate_limits::{self as sql, StoredBucket},
+    },
 };
 
 /// One limit: `burst` calls at once, refilled at `per_minute` calls a minute.
@@ -125,6 +128,18 @@ impl Bucket {
         let missing = capacity(rate).saturating_sub(self.units);
         let wait = missing.div_ceil(u64::from(rate.per_minute.max(1)));
         self.at_ms.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<StoredBucket> for Bucket {
+    fn from(StoredBucket { units, at_ms }: StoredBucket) -> Self {
+        Self { units, at_ms }
+    }
+}
+
+impl From<Bucket> for StoredBucket {
+    fn from(Bucket { units, at_ms }: Bucket) -> Self {
+        Self { units, at_ms }
     }
 }
 
@@ -250,10 +265,10 @@ impl RateLimiter {
         let key = key.to_string();
         let taken = store
             .write_atomic(move |conn| -> Result<_, StoreError> {
-                let mut bucket =
-                    sql::lock(conn, scope.label(), &key)?.unwrap_or(Bucket::full(rate, now_ms));
+                let mut bucket = sql::lock(conn, scope.label(), &key)?
+                    .map_or(Bucket::full(rate, now_ms), Bucket::from);
                 let taken = bucket.take(rate, now_ms);
-                sql::save(conn, scope.label(), &key, bucket, bucket.full_at_ms(rate))?;
+                sql::save(conn, scope.label(), &key, bucket.into(), bucket.full_at_ms(rate))?;
                 Ok((taken, Allowance::of(scope, rate, &bucket, now_ms)))
             })
             .await;

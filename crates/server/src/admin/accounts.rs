@@ -3,28 +3,12 @@
 
 use serde::Serialize;
 
+pub use crate::store::admin::{ProjectView, UserSummary};
 use crate::{
     crypto::random_token,
     domain::accounts::normalize_email,
-    store::{Conn, Store, StoreError, accounts as sql},
+    store::{Conn, Store, StoreError, accounts as sql, admin as admin_sql},
 };
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UserSummary {
-    pub id: String,
-    pub email: String,
-    pub created_at: i64,
-    pub deleted: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProjectView {
-    pub id: i64,
-    pub name: String,
-    pub is_demo: bool,
-    pub service_id: Option<String>,
-    pub status: Option<String>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrganizationView {
@@ -49,17 +33,7 @@ pub async fn list_users(
     limit: i64,
 ) -> Result<Vec<UserSummary>, StoreError> {
     let pattern = format!("%{}%", normalize_email(filter));
-    store
-        .read(move |conn| {
-            conn.query(
-                "SELECT id, email, created_at, deleted_at IS NOT NULL FROM users WHERE email_normalized LIKE $1 ORDER BY created_at DESC, id LIMIT $2",
-                &[(&pattern).into(), limit.into()],
-            )?
-            .iter()
-            .map(|r| Ok(UserSummary { id: r.text(0)?, email: r.text(1)?, created_at: r.int(2)?, deleted: r.int(3)? == 1 }))
-            .collect()
-        })
-        .await
+    store.read(move |conn| admin_sql::users_matching(conn, &pattern, limit)).await
 }
 
 /// A user by id or email, with organizations, projects and live token families.
@@ -72,50 +46,25 @@ fn resolve(conn: &mut dyn Conn, who: &str) -> Result<Option<String>, StoreError>
     if who.contains('@') {
         sql::find_user_by_email(conn, &normalize_email(who))
     } else {
-        conn.query_opt("SELECT id FROM users WHERE id = $1", &[who.into()])?
-            .map(|r| r.text(0))
-            .transpose()
+        admin_sql::user_id(conn, who)
     }
 }
 
 fn user_view(conn: &mut dyn Conn, who: &str) -> Result<Option<UserView>, StoreError> {
     let Some(id) = resolve(conn, who)? else { return Ok(None) };
-    let row = conn.query_one(
-        "SELECT id, email, created_at, deleted_at IS NOT NULL FROM users WHERE id = $1",
-        &[(&id).into()],
-    )?;
-    let user = UserSummary {
-        id: row.text(0)?,
-        email: row.text(1)?,
-        created_at: row.int(2)?,
-        deleted: row.int(3)? == 1,
-    };
+    let user = admin_sql::user(conn, &id)?;
     let mut organizations = Vec::new();
-    for org in conn.query(
-        "SELECT o.id, o.name, m.role, b.plan FROM memberships m JOIN organizations o ON o.id = m.organization_id \
-         LEFT JOIN billing b ON b.organization_id = o.id WHERE m.user_id = $1 ORDER BY m.created_at, m.id",
-        &[(&id).into()],
-    )? {
-        let org_id = org.text(0)?;
-        let projects = conn
-            .query(
-                "SELECT p.id, p.name, p.is_demo, r.service_id, r.status FROM projects p LEFT JOIN resources r ON r.project_id = p.id \
-                 WHERE p.organization_id = $1 ORDER BY p.id",
-                &[(&org_id).into()],
-            )?
-            .iter()
-            .map(|p| {
-                Ok(ProjectView { id: p.int(0)?, name: p.text(1)?, is_demo: p.int(2)? == 1, service_id: p.opt_text(3)?, status: p.opt_text(4)? })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        organizations.push(OrganizationView { id: org_id, name: org.text(1)?, role: org.text(2)?, plan: org.opt_text(3)?, projects });
+    for org in admin_sql::memberships(conn, &id)? {
+        let projects = admin_sql::projects_of_organization(conn, &org.organization_id)?;
+        organizations.push(OrganizationView {
+            id: org.organization_id,
+            name: org.name,
+            role: org.role,
+            plan: org.plan,
+            projects,
+        });
     }
-    let live_token_families = conn
-        .query_one(
-            "SELECT COUNT(*) FROM token_families WHERE user_id = $1 AND revoked_at IS NULL",
-            &[(&id).into()],
-        )?
-        .int(0)?;
+    let live_token_families = admin_sql::live_token_families(conn, &id)?;
     Ok(Some(UserView { user, organizations, live_token_families }))
 }
 
@@ -129,10 +78,7 @@ pub async fn create_demo_project(
     let (org, name) = (organization_id.to_string(), name.to_string());
     store
         .write(move |conn| -> Result<i64, AdminError> {
-            if conn
-                .query_opt("SELECT 1 FROM organizations WHERE id = $1", &[(&org).into()])?
-                .is_none()
-            {
+            if !admin_sql::organization_exists(conn, &org)? {
                 return Err(AdminError::NotFound(format!("organization {org}")));
             }
             Ok(sql::insert_project(conn, &org, &name, true, &random_token("pub")?, now)?)

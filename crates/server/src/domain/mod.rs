@@ -8,6 +8,7 @@ pub mod backend;
 pub mod billing;
 pub mod dashboard;
 pub mod inbound;
+pub mod introspection;
 pub mod oauth;
 pub mod resources;
 pub mod tokens;

@@ -16,9 +16,8 @@ use super::{
     request::RawBody,
 };
 use crate::{
-    crypto::token_hash,
+    domain::introspection::{self, KeyReach},
     state::AppState,
-    store::resources::{self as sql, KeyOwner},
 };
 
 #[derive(Deserialize, Default)]
@@ -58,24 +57,13 @@ pub async fn introspect(
     let token = request.token.filter(|t| !t.is_empty()).ok_or_else(|| {
         ApiError::from(FlatError::new(FlatCode::InvalidRequest, "token is required"))
     })?;
-    let owner = state
-        .store
-        .read(move |conn| {
-            if let Some(owner) = sql::personal_key_owner(conn, &token_hash(&token))? {
-                return Ok(Some(("personal_key", owner)));
-            }
-            Ok::<_, crate::store::StoreError>(
-                sql::project_key_owner(conn, &token)?.map(|o| ("project_key", o)),
-            )
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "introspection failed");
-            ApiError::server_error()
-        })?;
-    let answer = match owner {
-        Some((kind, KeyOwner { project_id, organization_id, active: true })) => {
-            json!({"active": true, "token_type": kind, "organization_id": organization_id, "project_id": project_id})
+    let reach = introspection::introspect(&state.store, &token).await.map_err(|e| {
+        tracing::error!(error = %e, "introspection failed");
+        ApiError::server_error()
+    })?;
+    let answer = match reach {
+        Some(KeyReach { kind, organization_id, project_id, active: true }) => {
+            json!({"active": true, "token_type": kind.label(), "organization_id": organization_id, "project_id": project_id})
         }
         _ => json!({"active": false}),
     };

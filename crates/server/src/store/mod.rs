@@ -5,6 +5,7 @@
 //! on a read connection. Queries are written once, with `$N` placeholders, against [`sql::Conn`].
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod connector;
 pub mod consent;

@@ -1,11 +1,21 @@
 //! SQL for rate-limit buckets shared by instances (PostgreSQL only; see `rate_limit.rs`).
 
 use super::{Conn, StoreError};
-use crate::rate_limit::Bucket;
+
+/// A bucket as stored: the units it held at `at_ms` (milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBucket {
+    pub units: u64,
+    pub at_ms: i64,
+}
 
 /// Makes sure the bucket's row exists, then locks it until the transaction ends; `None` for a
 /// bucket not seen before (or forgotten once full).
-pub fn lock(conn: &mut dyn Conn, scope: &str, key: &str) -> Result<Option<Bucket>, StoreError> {
+pub fn lock(
+    conn: &mut dyn Conn,
+    scope: &str,
+    key: &str,
+) -> Result<Option<StoredBucket>, StoreError> {
     // The row is created first so that two first calls for a key queue on one row lock instead
     // of both counting against a full bucket.
     conn.execute(
@@ -18,14 +28,16 @@ pub fn lock(conn: &mut dyn Conn, scope: &str, key: &str) -> Result<Option<Bucket
         &[scope.into(), key.into()],
     )?;
     let units = row.int(0)?;
-    Ok(u64::try_from(units).ok().map(|units| Bucket { units, at_ms: row.int(1).unwrap_or(0) }))
+    Ok(u64::try_from(units)
+        .ok()
+        .map(|units| StoredBucket { units, at_ms: row.int(1).unwrap_or(0) }))
 }
 
 pub fn save(
     conn: &mut dyn Conn,
     scope: &str,
     key: &str,
-    bucket: Bucket,
+    bucket: StoredBucket,
     full_at_ms: i64,
 ) -> Result<(), StoreError> {
     conn.execute(
