@@ -1,35 +1,13 @@
 //! The audit trail: who did what to which account, grant, resource or link, and under which request.
 //! Events are written inside the transaction that makes the change, so the log and the data never
-//! disagree. The request id comes from the HTTP layer through a task-local, so the domain needs no
-//! HTTP types.
+//! disagree. The request id comes from the HTTP layer through `request_scope`, so the domain needs
+//! no HTTP types.
 
 use crate::store::{
     Conn, StoreError,
     audit::{self as sql, AuditEvent},
     oauth::Grant,
 };
-
-tokio::task_local! {
-    static REQUEST: RequestContext;
-}
-
-/// What the domain learns about the request it serves, without HTTP types.
-#[derive(Debug, Clone)]
-struct RequestContext {
-    id: String,
-    /// `[events]` is configured: changes also write to the events outbox.
-    emit_events: bool,
-}
-
-/// Runs `work` with `request_id` as the current request's id; `emit_events` says whether the changes
-/// it makes are reported to the SaaS (`[events]`).
-pub async fn with_request<F: std::future::Future>(
-    request_id: String,
-    emit_events: bool,
-    work: F,
-) -> F::Output {
-    REQUEST.scope(RequestContext { id: request_id, emit_events }, work).await
-}
 
 /// Who an event is about; captured before a transaction starts (the database thread has no
 /// task-local).
@@ -44,11 +22,11 @@ pub struct Actor {
 impl Actor {
     /// The current request's id, with the orchestrator acting.
     pub fn current(orchestrator: &str) -> Self {
-        let context = REQUEST.try_with(Clone::clone).ok();
+        let request = crate::request_scope::request();
         Self {
-            request_id: context.as_ref().map(|c| c.id.clone()),
+            request_id: request.as_ref().map(|(id, _)| id.clone()),
             orchestrator: Some(orchestrator.to_string()).filter(|o| !o.is_empty()),
-            emit_events: context.is_some_and(|c| c.emit_events),
+            emit_events: request.is_some_and(|(_, events)| events),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod orchestrators;
 pub mod rate_limit;
 pub mod registration;
+pub mod request_scope;
 pub mod serve;
 pub mod signing_secrets;
 pub mod state;

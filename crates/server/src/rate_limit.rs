@@ -4,13 +4,13 @@
 //!
 //! Every limited answer, success or 429, also says where its caller stands: the IETF
 //! `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers), one item per
-//! limit the call counted against — see [`noting`] and [`header_values`].
+//! limit the call counted against — see `request_scope::note_allowance` and [`header_values`].
 //!
 //! On SQLite (one instance) buckets live in this process's memory. On PostgreSQL they live in the
 //! database, so that every instance counts against the same buckets: each call locks its bucket's
 //! row, applies [`Bucket::take`] and writes it back.
 
-use std::{cell::RefCell, collections::HashMap, sync::Mutex};
+use std::{collections::HashMap, sync::Mutex};
 
 use serde::Deserialize;
 
@@ -170,28 +170,8 @@ impl Allowance {
     }
 }
 
-tokio::task_local! {
-    /// The limits the current request counted against (set by the HTTP layer).
-    static SEEN: RefCell<Vec<Allowance>>;
-}
-
-/// Runs `work`, collecting the [`Allowance`] of every limit it counts against.
-pub async fn noting<F: std::future::Future>(work: F) -> (F::Output, Vec<Allowance>) {
-    SEEN.scope(RefCell::new(Vec::new()), async {
-        let output = work.await;
-        (output, SEEN.with(|seen| seen.take()))
-    })
-    .await
-}
-
 fn note(allowance: Allowance) {
-    // Outside a request (tests, fuzzing) there is nobody to tell.
-    let _ = SEEN.try_with(|seen| {
-        let mut seen = seen.borrow_mut();
-        // A scope counted twice (a retried take) is reported as it stands last.
-        seen.retain(|a| a.scope != allowance.scope);
-        seen.push(allowance);
-    });
+    crate::request_scope::note_allowance(allowance);
 }
 
 /// `RateLimit-Policy` and `RateLimit` values for the limits a request counted against: a policy
@@ -303,6 +283,12 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `work` as a request; the limits it counted against.
+    async fn noting(work: impl std::future::Future<Output = ()>) -> ((), Vec<Allowance>) {
+        let ((), left) = crate::request_scope::run("-".into(), false, work).await;
+        ((), left.allowances)
+    }
 
     fn limiter(burst: u32, per_minute: u32) -> RateLimiter {
         let rate = Rate { burst, per_minute };

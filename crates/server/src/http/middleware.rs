@@ -84,16 +84,6 @@ async fn drop_unfit_request_id(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-tokio::task_local! {
-    /// The orchestrator whose signature the current request carried, for the access log.
-    static SIGNED_BY: std::cell::RefCell<Option<String>>;
-}
-
-/// Records which orchestrator signed the current request (for its access-log line).
-pub(crate) fn note_signer(name: &str) {
-    let _ = SIGNED_BY.try_with(|signer| *signer.borrow_mut() = Some(name.to_string()));
-}
-
 /// Counts the request by route template (never the raw path: ids and tokens stay out of labels)
 /// and writes its access-log line: one at `info` per request (method, route, status, duration,
 /// the orchestrator that signed it; the request id is the span's), at `debug` for the probes.
@@ -104,12 +94,8 @@ async fn measure(req: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let started = std::time::Instant::now();
-    let (response, signer) = SIGNED_BY
-        .scope(std::cell::RefCell::new(None), async {
-            let response = next.run(req).await;
-            (response, SIGNED_BY.with(|s| s.take()))
-        })
-        .await;
+    let response = next.run(req).await;
+    let signer = crate::request_scope::signer();
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
@@ -133,9 +119,8 @@ async fn with_request(emit_events: bool, req: Request, next: Next) -> Response {
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-")
         .to_string();
-    let work = crate::audit::with_request(id, emit_events, next.run(req));
-    let (mut response, seen) = crate::rate_limit::noting(work).await;
-    if let Some((policy, state)) = crate::rate_limit::header_values(&seen) {
+    let (mut response, left) = crate::request_scope::run(id, emit_events, next.run(req)).await;
+    if let Some((policy, state)) = crate::rate_limit::header_values(&left.allowances) {
         let headers = response.headers_mut();
         for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
             if let Ok(value) = axum::http::HeaderValue::from_str(&value) {

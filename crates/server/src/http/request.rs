@@ -88,7 +88,7 @@ pub async fn verify_signature<'s>(
             crate::metrics::signature_failure(reason.reason());
             ApiError::from(FlatError::invalid_signature())
         })?;
-    super::middleware::note_signer(&orchestrator.name);
+    crate::request_scope::note_signer(&orchestrator.name);
     let signed = Signed { orchestrator, id: signed_id(&orchestrator.name, timestamp, body) };
     // Kept while the signature verifies: |now - timestamp| <= tolerance.
     let expires_at =
