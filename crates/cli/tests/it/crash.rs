@@ -8,7 +8,7 @@ use std::{
 };
 
 use provisio_orchestrator::{Client, ClientConfig, client::account_request_body};
-use provisio_server::store::{Conn, Store, StoreError};
+use provisio_server::store::{Query, Store, StoreError};
 use serde_json::json;
 
 use crate::server::Server;
@@ -41,7 +41,7 @@ async fn one_flow(client: &Client, worker: usize, n: usize) -> Option<Answered> 
     Some((email, org, body["id"].as_str()?.to_string(), key))
 }
 
-fn count(conn: &mut dyn Conn, sql: &str) -> Result<i64, StoreError> {
+fn count(conn: &mut dyn Query, sql: &str) -> Result<i64, StoreError> {
     conn.query_one(sql, &[])?.int(0)
 }
 

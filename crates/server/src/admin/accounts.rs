@@ -7,7 +7,7 @@ pub use crate::store::admin::{ProjectView, UserSummary};
 use crate::{
     crypto::random_token,
     domain::accounts::normalize_email,
-    store::{Conn, Store, StoreError, accounts as sql, admin as admin_sql},
+    store::{Query, Store, StoreError, accounts as sql, admin as admin_sql},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,7 +42,7 @@ pub async fn show_user(store: &Store, who: &str) -> Result<Option<UserView>, Sto
     store.read(move |conn| user_view(conn, &who)).await
 }
 
-fn resolve(conn: &mut dyn Conn, who: &str) -> Result<Option<String>, StoreError> {
+fn resolve(conn: &mut dyn Query, who: &str) -> Result<Option<String>, StoreError> {
     if who.contains('@') {
         sql::find_user_by_email(conn, &normalize_email(who))
     } else {
@@ -50,7 +50,7 @@ fn resolve(conn: &mut dyn Conn, who: &str) -> Result<Option<String>, StoreError>
     }
 }
 
-fn user_view(conn: &mut dyn Conn, who: &str) -> Result<Option<UserView>, StoreError> {
+fn user_view(conn: &mut dyn Query, who: &str) -> Result<Option<UserView>, StoreError> {
     let Some(id) = resolve(conn, who)? else { return Ok(None) };
     let user = admin_sql::user(conn, &id)?;
     let mut organizations = Vec::new();

@@ -1,6 +1,6 @@
 //! SQL for users, organizations, memberships, projects and account-request records.
 
-use super::{Conn, Row, StoreError};
+use super::{Conn, Query, Row, StoreError};
 
 /// A project as the account and token logic sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub fn insert_user(conn: &mut dyn Conn, user: &NewUser<'_>, now: i64) -> Result<
 }
 
 pub fn find_user_by_email(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     email_normalized: &str,
 ) -> Result<Option<String>, StoreError> {
     conn.query_opt("SELECT id FROM users WHERE email_normalized = $1", &[email_normalized.into()])?
@@ -107,7 +107,7 @@ pub fn insert_project(
 }
 
 /// The user's organizations, oldest membership first.
-pub fn organizations_of(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<String>, StoreError> {
+pub fn organizations_of(conn: &mut dyn Query, user_id: &str) -> Result<Vec<String>, StoreError> {
     conn.query(
         "SELECT organization_id FROM memberships WHERE user_id = $1 ORDER BY created_at, id",
         &[user_id.into()],
@@ -151,7 +151,7 @@ pub fn live_projects(
 }
 
 /// `available_teams`: every non-demo project of every organization of the user, by id.
-pub fn available_teams(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<Team>, StoreError> {
+pub fn available_teams(conn: &mut dyn Query, user_id: &str) -> Result<Vec<Team>, StoreError> {
     conn.query(
         "SELECT p.id, p.name, o.id, o.name FROM projects p \
          JOIN organizations o ON o.id = p.organization_id \
@@ -173,7 +173,7 @@ pub fn available_teams(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<Team>, 
 
 /// The earlier resolution of this request id, if still live: `(email_normalized, resolution)`.
 pub fn find_account_request(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     orchestrator: &str,
     request_id: &str,
     now: i64,
@@ -225,7 +225,7 @@ pub fn record_account_request(
 
 /// The user's organizations, oldest membership first, each with its projects (`(id, demo)`), as
 /// the linking rules read them.
-pub fn memberships(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<Membership>, StoreError> {
+pub fn memberships(conn: &mut dyn Query, user_id: &str) -> Result<Vec<Membership>, StoreError> {
     let rows = conn.query(
         "SELECT m.organization_id, p.id, p.is_demo FROM memberships m \
          LEFT JOIN projects p ON p.organization_id = m.organization_id \
@@ -253,7 +253,7 @@ pub struct Membership {
 }
 
 /// An organization's name (empty if it is gone).
-pub fn organization_name(conn: &mut dyn Conn, id: &str) -> Result<String, StoreError> {
+pub fn organization_name(conn: &mut dyn Query, id: &str) -> Result<String, StoreError> {
     conn.query_opt("SELECT name FROM organizations WHERE id = $1", &[id.into()])?
         .map_or_else(|| Ok(String::new()), |r| r.text(0))
 }

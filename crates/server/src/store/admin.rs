@@ -1,7 +1,7 @@
 //! SQL for the operator's views of accounts (`admin/accounts.rs`): users, their organizations,
 //! projects and live token families.
 
-use super::{Conn, Row, StoreError};
+use super::{Query, Row, StoreError};
 
 /// A user as the operator lists them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -44,7 +44,7 @@ pub struct Membership {
 
 /// Users whose normalized email is `LIKE` `pattern`, newest first, at most `limit`.
 pub fn users_matching(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     pattern: &str,
     limit: i64,
 ) -> Result<Vec<UserSummary>, StoreError> {
@@ -58,14 +58,14 @@ pub fn users_matching(
 }
 
 /// The user's id if a user has this id.
-pub fn user_id(conn: &mut dyn Conn, id: &str) -> Result<Option<String>, StoreError> {
+pub fn user_id(conn: &mut dyn Query, id: &str) -> Result<Option<String>, StoreError> {
     conn.query_opt("SELECT id FROM users WHERE id = $1", &[id.into()])?
         .map(|r| r.text(0))
         .transpose()
 }
 
 /// The user with this id (an error if there is none).
-pub fn user(conn: &mut dyn Conn, id: &str) -> Result<UserSummary, StoreError> {
+pub fn user(conn: &mut dyn Query, id: &str) -> Result<UserSummary, StoreError> {
     let row = conn.query_one(
         "SELECT id, email, created_at, deleted_at IS NOT NULL FROM users WHERE id = $1",
         &[id.into()],
@@ -74,7 +74,7 @@ pub fn user(conn: &mut dyn Conn, id: &str) -> Result<UserSummary, StoreError> {
 }
 
 /// The user's organizations, in the order they were joined.
-pub fn memberships(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<Membership>, StoreError> {
+pub fn memberships(conn: &mut dyn Query, user_id: &str) -> Result<Vec<Membership>, StoreError> {
     conn.query(
         "SELECT o.id, o.name, m.role, b.plan FROM memberships m JOIN organizations o ON o.id = m.organization_id \
          LEFT JOIN billing b ON b.organization_id = o.id WHERE m.user_id = $1 ORDER BY m.created_at, m.id",
@@ -94,7 +94,7 @@ pub fn memberships(conn: &mut dyn Conn, user_id: &str) -> Result<Vec<Membership>
 
 /// The organization's projects, by id.
 pub fn projects_of_organization(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     organization_id: &str,
 ) -> Result<Vec<ProjectView>, StoreError> {
     conn.query(
@@ -110,7 +110,7 @@ pub fn projects_of_organization(
 }
 
 /// How many of the user's token families are not revoked.
-pub fn live_token_families(conn: &mut dyn Conn, user_id: &str) -> Result<i64, StoreError> {
+pub fn live_token_families(conn: &mut dyn Query, user_id: &str) -> Result<i64, StoreError> {
     conn.query_one(
         "SELECT COUNT(*) FROM token_families WHERE user_id = $1 AND revoked_at IS NULL",
         &[user_id.into()],
@@ -118,6 +118,6 @@ pub fn live_token_families(conn: &mut dyn Conn, user_id: &str) -> Result<i64, St
     .int(0)
 }
 
-pub fn organization_exists(conn: &mut dyn Conn, id: &str) -> Result<bool, StoreError> {
+pub fn organization_exists(conn: &mut dyn Query, id: &str) -> Result<bool, StoreError> {
     Ok(conn.query_opt("SELECT 1 FROM organizations WHERE id = $1", &[id.into()])?.is_some())
 }

@@ -1,6 +1,6 @@
 //! SQL for the audit log.
 
-use super::{Conn, StoreError};
+use super::{Conn, Query, StoreError};
 
 /// One audit event as stored and listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -34,7 +34,7 @@ pub fn insert(conn: &mut dyn Conn, e: &AuditEvent) -> Result<(), StoreError> {
 
 /// Events since `since` (Unix seconds), optionally of one user, oldest first.
 pub fn list(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     since: i64,
     user_id: Option<&str>,
     limit: i64,

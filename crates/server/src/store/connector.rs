@@ -2,7 +2,7 @@
 //! pending before it is made and as done, with the answer's non-secret part, once its outcome is
 //! recorded — so a retry knows a call may have happened, and an operator sees calls in flight.
 
-use super::{Conn, StoreError};
+use super::{Conn, Query, StoreError};
 
 /// What is known of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub fn record_done(
     )
 }
 
-pub fn state(conn: &mut dyn Conn, webhook_id: &str) -> Result<Option<CallState>, StoreError> {
+pub fn state(conn: &mut dyn Query, webhook_id: &str) -> Result<Option<CallState>, StoreError> {
     conn.query_opt(
         "SELECT state, result FROM connector_calls WHERE webhook_id = $1",
         &[webhook_id.into()],

@@ -2,7 +2,7 @@
 //! the one-time sign-in links that prove their email, and the single-use closing of a consent. A
 //! consent is open while it is neither completed, declined nor superseded, and not expired.
 
-use super::{Conn, Param, Row, StoreError};
+use super::{Conn, Param, Query, Row, StoreError};
 
 /// A consent to record.
 pub struct NewConsent<'a> {
@@ -110,7 +110,7 @@ impl ConsentRow {
     }
 }
 
-pub fn find(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<ConsentRow>, StoreError> {
+pub fn find(conn: &mut dyn Query, token_hash: &str) -> Result<Option<ConsentRow>, StoreError> {
     conn.query_opt(
         "SELECT token_hash, orchestrator, orchestrator_account, request_id, scopes, code_challenge, email, \
          email_normalized, name, organization_name, state, expires_at, completed_at, declined_at, \

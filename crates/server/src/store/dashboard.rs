@@ -1,6 +1,6 @@
 //! SQL for one-time dashboard links, browser sessions, and what the dashboard pages show.
 
-use super::{Conn, StoreError, resources::PersonalKeyInfo};
+use super::{Conn, Query, StoreError, resources::PersonalKeyInfo};
 
 pub fn insert_deep_link(
     conn: &mut dyn Conn,
@@ -57,7 +57,7 @@ pub fn insert_session(
 
 /// The user of a live session.
 pub fn session_user(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     id_hash: &str,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
@@ -87,7 +87,7 @@ pub struct ProjectSummary {
 
 /// Every project of every organization of the user, by id.
 pub fn projects_of_user(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     user_id: &str,
 ) -> Result<Vec<ProjectSummary>, StoreError> {
     conn.query(
@@ -119,7 +119,7 @@ pub struct ProjectPage {
 }
 
 pub fn project_page(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     user_id: &str,
     project_id: i64,
 ) -> Result<Option<ProjectPage>, StoreError> {

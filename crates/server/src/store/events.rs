@@ -2,7 +2,7 @@
 //! PostgreSQL skipping rows another instance holds), so each event is in flight from one instance at
 //! a time; the claim lapses after a lease, so an instance that dies gives its events back.
 
-use super::{Backend, Conn, Row, StoreError};
+use super::{Backend, Conn, Query, Row, StoreError};
 
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -56,7 +56,7 @@ pub fn insert(
 }
 
 /// Whether any event is due (a read, so an idle poll writes nothing).
-pub fn any_due(conn: &mut dyn Conn, now_ms: i64) -> Result<bool, StoreError> {
+pub fn any_due(conn: &mut dyn Query, now_ms: i64) -> Result<bool, StoreError> {
     Ok(conn
         .query_opt(
             "SELECT 1 FROM events WHERE state = 'pending' AND next_attempt_ms <= $1 AND claimed_until_ms <= $1 LIMIT 1",
@@ -118,7 +118,7 @@ pub fn mark_attempt_failed(
 
 /// Events, newest first: every one, or only the failed.
 pub fn list(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     failed_only: bool,
     limit: i64,
 ) -> Result<Vec<OutboxEvent>, StoreError> {
@@ -142,7 +142,7 @@ pub fn retry(conn: &mut dyn Conn, id: Option<&str>, now_ms: i64) -> Result<u64, 
 }
 
 /// How many events are in each state.
-pub fn counts(conn: &mut dyn Conn) -> Result<Vec<(String, i64)>, StoreError> {
+pub fn counts(conn: &mut dyn Query) -> Result<Vec<(String, i64)>, StoreError> {
     conn.query("SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state", &[])?
         .iter()
         .map(|r| Ok((r.text(0)?, r.int(1)?)))

@@ -6,7 +6,7 @@
 //! single writer nothing. The winner runs and then records its answer (`complete`) or gives the
 //! key back (`release`); others see `Claim::InFlight` meanwhile, then the recorded answer.
 
-use super::{Conn, Engine, Store, StoreError};
+use super::{Conn, Engine, Query, Store, StoreError};
 
 /// A recorded response, still sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl Store {
     }
 }
 
-fn find(conn: &mut dyn Conn, key_hash: &str, now: i64) -> Result<Option<Recorded>, StoreError> {
+fn find(conn: &mut dyn Query, key_hash: &str, now: i64) -> Result<Option<Recorded>, StoreError> {
     conn.query_opt(
         "SELECT request_hash, status, nonce, sealed_body FROM idempotency_records WHERE key_hash = $1 AND expires_at > $2",
         &[key_hash.into(), now.into()],

@@ -2,7 +2,7 @@
 //! resources removed, a user's personal data pseudonymized. Every kill is one conditional
 //! statement, so two concurrent calls never both count (or report) the same row.
 
-use super::{Conn, StoreError};
+use super::{Conn, Query, StoreError};
 
 /// Revokes every live token family of a user (every orchestrator) with `reason`, and every token
 /// in the user's families; returns `(family id, organization id)` of the families this call revoked.
@@ -136,7 +136,7 @@ pub fn set_event_data(conn: &mut dyn Conn, sequence: i64, data: &str) -> Result<
 }
 
 /// The email of provisio's own user (built-in mode), if there is such a user.
-pub fn user_email(conn: &mut dyn Conn, user_id: &str) -> Result<Option<String>, StoreError> {
+pub fn user_email(conn: &mut dyn Query, user_id: &str) -> Result<Option<String>, StoreError> {
     conn.query_opt("SELECT email FROM users WHERE id = $1", &[user_id.into()])?
         .map(|r| r.text(0))
         .transpose()

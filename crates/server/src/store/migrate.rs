@@ -2,7 +2,7 @@
 //! records a version this binary does not know is refused, so an old binary never writes into a newer
 //! schema.
 
-use super::{Backend, Conn, StoreError};
+use super::{Backend, Conn, Query, StoreError};
 
 pub struct Migration {
     pub version: i64,
@@ -189,6 +189,6 @@ pub(super) fn run(conn: &mut dyn Conn, backend: Backend) -> Result<(), StoreErro
 }
 
 /// The newest version recorded.
-pub(super) fn current(conn: &mut dyn Conn) -> Result<i64, StoreError> {
+pub(super) fn current(conn: &mut dyn Query) -> Result<i64, StoreError> {
     conn.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?.int(0)
 }

@@ -29,7 +29,7 @@ pub mod wal;
 use std::sync::Arc;
 
 pub use migrate::{Migration, migrations};
-pub use sql::{Conn, Param, Row, Value};
+pub use sql::{Conn, Param, Query, Row, Value};
 use tx::Mode;
 
 #[derive(Debug, thiserror::Error)]
@@ -258,13 +258,14 @@ impl Store {
     }
 
     /// Runs `work` on a read connection (SQLite: one snapshot; PostgreSQL: one per statement).
-    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    /// `work` gets queries only ([`Query`]): a read cannot write.
+    pub async fn read<T, E, F>(&self, mut work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnMut(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut dyn Query) -> Result<T, E> + Send + 'static,
     {
-        self.run(Mode::Read, work).await
+        self.run(Mode::Read, move |conn: &mut dyn Conn| work(conn)).await
     }
 
     async fn run<T, E, F>(&self, mode: Mode, work: F) -> Result<T, E>

@@ -1,7 +1,7 @@
 //! SQL for authorization codes, token families, access and refresh tokens, and consent requests.
 //! Every single-use value is consumed by one conditional `UPDATE`, never find-then-write.
 
-use super::{Conn, Param, Row, StoreError};
+use super::{Conn, Param, Query, Row, StoreError};
 
 /// What a code, a family and a pending consent are bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,7 +273,10 @@ pub struct BearerRow {
 /// The access token's family, with the projects it reaches and its organization's plan, if the
 /// token and its family are live and the user exists. One statement: it runs before every
 /// resource call, and a create or an update would otherwise read the plan on its own.
-pub fn find_bearer(conn: &mut dyn Conn, token_hash: &str) -> Result<Option<BearerRow>, StoreError> {
+pub fn find_bearer(
+    conn: &mut dyn Query,
+    token_hash: &str,
+) -> Result<Option<BearerRow>, StoreError> {
     let rows = conn.query(
         "SELECT f.id, f.user_id, f.organization_id, f.project_id, f.orchestrator, f.orchestrator_account, \
          f.scopes, a.expires_at, p.project_id, b.plan FROM access_tokens a \

@@ -24,7 +24,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     PoolOptions, StoreError,
-    sql::{Conn, Param, Row, Value},
+    sql::{Conn, Param, Query, Row, Value},
     tx::{Mode, TxJob},
 };
 
@@ -506,17 +506,19 @@ impl<'a> PgConn<'a> {
     }
 }
 
-impl Conn for PgConn<'_> {
-    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let (statement, params, session) = (self.statement(sql)?, owned(params), self.session);
-        self.send(async move { session.client.execute(&statement, &refs(&params)).await })
-    }
-
+impl Query for PgConn<'_> {
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let (statement, params, session) = (self.statement(sql)?, owned(params), self.session);
         let rows =
             self.send(async move { session.client.query(&statement, &refs(&params)).await })?;
         rows.iter().map(row).collect()
+    }
+}
+
+impl Conn for PgConn<'_> {
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let (statement, params, session) = (self.statement(sql)?, owned(params), self.session);
+        self.send(async move { session.client.execute(&statement, &refs(&params)).await })
     }
 
     fn defer(&mut self, sql: &str, params: &[Param<'_>]) -> Result<(), StoreError> {

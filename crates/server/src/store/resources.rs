@@ -1,6 +1,6 @@
 //! SQL for resources, their keys and the organization's billing state.
 
-use super::{Conn, Row, StoreError};
+use super::{Conn, Query, Row, StoreError};
 
 /// A provisioned resource (for the analytics backend: a project).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ impl ResourceRow {
 }
 
 pub fn find_resource(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     project_id: i64,
 ) -> Result<Option<ResourceRow>, StoreError> {
     let sql = format!("SELECT {RESOURCE_COLUMNS} WHERE r.project_id = $1");
@@ -45,7 +45,7 @@ pub fn find_resource(
 
 /// The resource an orchestrator project id names in an organization (the idempotency key).
 pub fn find_by_orchestrator_project(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     organization_id: &str,
     orchestrator: &str,
     orchestrator_project_id: &str,
@@ -220,7 +220,7 @@ pub struct PersonalKeyInfo {
 }
 
 pub fn personal_keys(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     project_id: i64,
 ) -> Result<Vec<PersonalKeyInfo>, StoreError> {
     conn.query(
@@ -242,7 +242,7 @@ pub struct KeyOwner {
 
 /// A personal key by hash: live when neither it is revoked nor its resource removed.
 pub fn personal_key_owner(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     key_hash: &str,
 ) -> Result<Option<KeyOwner>, StoreError> {
     conn.query_opt(
@@ -257,7 +257,7 @@ pub fn personal_key_owner(
 
 /// A current project key: live unless its resource is removed.
 pub fn project_key_owner(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     api_key: &str,
 ) -> Result<Option<KeyOwner>, StoreError> {
     conn.query_opt(

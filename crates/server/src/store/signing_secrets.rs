@@ -1,6 +1,6 @@
 //! SQL for the signing secrets kept in the database (sealed; see [`crate::signing_secrets`]).
 
-use super::{Conn, StoreError};
+use super::{Conn, Query, StoreError};
 
 /// A row as stored: the secret still sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub fn insert(
 
 /// Every stored secret, retired ones included, oldest first; only `orchestrator`'s when given.
 pub fn list(
-    conn: &mut dyn Conn,
+    conn: &mut dyn Query,
     orchestrator: Option<&str>,
 ) -> Result<Vec<SealedSecret>, StoreError> {
     conn.query(
@@ -73,7 +73,7 @@ pub fn list(
 }
 
 /// The secrets still valid at `now` (not retired, or retiring later).
-pub fn valid(conn: &mut dyn Conn, now: i64) -> Result<Vec<SealedSecret>, StoreError> {
+pub fn valid(conn: &mut dyn Query, now: i64) -> Result<Vec<SealedSecret>, StoreError> {
     conn.query(
         &format!(
             "SELECT {COLUMNS} FROM signing_secrets WHERE retire_at IS NULL OR retire_at > $1 ORDER BY id"

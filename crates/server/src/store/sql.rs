@@ -101,12 +101,34 @@ impl Row {
     }
 }
 
-/// A connection inside a transaction (or not, for reads).
-pub trait Conn {
-    /// Runs one statement; the number of rows it changed.
-    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError>;
+/// What a read may do: run queries. A read's work gets only this, so it cannot write: this does
+/// not compile.
+///
+/// ```compile_fail
+/// use provisio_server::store::{Conn, Store, StoreError};
+/// async fn erase(store: Store) -> Result<u64, StoreError> {
+///     store.read(|conn| conn.execute("DELETE FROM users", &[])).await
+/// }
+/// ```
+///
+/// (`Store::write` gives a [`Conn`], which queries and changes.)
+pub trait Query {
     /// Runs one statement and collects its rows.
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError>;
+
+    fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    fn query_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Row, StoreError> {
+        self.query_opt(sql, params)?.ok_or(StoreError::NoRow)
+    }
+}
+
+/// A connection inside a write transaction: queries and changes.
+pub trait Conn: Query {
+    /// Runs one statement; the number of rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError>;
     /// Runs several parameterless statements (migrations, test fixtures).
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError>;
 
@@ -121,13 +143,5 @@ pub trait Conn {
     /// the backend attempts the whole transaction again (SQLite's single writer never sees one).
     fn conflict(&mut self, what: &str) -> StoreError {
         StoreError::Conflict(what.to_string())
-    }
-
-    fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, StoreError> {
-        Ok(self.query(sql, params)?.into_iter().next())
-    }
-
-    fn query_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Row, StoreError> {
-        self.query_opt(sql, params)?.ok_or(StoreError::NoRow)
     }
 }

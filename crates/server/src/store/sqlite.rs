@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags, types::ValueRef};
 
 use super::{
     StoreError,
-    sql::{Conn, Param, Row, Value},
+    sql::{Conn, Param, Query, Row, Value},
     tx::{Mode, TxJob},
     wal,
 };
@@ -362,13 +362,7 @@ fn value(v: ValueRef<'_>) -> Value {
 /// A connection (or a transaction, through `Deref`) seen through the backend-neutral interface.
 pub(super) struct SqliteConn<'a>(pub &'a Connection);
 
-impl Conn for SqliteConn<'_> {
-    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
-        bind(&mut stmt, params)?;
-        Ok(stmt.raw_execute()? as u64)
-    }
-
+impl Query for SqliteConn<'_> {
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
         bind(&mut stmt, params)?;
@@ -381,6 +375,14 @@ impl Conn for SqliteConn<'_> {
                 .collect::<Result<_, _>>()?));
         }
         Ok(out)
+    }
+}
+
+impl Conn for SqliteConn<'_> {
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql))?;
+        bind(&mut stmt, params)?;
+        Ok(stmt.raw_execute()? as u64)
     }
 
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
