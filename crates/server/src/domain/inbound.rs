@@ -13,7 +13,11 @@ use super::{Internal, backend::ResourceBackend, resources::ResourceError};
 use crate::{
     audit::Actor,
     events::{Event, ResourceChange, RevokeReason},
-    store::{Backend, Conn, Store, StoreError, inbound as sql, resources as resources_sql},
+    rate_limit::Scope,
+    store::{
+        Backend, Conn, Store, StoreError, inbound as sql, rate_limits as rate_limits_sql,
+        resources as resources_sql,
+    },
 };
 
 /// Largest project id the contract allows (ids are below 2^53, so they survive JSON numbers).
@@ -174,8 +178,12 @@ pub(crate) fn erase(
     sql::delete_consent_links_of_user(conn, user_id)?;
     for address in &addresses {
         sql::delete_consents_of_address(conn, address)?;
+        // PostgreSQL keeps the buckets keyed by an address (account requests per email, sign-in
+        // emails per address) in the database; SQLite in the server's memory.
         if backend == Backend::Postgres {
-            sql::forget_rate_limits_of_address(conn, address)?;
+            for scope in [Scope::Email, Scope::ConsentAddress] {
+                rate_limits_sql::forget(conn, scope.label(), address)?;
+            }
         }
     }
     let revoked_token_families = revoke(conn, actor, user_id, true, now)?;

@@ -207,22 +207,6 @@ pub fn delete_consents_of_address(
     )
 }
 
-/// PostgreSQL: deletes the rate-limit buckets keyed by the address (account requests per email,
-/// sign-in emails per address). SQLite keeps its buckets in the server's memory.
-pub fn forget_rate_limits_of_address(
-    conn: &mut dyn Conn,
-    email_normalized: &str,
-) -> Result<u64, StoreError> {
-    conn.execute(
-        "DELETE FROM rate_limit_buckets WHERE key = $1 AND scope IN ($2, $3)",
-        &[
-            email_normalized.into(),
-            crate::rate_limit::Scope::Email.label().into(),
-            crate::rate_limit::Scope::ConsentAddress.label().into(),
-        ],
-    )
-}
-
 /// An organization of the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserOrganization {

@@ -57,3 +57,11 @@ pub fn save(
 pub fn forget_full(conn: &mut dyn Conn, now_ms: i64) -> Result<u64, StoreError> {
     conn.execute("DELETE FROM rate_limit_buckets WHERE full_at_ms < $1", &[now_ms.into()])
 }
+
+/// Deletes one bucket (erasing a user: the buckets keyed by an address).
+pub fn forget(conn: &mut dyn Conn, scope: &str, key: &str) -> Result<u64, StoreError> {
+    conn.execute(
+        "DELETE FROM rate_limit_buckets WHERE scope = $1 AND key = $2",
+        &[scope.into(), key.into()],
+    )
+}
