@@ -286,8 +286,7 @@ mod tests {
 
     /// Runs `work` as a request; the limits it counted against.
     async fn noting(work: impl std::future::Future<Output = ()>) -> ((), Vec<Allowance>) {
-        let ((), left) = crate::request_scope::run("-".into(), false, work).await;
-        ((), left.allowances)
+        crate::request_scope::run("-".into(), false, work).await
     }
 
     fn limiter(burst: u32, per_minute: u32) -> RateLimiter {

@@ -20,27 +20,19 @@ struct Scope {
     allowances: RefCell<Vec<Allowance>>,
 }
 
-/// What a request left behind, for its answer and its access-log line.
-#[derive(Debug, Default, PartialEq)]
-pub struct Left {
-    /// The orchestrator whose signature the request carried.
-    pub signer: Option<String>,
-    /// Where the caller stands with each limit the request counted against, in the order counted.
-    pub allowances: Vec<Allowance>,
-}
-
-/// Runs `work` as the request `id`; answers its output and what it left.
+/// Runs `work` as the request `id`; answers its output and where the caller stands with each
+/// limit it counted against, in the order counted.
 pub async fn run<F: std::future::Future>(
     id: String,
     emit_events: bool,
     work: F,
-) -> (F::Output, Left) {
+) -> (F::Output, Vec<Allowance>) {
     let scope =
         Scope { id, emit_events, signer: RefCell::default(), allowances: RefCell::default() };
     SCOPE
         .scope(scope, async {
             let output = work.await;
-            (output, left().unwrap_or_default())
+            (output, SCOPE.with(|s| s.allowances.take()))
         })
         .await
 }
@@ -65,11 +57,7 @@ pub fn note_allowance(allowance: Allowance) {
     });
 }
 
-/// What the current request has left so far (the signer stays readable afterwards).
+/// The orchestrator whose signature the current request carried, so far.
 pub fn signer() -> Option<String> {
     SCOPE.try_with(|s| s.signer.borrow().clone()).ok().flatten()
-}
-
-fn left() -> Option<Left> {
-    SCOPE.try_with(|s| Left { signer: s.signer.take(), allowances: s.allowances.take() }).ok()
 }

@@ -119,8 +119,9 @@ async fn with_request(emit_events: bool, req: Request, next: Next) -> Response {
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-")
         .to_string();
-    let (mut response, left) = crate::request_scope::run(id, emit_events, next.run(req)).await;
-    if let Some((policy, state)) = crate::rate_limit::header_values(&left.allowances) {
+    let (mut response, allowances) =
+        crate::request_scope::run(id, emit_events, next.run(req)).await;
+    if let Some((policy, state)) = crate::rate_limit::header_values(&allowances) {
         let headers = response.headers_mut();
         for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
             if let Ok(value) = axum::http::HeaderValue::from_str(&value) {

@@ -59,12 +59,9 @@ impl Postgres {
         for i in 0..options.max_connections.max(1) {
             let worker = Worker::connect(config.clone(), tls.clone())?;
             let rx = rx.clone();
-            threads.push(
-                thread::Builder::new()
-                    .name(format!("provisio-pg-{i}"))
-                    .spawn(move || worker.serve(&rx))
-                    .map_err(|e| StoreError::Thread(e.to_string()))?,
-            );
+            threads.push(super::tx::spawn_thread(format!("provisio-pg-{i}"), move || {
+                worker.serve(&rx)
+            })?);
         }
         Ok(Self {
             jobs: Mutex::new(Some(tx)),

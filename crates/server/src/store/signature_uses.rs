@@ -46,30 +46,27 @@ impl Bindings {
     const MIN_SWEEP_AT: usize = 1024;
 
     fn bind(&mut self, use_hash: &str, target: &str, now: i64, expires_at: i64) -> bool {
-        let target = target_id(target);
-        match self.get(use_hash, now) {
+        let (key, target) = (key(use_hash), target_id(target));
+        match self.get(&key, now) {
             Some(bound) => bound == target,
             None => {
-                self.remember(use_hash, target, now, expires_at);
+                self.remember(key, target, now, expires_at);
                 true
             }
         }
     }
 
-    /// The live binding of `use_hash`, if this map holds one.
-    fn get(&self, use_hash: &str, now: i64) -> Option<TargetId> {
-        self.by_use
-            .get(&key(use_hash))
-            .filter(|(_, expires)| *expires > now)
-            .map(|(bound, _)| *bound)
+    /// The live binding of `key`, if this map holds one.
+    fn get(&self, key: &Key, now: i64) -> Option<TargetId> {
+        self.by_use.get(key).filter(|(_, expires)| *expires > now).map(|(bound, _)| *bound)
     }
 
-    fn remember(&mut self, use_hash: &str, target: TargetId, now: i64, expires_at: i64) {
+    fn remember(&mut self, key: Key, target: TargetId, now: i64, expires_at: i64) {
         if self.by_use.len() >= self.sweep_at {
             self.by_use.retain(|_, (_, expires)| *expires > now);
             self.sweep_at = (self.by_use.len() * 2).max(Self::MIN_SWEEP_AT);
         }
-        self.by_use.insert(key(use_hash), (target, expires_at));
+        self.by_use.insert(key, (target, expires_at));
     }
 }
 
@@ -91,10 +88,10 @@ impl Store {
                 Ok(bindings.bind(use_hash, target, now, expires_at))
             }
             Engine::Postgres(db) => {
+                let copy = key(use_hash);
                 let known = {
                     let copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
-                    let known =
-                        copies.get(use_hash, now).filter(|bound| *bound != target_id(READ_NOTED));
+                    let known = copies.get(&copy, now).filter(|bound| *bound != READ_NOTED);
                     known.map(|bound| bound == target_id(target))
                 };
                 if let Some(same) = known {
@@ -105,7 +102,7 @@ impl Store {
                     .write_each(move |conn| bind_row(conn, &key, &target_owned, expires_at))
                     .await?;
                 let mut copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
-                copies.remember(use_hash, target_id(&bound), now, expires_at);
+                copies.remember(copy, target_id(&bound), now, expires_at);
                 Ok(bound == target)
             }
         }
@@ -128,9 +125,10 @@ impl Store {
                 Ok(())
             }
             Engine::Postgres(db) => {
+                let copy = key(use_hash);
                 let known = {
                     let copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
-                    copies.get(use_hash, now).is_some()
+                    copies.get(&copy, now).is_some()
                 };
                 if known {
                     return Ok(());
@@ -147,8 +145,8 @@ impl Store {
                 // Whatever the row says now, it says it for as long as it lives: a later read
                 // needs no statement. (Its target is not known here; reads never ask.)
                 let mut copies = db.signature_uses.lock().map_err(|_| StoreError::Closed)?;
-                if copies.get(use_hash, now).is_none() {
-                    copies.remember(use_hash, target_id(READ_NOTED), now, expires_at);
+                if copies.get(&copy, now).is_none() {
+                    copies.remember(copy, READ_NOTED, now, expires_at);
                 }
                 Ok(())
             }
@@ -158,8 +156,8 @@ impl Store {
 
 /// What a PostgreSQL instance's copy holds for a signature it noted on a read without learning its
 /// row's target (`DO NOTHING` answers nothing): enough for the next read, while a state-changing
-/// request asks the row itself.
-const READ_NOTED: &str = "";
+/// request asks the row itself. (No target's id is all zeros but with probability 2⁻¹²⁸.)
+const READ_NOTED: TargetId = [0; 16];
 
 /// One statement: a new row takes this target; an existing one keeps its own (the no-op update
 /// makes it answer, and holds a racing twin until this transaction ends). Either way the row's

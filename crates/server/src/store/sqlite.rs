@@ -27,8 +27,8 @@ pub(super) type Job = Box<dyn TxJob>;
 const READERS: usize = 2;
 
 pub(super) struct Sqlite {
-    writer: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
-    readers: Mutex<Option<mpsc::Sender<(Mode, Job)>>>,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Vec<thread::JoinHandle<()>>>,
     reader_threads: Mutex<Vec<thread::JoinHandle<()>>>,
     /// The WAL's length as the writer and the checkpointer see it.
@@ -62,8 +62,8 @@ impl Sqlite {
         let (read_tx, read_rx) = mpsc::channel();
         let read_rx = Arc::new(Mutex::new(read_rx));
         for i in 0..READERS {
-            reader_threads.push(spawn(
-                &format!("provisio-db-reader-{i}"),
+            reader_threads.push(spawn_reader(
+                format!("provisio-db-reader-{i}"),
                 connect(path, READER_CACHE_KIB)?,
                 read_rx.clone(),
             )?);
@@ -84,7 +84,7 @@ impl Sqlite {
     pub(super) fn submit(&self, mode: Mode, job: Job) -> Result<(), StoreError> {
         let slot = if mode == Mode::Read { &self.readers } else { &self.writer };
         let sender = slot.lock().map_err(|_| StoreError::Closed)?;
-        sender.as_ref().ok_or(StoreError::Closed)?.send((mode, job)).map_err(|_| StoreError::Closed)
+        sender.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
     }
 
     /// Stops accepting work and waits while the threads finish what they have and close their
@@ -273,51 +273,40 @@ fn connect(path: &str, cache_kib: i64) -> Result<Connection, StoreError> {
 /// answering them, restarts the WAL when it has grown long (`wal`).
 fn spawn_writer(
     mut conn: Connection,
-    jobs: mpsc::Receiver<(Mode, Job)>,
+    jobs: mpsc::Receiver<Job>,
     log: Arc<wal::Log>,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
-    thread::Builder::new()
-        .name("provisio-db-writer".into())
-        .spawn(move || {
-            while let Ok((_, first)) = jobs.recv() {
-                let mut group = vec![first];
-                while group.len() < MAX_GROUP {
-                    match jobs.try_recv() {
-                        Ok((_, job)) => group.push(job),
-                        Err(_) => break,
-                    }
-                }
-                run_group(&mut conn, group);
-                if log.restart_due() {
-                    wal::restart(&conn, &log);
-                }
+    super::tx::spawn_thread("provisio-db-writer".into(), move || {
+        while let Ok(first) = jobs.recv() {
+            let mut group = vec![first];
+            group.extend(jobs.try_iter().take(MAX_GROUP - 1));
+            run_group(&mut conn, group);
+            if log.restart_due() {
+                wal::restart(&conn, &log);
             }
-        })
-        .map_err(|e| StoreError::Thread(e.to_string()))
+        }
+    })
 }
 
 /// A reader: takes reads from the channel its siblings share.
-fn spawn(
-    name: &str,
+fn spawn_reader(
+    name: String,
     mut conn: Connection,
-    jobs: Arc<Mutex<mpsc::Receiver<(Mode, Job)>>>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
-    thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            loop {
-                // Only one idle thread waits on the channel at a time; the others wait for the lock.
-                let job = match jobs.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => return,
-                };
-                match job {
-                    Ok((mode, job)) => run(&mut conn, mode, job),
-                    Err(_) => return,
-                }
+    super::tx::spawn_thread(name, move || {
+        loop {
+            // Only one idle thread waits on the channel at a time; the others wait for the lock.
+            let job = match jobs.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => return,
+            };
+            match job {
+                Ok(job) => run(&mut conn, Mode::Read, job),
+                Err(_) => return,
             }
-        })
-        .map_err(|e| StoreError::Thread(e.to_string()))
+        }
+    })
 }
 
 /// `$N` (the text every backend is written in) → SQLite's `?N`, which binds by number.

@@ -12,6 +12,14 @@ use tokio::sync::oneshot;
 
 use super::{Conn, StoreError};
 
+/// Starts a database thread named `name` running `work`.
+pub(super) fn spawn_thread(
+    name: String,
+    work: impl FnOnce() + Send + 'static,
+) -> Result<thread::JoinHandle<()>, StoreError> {
+    thread::Builder::new().name(name).spawn(work).map_err(|e| StoreError::Thread(e.to_string()))
+}
+
 /// Waits for a backend's database threads to exit (once their job queue is closed); how many
 /// panicked instead.
 pub(super) fn join_all(threads: &Mutex<Vec<thread::JoinHandle<()>>>) -> usize {

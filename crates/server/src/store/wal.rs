@@ -127,31 +127,28 @@ pub(super) fn spawn_checkpointer(
     conn: Connection,
     log: Arc<Log>,
 ) -> Result<thread::JoinHandle<()>, StoreError> {
-    thread::Builder::new()
-        .name("provisio-db-checkpointer".into())
-        .spawn(move || {
-            loop {
-                let Ok(state) = log.state.lock() else { return };
-                let (mut state, _) = log
-                    .wake
-                    .wait_timeout_while(state, IDLE_PASS, |s| !s.stop && s.frames < s.next_pass)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                // At most one pass per PASS_EVERY frames, even when readers keep one from
-                // copying everything.
-                state.next_pass = state.frames + PASS_EVERY;
-                // A restart due is the writer's: a pass now would only make it wait.
-                let behind = state.frames > state.copied && state.frames < RESTART_AT;
-                let stop = state.stop;
-                drop(state);
-                if stop {
-                    return;
-                }
-                if behind {
-                    pass(&conn, &log);
-                }
+    super::tx::spawn_thread("provisio-db-checkpointer".into(), move || {
+        loop {
+            let Ok(state) = log.state.lock() else { return };
+            let (mut state, _) = log
+                .wake
+                .wait_timeout_while(state, IDLE_PASS, |s| !s.stop && s.frames < s.next_pass)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // At most one pass per PASS_EVERY frames, even when readers keep one from
+            // copying everything.
+            state.next_pass = state.frames + PASS_EVERY;
+            // A restart due is the writer's: a pass now would only make it wait.
+            let behind = state.frames > state.copied && state.frames < RESTART_AT;
+            let stop = state.stop;
+            drop(state);
+            if stop {
+                return;
             }
-        })
-        .map_err(|e| StoreError::Thread(e.to_string()))
+            if behind {
+                pass(&conn, &log);
+            }
+        }
+    })
 }
 
 /// One passive checkpoint: copies what no reader still needs, waits for nobody.
