@@ -42,6 +42,20 @@ macro_rules! codes {
             }
         }
 
+        /// A string whose values are the codes' wire names.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .enum_values(Some([$($wire),+]))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -127,6 +141,7 @@ codes! {
 
 /// `{"code":…,"message":…}`, the inner object of the flat, typed and status envelopes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody<C> {
     pub code: C,
     pub message: String,
@@ -134,6 +149,7 @@ pub struct ErrorBody<C> {
 
 /// `{"error":{"code","message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlatError {
     error: ErrorBody<FlatCode>,
 }
@@ -163,6 +179,7 @@ impl FlatError {
 
 /// The constant `"type":"error"` of the typed envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 enum ErrorTag {
     #[default]
@@ -172,6 +189,7 @@ enum ErrorTag {
 /// `{"id":"<request id>","type":"error","error":{"code","message"}}`; `id` is absent for errors about
 /// the envelope and its authentication, present once the request is authenticated (spec 4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TypedError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<String>,
@@ -230,6 +248,7 @@ impl TypedError {
 
 /// The constant `"status":"error"` of the status envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 enum StatusTag {
     #[default]
@@ -238,6 +257,7 @@ enum StatusTag {
 
 /// `{"status":"error","id":"<resource id or \"\">","error":{"code","message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusError {
     status: StatusTag,
     id: String,
@@ -273,6 +293,7 @@ impl StatusError {
 
 /// `{"error":"<rfc6749 code>","error_description":"…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthError {
     error: OAuthCode,
     error_description: String,

@@ -30,7 +30,7 @@ use crate::{
         billing::Billing,
         resources::{ResourceError, validate_configuration},
     },
-    http::{account_requests, deep_links, oauth, reply::ApiError, resources},
+    http::{account_requests, extract::RequestBody, oauth, reply::ApiError},
     rate_limit::{RateLimiter, Scope},
 };
 
@@ -74,7 +74,7 @@ pub fn endpoint_bodies(data: &[u8]) {
     match selector % 4 {
         0 => account_request(body),
         1 => {
-            let request = resource_body::<CreateResourceRequest>(body, "");
+            let request = resource_body::<CreateResourceRequest>(body);
             if let Some(request) = request {
                 assert_payment_token(request.payment_token());
                 for catalog in CATALOGS.iter() {
@@ -89,7 +89,7 @@ pub fn endpoint_bodies(data: &[u8]) {
             }
         }
         2 => {
-            if let Some(request) = resource_body::<UpdateServiceRequest>(body, "7") {
+            if let Some(request) = resource_body::<UpdateServiceRequest>(body) {
                 assert_payment_token(request.payment_token());
                 let target = request.service_id.as_deref().filter(|s| !s.is_empty());
                 for catalog in CATALOGS.iter() {
@@ -99,12 +99,12 @@ pub fn endpoint_bodies(data: &[u8]) {
                 }
             }
         }
-        _ => match deep_links::parse(body) {
+        _ => match DeepLinkRequest::parse(body) {
             Ok(request) => {
                 assert!(is_json_object(body));
                 round_trips::<DeepLinkRequest>(&request);
             }
-            Err(e) => assert_client_error(e, 400),
+            Err(message) => assert!(!message.is_empty()),
         },
     }
 }
@@ -144,13 +144,13 @@ fn account_request(body: &[u8]) {
     }
 }
 
-/// `parse_body` of the resource endpoints: an empty body is the default request; anything
-/// accepted was a JSON object and survives a round trip.
-fn resource_body<T>(body: &[u8], raw_id: &str) -> Option<T>
+/// The resource endpoints' body: an empty body is the default request; anything accepted was a
+/// JSON object and survives a round trip.
+fn resource_body<T>(body: &[u8]) -> Option<T>
 where
-    T: DeserializeOwned + Serialize + Default + PartialEq + std::fmt::Debug,
+    T: RequestBody + DeserializeOwned + Serialize + Default + PartialEq + std::fmt::Debug,
 {
-    match resources::parse_body::<T>(body, raw_id) {
+    match T::parse(body) {
         Ok(request) => {
             if body.iter().all(u8::is_ascii_whitespace) {
                 assert_eq!(request, T::default());
@@ -160,8 +160,8 @@ where
             round_trips(&request);
             Some(request)
         }
-        Err(e) => {
-            assert_client_error(e, 400);
+        Err(message) => {
+            assert!(!message.is_empty());
             None
         }
     }

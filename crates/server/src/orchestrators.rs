@@ -90,7 +90,8 @@ impl Orchestrator {
 /// fixed at start, their database secrets are not.
 #[derive(Debug, Clone, Default)]
 pub struct Orchestrators {
-    list: Vec<Orchestrator>,
+    /// Shared, so a verified request can hold its orchestrator past the borrow of the state.
+    list: Vec<Arc<Orchestrator>>,
     live: Arc<Live>,
 }
 
@@ -124,7 +125,7 @@ struct LiveKey {
 
 impl Orchestrators {
     pub fn new(list: Vec<Orchestrator>) -> Self {
-        Self { list, live: Arc::default() }
+        Self { list: list.into_iter().map(Arc::new).collect(), live: Arc::default() }
     }
 
     /// Whether any signing secret is configured or loaded from the database; without one every
@@ -134,12 +135,12 @@ impl Orchestrators {
             || self.live_keys().by_orchestrator.iter().any(|keys| !keys.is_empty())
     }
 
-    pub fn all(&self) -> &[Orchestrator] {
+    pub fn all(&self) -> &[Arc<Orchestrator>] {
         &self.list
     }
 
     pub fn get(&self, name: &str) -> Option<&Orchestrator> {
-        self.list.iter().find(|o| o.name == name)
+        self.list.iter().find(|o| o.name == name).map(Arc::as_ref)
     }
 
     fn live_keys(&self) -> Arc<LiveKeys> {
@@ -221,7 +222,7 @@ impl Orchestrators {
         body: &[u8],
         now: i64,
         tolerance_secs: u64,
-    ) -> Result<(&Orchestrator, i64), SignatureError> {
+    ) -> Result<(&Arc<Orchestrator>, i64), SignatureError> {
         let live = self.live_keys();
         let mut last = SignatureError::Mismatch;
         for (i, orchestrator) in self.list.iter().enumerate() {

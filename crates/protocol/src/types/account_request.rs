@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -44,6 +45,7 @@ pub struct AccountRequest {
 
 /// `{type:"stripe",stripe:{account:"acct_…",organization?}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrchestratorRef {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -55,6 +57,7 @@ pub struct OrchestratorRef {
 /// accepted, even together (a serde `alias` would refuse `{"organization":null,"organisation":"x"}`
 /// as a duplicate field, although a null must count as absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(from = "StripeOrchestratorWire")]
 pub struct StripeOrchestrator {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +103,7 @@ impl AccountRequest {
 
 /// The three success shapes, each with the request's `id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountRequestResponse {
     pub id: String,
     #[serde(flatten)]
@@ -107,6 +111,7 @@ pub struct AccountRequestResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AccountOutcome {
     Oauth { oauth: OAuthCode },
@@ -115,18 +120,21 @@ pub enum AccountOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthCode {
     pub code: String,
 }
 
 /// `{"type":"bearer","bearer":{…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Credentials {
     Bearer { bearer: BearerCredentials },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BearerCredentials {
     pub access_token: String,
     pub refresh_token: String,
@@ -135,6 +143,7 @@ pub struct BearerCredentials {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialsAccount {
     pub id: String,
     pub payment_credentials: String,
@@ -142,12 +151,14 @@ pub struct CredentialsAccount {
 
 /// `{"type":"redirect","redirect":{"url":…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RequiresAuth {
     Redirect { redirect: Redirect },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Redirect {
     pub url: String,
 }

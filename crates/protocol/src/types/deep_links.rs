@@ -8,6 +8,7 @@ pub const DEEP_LINK_PURPOSE_DASHBOARD: &str = "dashboard";
 /// Both fields optional at the serde level: a missing or other `purpose` gets the provider's own
 /// flat error, and an absent `resource_id` means the token's primary project.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeepLinkRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
@@ -17,6 +18,7 @@ pub struct DeepLinkRequest {
 
 /// `{"purpose":"dashboard","url":"…/login?token=…&project_id=…","expires_at":"<RFC 3339>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeepLinkResponse {
     pub purpose: String,
     pub url: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `{"status":"ok","supported_versions":["0.1d"]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthResponse {
     pub status: String,
     pub supported_versions: Vec<String>,

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 /// Body of `POST /provisioning/resources`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateResourceRequest {
     /// Absent: the catalog's default deployable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +43,7 @@ impl CreateResourceRequest {
 
 /// Body of `POST /provisioning/resources/{id}/update_service`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateServiceRequest {
     /// Required by the provider (`missing_service_id`), optional here so that it can say so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +65,7 @@ impl UpdateServiceRequest {
 /// that a credential of another type still parses and can be ignored (spec 6) instead of failing
 /// the whole body.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentCredentials {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -95,6 +98,7 @@ impl PaymentCredentials {
 /// The success answers of every resource endpoint:
 /// `{"status":"complete","id","complete":{"access_configuration":{…}}}` or `{"status":"removed","id"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ResourceResponse {
     Complete { id: String, complete: ResourceComplete },
@@ -105,6 +109,7 @@ pub enum ResourceResponse {
 /// stable, so that identical answers serialize to identical bytes (idempotent replays compare
 /// equal).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceComplete {
     pub access_configuration: BTreeMap<String, String>,
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Form (or JSON) fields of a token request. All optional: the endpoint answers each missing one
 /// with its own error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_type: Option<String>,
@@ -18,6 +19,7 @@ pub struct TokenRequest {
 
 /// 200 answer; `account` only for the `authorization_code` grant. No `scope` key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub token_type: String,
     pub access_token: String,
@@ -28,6 +30,7 @@ pub struct TokenResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenAccount {
     /// The organization id.
     pub id: String,
@@ -37,6 +40,7 @@ pub struct TokenAccount {
 
 /// A project the user could pick ("team" in the protocol's words).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Team {
     pub id: i64,
     pub name: String,
@@ -46,6 +50,7 @@ pub struct Team {
 
 /// RFC 8414 authorization server metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorizationServerMetadata {
     pub issuer: String,
     pub token_endpoint: String,

@@ -2,7 +2,12 @@
 //! API-Version → body → signature present (401 typed) → signature valid (401 flat) →
 //! `orchestrator.stripe.account` → `configuration.team_id` → account work.
 
-use axum::{extract::State, http::HeaderMap, response::Response};
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRequest, Request, State},
+    response::Response,
+};
 use provisio_protocol::{
     TypedError,
     envelope::TypedCode,
@@ -15,11 +20,10 @@ use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{
-    idempotency::replay_safe,
+    extract::Edge,
     reply::{ApiError, json},
     request::{
-        MAX_SCOPES, RawBody, Target, check_api_version, require_signature_header, too_long,
-        verify_signature,
+        MAX_SCOPES, check_api_version, require_signature_header, too_long, verify_signature,
     },
 };
 use crate::{
@@ -29,104 +33,126 @@ use crate::{
     state::AppState,
 };
 
-pub async fn create(
-    State(state): State<AppState>,
-    target: Target,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Result<Response, ApiError> {
-    check_api_version(&headers)?;
-    let request = validate_body(&body, state.clock.now())?;
-    require_signature_header(&state, &headers, || {
-        TypedError::anonymous(TypedCode::Unauthorized, "Authentication required").into()
-    })
-    .await?;
-    // No bearer here: the signature and the body are the whole request.
-    let signed = verify_signature(&state, &headers, &body, &target, "").await?;
-    let path = "/provisioning/account_requests";
-    let run = authenticated(&state, signed.orchestrator, request);
-    replay_safe(&state, &signed.id, "", path, &body, run).await
+/// An account request admitted in the spec's order: API-Version → body → signature present (401
+/// typed) → signature valid (401 flat) → answered once per signature.
+pub struct Admitted {
+    orchestrator: Arc<Orchestrator>,
+    request: AccountRequest,
 }
 
-/// Everything after the signature: orchestrator account → rate limit → `team_id` → account work.
-async fn authenticated(
-    state: &AppState,
-    orchestrator: &Orchestrator,
-    request: AccountRequest,
+impl FromRequest<AppState> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let edge = Edge::read(req, state).await?;
+        check_api_version(&edge.headers)?;
+        let request = validate_body(&edge.body, state.clock.now())?;
+        let unsigned =
+            || TypedError::anonymous(TypedCode::Unauthorized, "Authentication required").into();
+        require_signature_header(state, &edge.headers, unsigned).await?;
+        // No bearer here: the signature and the body are the whole request.
+        let signed = verify_signature(state, &edge.headers, &edge.body, &edge.target, "").await?;
+        edge.replay_safe(state, &signed.id, "", None).await?;
+        Ok(Self { orchestrator: signed.orchestrator, request })
+    }
+}
+
+/// Past the extractor: orchestrator account → rate limit → `team_id` and the configuration →
+/// account work.
+pub async fn create(
+    State(state): State<AppState>,
+    Admitted { orchestrator, request }: Admitted,
 ) -> Result<Response, ApiError> {
-    let Some(account) = request.orchestrator_account() else {
+    let Some(account) = request.orchestrator_account().map(String::from) else {
         return Err(invalid("orchestrator.stripe.account is required"));
     };
     let id = request.id.clone().unwrap_or_default();
-    let with_id = |code, message: &str| ApiError::from(TypedError::for_request(&id, code, message));
-    let email = accounts::normalize_email(request.email.as_deref().unwrap_or_default());
-    let by_account = format!("{}\n{account}", orchestrator.name);
-    let limited = match state.limit(Scope::OrchestratorAccount, &by_account).await {
-        Ok(()) => state.limit(Scope::Email, &email).await,
-        refused => refused,
-    };
-    limited.map_err(|seconds| {
-        with_id(TypedCode::RateLimited, "Too many account requests; retry later")
+    let refused = |code, message: &str| ApiError::from(TypedError::for_request(&id, code, message));
+    limit(&state, &orchestrator, &account, request.email.as_deref()).await.map_err(|seconds| {
+        refused(TypedCode::RateLimited, "Too many account requests; retry later")
             .retry_after(seconds)
     })?;
-    let team_id = team_id(request.configuration_value("team_id")).map_err(|()| {
-        with_id(TypedCode::InvalidRequest, "configuration.team_id must be an integer")
-    })?;
-    let organization_name = match request.configuration_value("organization_name") {
-        None => None,
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Some(_) => {
-            return Err(with_id(
-                TypedCode::InvalidRequest,
-                "configuration.organization_name must be a non-empty string",
-            ));
-        }
-    };
-    let scopes = request.scopes.clone().unwrap_or_default();
-    if let Some(scope) = state.accounts.unknown_scope(&scopes) {
-        return Err(with_id(TypedCode::InvalidRequest, &format!("Unknown scope: {scope}")));
-    }
-    let configuration = state
-        .accounts
-        .check(request.configuration.as_ref())
-        .map_err(|message| with_id(TypedCode::InvalidConfiguration, &message))?;
-    let input = accounts::AccountRequest {
-        request_id: id.clone(),
-        email: request.email.clone().unwrap_or_default(),
-        name: request.name.clone().filter(|n| !n.trim().is_empty()),
-        organization_name,
-        team_id,
-        scopes,
-        configuration,
-        code_challenge: request.code_challenge.clone(),
-        confirmation_secret: request.confirmation_secret.clone().filter(|s| !s.is_empty()),
-        orchestrator_account: account.to_string(),
-    };
+    let input =
+        input(&state, request, account).map_err(|(code, message)| refused(code, &message))?;
     let accounts = Accounts {
         store: &state.store,
         connector: state.connector.as_deref(),
         public_url: &state.public_url,
     };
-    let outcome =
-        accounts.request(orchestrator, input, state.clock.now()).await.map_err(|e| match e {
-            AccountError::TeamResolutionFailed => {
-                with_id(TypedCode::TeamResolutionFailed, &e.to_string())
-            }
-            AccountError::RequestIdReused => with_id(TypedCode::InvalidRequest, &e.to_string()),
-            AccountError::CreationRefused => ApiError::from(
-                TypedError::for_request(&id, TypedCode::AccountCreationFailed, e.to_string())
-                    .refusal(),
-            ),
-            AccountError::Unavailable { retry_after_secs } => {
-                with_id(TypedCode::ProviderUnavailable, &e.to_string())
-                    .retry_after(retry_after_secs)
-            }
-            AccountError::Internal(e) => {
-                tracing::error!(error = %e, "account request failed");
-                with_id(TypedCode::AccountCreationFailed, "The account could not be created")
-            }
-        })?;
+    let outcome = accounts.request(&orchestrator, input, state.clock.now()).await;
+    let outcome = outcome.map_err(|e| account_error(&id, e))?;
     Ok(json(200, &AccountRequestResponse { id, outcome: wire_outcome(outcome) }))
+}
+
+/// The per orchestrator account limit, then the per email one; `Err` carries `Retry-After`.
+async fn limit(
+    state: &AppState,
+    orchestrator: &Orchestrator,
+    account: &str,
+    email: Option<&str>,
+) -> Result<(), u64> {
+    let by_account = format!("{}\n{account}", orchestrator.name);
+    state.limit(Scope::OrchestratorAccount, &by_account).await?;
+    state.limit(Scope::Email, &accounts::normalize_email(email.unwrap_or_default())).await
+}
+
+/// The domain's input: `team_id`, `organization_name`, the scopes and the configuration checked;
+/// `Err` is the typed code and message of the first that is wrong.
+fn input(
+    state: &AppState,
+    request: AccountRequest,
+    orchestrator_account: String,
+) -> Result<accounts::AccountRequest, (TypedCode, String)> {
+    let invalid = |message: &str| (TypedCode::InvalidRequest, message.to_string());
+    let team_id = team_id(request.configuration_value("team_id"))
+        .map_err(|()| invalid("configuration.team_id must be an integer"))?;
+    let organization_name = match request.configuration_value("organization_name") {
+        None => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(_) => {
+            return Err(invalid("configuration.organization_name must be a non-empty string"));
+        }
+    };
+    let scopes = request.scopes.unwrap_or_default();
+    if let Some(scope) = state.accounts.unknown_scope(&scopes) {
+        return Err(invalid(&format!("Unknown scope: {scope}")));
+    }
+    let configuration = state
+        .accounts
+        .check(request.configuration.as_ref())
+        .map_err(|message| (TypedCode::InvalidConfiguration, message))?;
+    Ok(accounts::AccountRequest {
+        request_id: request.id.unwrap_or_default(),
+        email: request.email.unwrap_or_default(),
+        name: request.name.filter(|n| !n.trim().is_empty()),
+        organization_name,
+        team_id,
+        scopes,
+        configuration,
+        code_challenge: request.code_challenge,
+        confirmation_secret: request.confirmation_secret.filter(|s| !s.is_empty()),
+        orchestrator_account,
+    })
+}
+
+fn account_error(id: &str, e: AccountError) -> ApiError {
+    let refused = |code, message: &str| ApiError::from(TypedError::for_request(id, code, message));
+    match e {
+        AccountError::TeamResolutionFailed => {
+            refused(TypedCode::TeamResolutionFailed, &e.to_string())
+        }
+        AccountError::RequestIdReused => refused(TypedCode::InvalidRequest, &e.to_string()),
+        AccountError::CreationRefused => ApiError::from(
+            TypedError::for_request(id, TypedCode::AccountCreationFailed, e.to_string()).refusal(),
+        ),
+        AccountError::Unavailable { retry_after_secs } => {
+            refused(TypedCode::ProviderUnavailable, &e.to_string()).retry_after(retry_after_secs)
+        }
+        AccountError::Internal(e) => {
+            tracing::error!(error = %e, "account request failed");
+            refused(TypedCode::AccountCreationFailed, "The account could not be created")
+        }
+    }
 }
 
 fn wire_outcome(outcome: Outcome) -> AccountOutcome {

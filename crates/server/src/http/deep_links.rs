@@ -1,7 +1,7 @@
-//! `POST /provisioning/deep_links` (spec 5.10). Bearer failures answer in the status envelope, every
-//! other error in the flat one. Order: bearer → signature → API-Version → body.
+//! `POST /provisioning/deep_links` (spec 5.10), behind [`BearerSigned`] in the flat envelope:
+//! bearer (its failures in the status envelope) → signature → API-Version → body.
 
-use axum::{extract::State, http::HeaderMap, response::Response};
+use axum::{extract::State, response::Response};
 use provisio_protocol::{
     FlatError,
     envelope::FlatCode,
@@ -9,9 +9,8 @@ use provisio_protocol::{
 };
 
 use super::{
-    idempotency::idempotent,
+    extract::{BearerSigned, InFlat},
     reply::{ApiError, json},
-    request::{RawBody, Target, authenticate_signed, limit_token},
 };
 use crate::{
     domain::dashboard::{self, DashboardError},
@@ -20,92 +19,47 @@ use crate::{
 
 pub async fn create(
     State(state): State<AppState>,
-    target: Target,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    call: BearerSigned<DeepLinkRequest, InFlat>,
 ) -> Result<Response, ApiError> {
-    let call = authenticate_signed(&state, &headers, &body, &target, "").await?;
-    limit_token(&state, &call.principal).await.map_err(|seconds| {
-        flat(FlatCode::RateLimited, "Too many requests for this token; retry later")
-            .retry_after(seconds)
-    })?;
-    let conflict = || {
-        flat(
-            FlatCode::IdempotencyConflict,
-            "Idempotency-Key was already used with a different request",
-        )
-    };
-    idempotent(
-        &state,
-        &headers,
-        &call,
-        "/provisioning/deep_links",
-        &body,
-        conflict,
-        issue(&state, &call.principal, &body),
-    )
-    .await
-}
-
-async fn issue(
-    state: &AppState,
-    principal: &crate::domain::auth::Principal,
-    body: &[u8],
-) -> Result<Response, ApiError> {
-    let request = parse(body)?;
-    let purpose = request.purpose.unwrap_or_default();
+    let purpose = call.body.purpose.unwrap_or_default();
     if purpose != DEEP_LINK_PURPOSE_DASHBOARD {
         return Err(flat(
             FlatCode::UnsupportedPurpose,
             format!("Unsupported purpose: {purpose}. Supported: {DEEP_LINK_PURPOSE_DASHBOARD}"),
         ));
     }
-    let project_id = match request.resource_id.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(
-            raw.parse::<i64>()
-                .ok()
-                .filter(|&id| id > 0 && raw.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| {
-                    flat(FlatCode::InvalidRequest, format!("Invalid resource_id: {raw}"))
-                })?,
-        ),
-    };
-    let link = dashboard::issue_link(
-        &state.store,
-        principal,
-        project_id,
-        &state.public_url,
-        state.clock.now(),
-    )
-    .await
-    .map_err(|e| match e {
-        DashboardError::Forbidden => flat(FlatCode::Forbidden, e.to_string()),
-        e => {
-            tracing::error!(error = %e, "deep link failed");
-            flat(FlatCode::ServerError, "Internal server error")
-        }
-    })?;
+    let project_id = project_id(call.body.resource_id.as_deref())?;
+    let (store, url, now) = (&state.store, &state.public_url, state.clock.now());
+    let link =
+        dashboard::issue_link(store, &call.principal, project_id, url, now).await.map_err(|e| {
+            match e {
+                DashboardError::Forbidden => flat(FlatCode::Forbidden, e.to_string()),
+                e => {
+                    tracing::error!(error = %e, "deep link failed");
+                    flat(FlatCode::ServerError, "Internal server error")
+                }
+            }
+        })?;
+    let (url, expires_at) = (link.url, link.expires_at);
     Ok(json(
         200,
-        &DeepLinkResponse {
-            purpose: DEEP_LINK_PURPOSE_DASHBOARD.into(),
-            url: link.url,
-            expires_at: link.expires_at,
-        },
+        &DeepLinkResponse { purpose: DEEP_LINK_PURPOSE_DASHBOARD.into(), url, expires_at },
     ))
+}
+
+/// The resource the link opens, if the request names one: a resource (project) id.
+fn project_id(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|&id| id > 0 && raw.bytes().all(|b| b.is_ascii_digit()))
+            .map(Some)
+            .ok_or_else(|| flat(FlatCode::InvalidRequest, format!("Invalid resource_id: {raw}"))),
+    }
 }
 
 fn flat(code: FlatCode, message: impl Into<String>) -> ApiError {
     FlatError::new(code, message).into()
-}
-
-pub(crate) fn parse(body: &[u8]) -> Result<DeepLinkRequest, ApiError> {
-    let invalid = || flat(FlatCode::InvalidRequest, "Request body must be a JSON object");
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid())?;
-    if !value.is_object() {
-        return Err(invalid());
-    }
-    serde_json::from_value(value)
-        .map_err(|e| flat(FlatCode::InvalidRequest, format!("Malformed request: {e}")))
 }

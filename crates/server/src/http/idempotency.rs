@@ -1,23 +1,32 @@
-//! Answering a repeated request from its recorded response instead of running it twice:
-//! `Idempotency-Key` on the resource POSTs and `deep_links` (spec 5.5: same key and body → the
-//! recorded answer; different body → 409 `idempotency_conflict`; kept 24 hours), and replay safety
-//! for byte-identical signed POSTs (kept while the signature could still verify). Only 2xx answers
-//! are recorded, sealed (ChaCha20-Poly1305) under a key derived from the server secret and the
-//! request's own key (Idempotency-Key or signature), which is stored only hashed.
+//! Answering a repeated request from its recorded response instead of running it twice, as a layer
+//! on the routes that change state: `Idempotency-Key` on the resource POSTs and `deep_links` (spec
+//! 5.5: same key and body → the recorded answer; different body → 409 `idempotency_conflict`; kept
+//! 24 hours), and replay safety for byte-identical signed POSTs (kept while the signature could
+//! still verify).
+//!
+//! The layer ([`answer_once`]) gives each request an [`AnsweredOnce`]; the endpoint's extractor,
+//! once the request is authenticated (the scopes name the caller), claims its scopes through it and
+//! is answered `Err(response)` for a replay or a conflict, so the handler never runs twice. When the
+//! handler has answered, the layer records a 2xx answer under every scope claimed, or gives the
+//! claims back. Answers are sealed (ChaCha20-Poly1305) under a key derived from the server secret
+//! and the scope, which holds the request's own key (Idempotency-Key or signature) and is stored
+//! only hashed.
 
-use std::{future::Future, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     body::{Body, to_bytes},
+    extract::Request,
     http::{HeaderMap, HeaderValue, header},
-    response::Response,
+    middleware::Next,
+    response::{IntoResponse, Response},
 };
 use sha2::Sha256;
 
-use super::{
-    reply::{ApiError, json_bytes},
-    request::SignedCall,
-};
+use super::reply::{ApiError, json_bytes};
 use crate::{
     crypto::{self, token_hash},
     domain::auth::Principal,
@@ -34,143 +43,135 @@ const TTL_SECS: i64 = 24 * 3600;
 /// Recorded bodies larger than this are not recorded (credentials answers are tiny).
 const MAX_RECORDED: usize = 64 * 1024;
 
-/// Runs `handler` once per (organization, path, Idempotency-Key) and once per signed request;
-/// replays or refuses repeats. `conflict` builds the endpoint's own 409 answer.
-pub async fn idempotent<F>(
-    state: &AppState,
-    headers: &HeaderMap,
-    call: &SignedCall,
-    path: &str,
-    body: &[u8],
-    conflict: impl FnOnce() -> ApiError,
-    handler: F,
-) -> Result<Response, ApiError>
-where
-    F: Future<Output = Result<Response, ApiError>>,
-{
-    let principal = &call.principal;
-    replay_safe(
-        state,
-        &call.signed_id,
-        &principal.family_id,
-        path,
-        body,
-        by_key(state, headers, principal, path, body, conflict, handler),
-    )
-    .await
+/// The layer: every request through it is answered once per scope its extractor claims.
+pub async fn answer_once(mut req: Request, next: Next) -> Response {
+    let once = Arc::new(AnsweredOnce::default());
+    req.extensions_mut().insert(Arc::clone(&once));
+    let response = next.run(req).await;
+    once.record(response).await
+}
+
+/// The scopes one request holds. Dropped with claims still held (the request's future dropped
+/// because the client went away), each claim gives its key back from a task of its own.
+#[derive(Default)]
+pub struct AnsweredOnce {
+    held: Mutex<Vec<Held>>,
+}
+
+impl AnsweredOnce {
+    /// Replay safety: a byte-identical signed request seen again while its signature is still
+    /// valid is answered from the recorded response. `signed_id` names the signed request
+    /// (orchestrator, timestamp and body, however the header was worded); `caller` is the bearer's
+    /// token family (`""` without one), because the signature does not cover the `Authorization`
+    /// header — two tokens sending the same body in the same second are two requests.
+    pub async fn replay_safe(
+        &self,
+        state: &AppState,
+        signed_id: &str,
+        caller: &str,
+        route: &str,
+        body: &[u8],
+    ) -> Result<(), Response> {
+        let scope = format!("replay\n{caller}\n{route}\n{signed_id}");
+        // Kept past the window on both sides, so no valid copy of the request can run again.
+        let ttl = i64::try_from(state.limits.signature_tolerance_secs)
+            .unwrap_or(i64::MAX / 4)
+            .saturating_mul(2)
+            .saturating_add(1);
+        self.claim(state, scope, body, ttl, ApiError::server_error).await
+    }
+
+    /// Once per (organization, route, Idempotency-Key), when the request has a usable key;
+    /// `conflict` builds the endpoint's own 409 answer.
+    pub async fn by_key(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        principal: &Principal,
+        route: &str,
+        body: &[u8],
+        conflict: impl FnOnce() -> ApiError,
+    ) -> Result<(), Response> {
+        let Some(key) = idempotency_key(headers) else {
+            return Ok(());
+        };
+        let scope = format!(
+            "{}\n{}\n{}\n{}",
+            principal.orchestrator, principal.organization_id, route, key
+        );
+        self.claim(state, scope, body, TTL_SECS, conflict).await
+    }
+
+    /// Claims `scope`: `Ok` to run; a repeat with the same body gets the recorded 2xx answer, one
+    /// with a different body gets `conflict()`. A repeat that arrives while the first is still
+    /// running waits for its answer (at most `WAIT_FOR_TWIN`, then `conflict()`), so the two never
+    /// run side by side, on one instance or several.
+    async fn claim(
+        &self,
+        state: &AppState,
+        scope: String,
+        body: &[u8],
+        ttl: i64,
+        conflict: impl FnOnce() -> ApiError,
+    ) -> Result<(), Response> {
+        let key_hash = token_hash(&scope);
+        let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
+        match take_turn(state, &key_hash, &request_hash).await {
+            Ok(Turn::Run) => {}
+            Ok(Turn::Replay(recorded)) => return Err(replay(state, &scope, &recorded)),
+            Ok(Turn::Conflict) => return Err(conflict().into_response()),
+            Err(e) => return Err(e.into_response()),
+        }
+        let held = Held { state: state.clone(), key_hash, scope, request_hash, ttl, armed: true };
+        self.lock().push(held);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Held>> {
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a 2xx answer under every scope held, or gives them back.
+    async fn record(&self, response: Response) -> Response {
+        let held = std::mem::take(&mut *self.lock());
+        if held.is_empty() {
+            return response;
+        }
+        if !response.status().is_success() {
+            // Given back before answering, so a retry that follows at once runs.
+            for claim in held {
+                claim.release().await;
+            }
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        // The answer is ours, already made: it is answered whatever its size (the work is done),
+        // and recorded only when it is small enough to keep.
+        let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+            for claim in held {
+                claim.release().await;
+            }
+            return ApiError::server_error().into_response();
+        };
+        if bytes.len() > MAX_RECORDED {
+            tracing::warn!(
+                bytes = bytes.len(),
+                "an answer too large to record is answered unrecorded"
+            );
+        }
+        for claim in held {
+            claim.complete(parts.status.as_u16(), &bytes).await;
+        }
+        let mut response = Response::from_parts(parts, Body::from(bytes));
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
 }
 
 /// The request's `Idempotency-Key`, when it has a usable one (longer than 255 characters is
 /// ignored).
 pub fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
     headers.get(HEADER).and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty() && k.len() <= 255)
-}
-
-async fn by_key<F>(
-    state: &AppState,
-    headers: &HeaderMap,
-    principal: &Principal,
-    path: &str,
-    body: &[u8],
-    conflict: impl FnOnce() -> ApiError,
-    handler: F,
-) -> Result<Response, ApiError>
-where
-    F: Future<Output = Result<Response, ApiError>>,
-{
-    let Some(key) = idempotency_key(headers) else {
-        return handler.await;
-    };
-    let scope =
-        format!("{}\n{}\n{}\n{}", principal.orchestrator, principal.organization_id, path, key);
-    once(state, scope, body, TTL_SECS, conflict, handler).await
-}
-
-/// Replay safety: a byte-identical signed POST seen again while its signature is still valid is
-/// answered from the recorded response instead of running twice. Call it after the signature is
-/// verified, with the signed request's name (`Signed::id`: orchestrator, timestamp and body,
-/// however the header was worded) and `caller`: the bearer's token family, because the signature
-/// does not cover the `Authorization` header — two tokens sending the same body in the same second
-/// are two requests.
-pub async fn replay_safe<F>(
-    state: &AppState,
-    signed_id: &str,
-    caller: &str,
-    path: &str,
-    body: &[u8],
-    handler: F,
-) -> Result<Response, ApiError>
-where
-    F: Future<Output = Result<Response, ApiError>>,
-{
-    let scope = format!("replay\n{caller}\n{path}\n{signed_id}");
-    // Kept past the window on both sides, so no valid copy of the request can run again.
-    let ttl = i64::try_from(state.limits.signature_tolerance_secs)
-        .unwrap_or(i64::MAX / 4)
-        .saturating_mul(2)
-        .saturating_add(1);
-    once(state, scope, body, ttl, ApiError::server_error, handler).await
-}
-
-/// Runs `handler` once per scope: a repeat with the same body gets the recorded 2xx answer, one
-/// with a different body gets `conflict()`. A repeat that arrives while the first is still
-/// running waits for its answer (at most `WAIT_FOR_TWIN`, then `conflict()`), so the two never
-/// run side by side, on one instance or several.
-async fn once<F>(
-    state: &AppState,
-    scope: String,
-    body: &[u8],
-    ttl: i64,
-    conflict: impl FnOnce() -> ApiError,
-    handler: F,
-) -> Result<Response, ApiError>
-where
-    F: Future<Output = Result<Response, ApiError>>,
-{
-    let key_hash = token_hash(&scope);
-    let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
-    match take_turn(state, &key_hash, &request_hash).await? {
-        Turn::Run => {}
-        Turn::Replay(recorded) => return replay(state, &scope, &recorded),
-        Turn::Conflict => return Err(conflict()),
-    }
-    let claim = Held::new(&state.store, key_hash);
-    let response = match handler.await {
-        Ok(response) if response.status().is_success() => response,
-        // Given back before answering, so a retry that follows at once runs.
-        failed => {
-            claim.release().await;
-            return failed;
-        }
-    };
-    let (parts, body) = response.into_parts();
-    // The answer is ours, already made: it is answered whatever its size (the work is done), and
-    // recorded only when it is small enough to keep.
-    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        claim.release().await;
-        return Err(ApiError::server_error());
-    };
-    let sealed =
-        (bytes.len() <= MAX_RECORDED).then(|| seal(&state.server_secret, &scope, &bytes)).flatten();
-    if sealed.is_none() && bytes.len() > MAX_RECORDED {
-        tracing::warn!(bytes = bytes.len(), "an answer too large to record is answered unrecorded");
-    }
-    match sealed {
-        Some((nonce, sealed_body)) => {
-            let status = parts.status.as_u16();
-            let recorded = Recorded { request_hash, status, nonce, sealed_body };
-            let now = state.clock.now();
-            let key_hash = claim.take();
-            if let Err(e) = state.store.complete_key(&key_hash, recorded, now, now + ttl).await {
-                tracing::warn!(error = %e, "could not record a response");
-                give_back(state.store.clone(), key_hash).await;
-            }
-        }
-        None => claim.release().await,
-    }
-    let mut response = Response::from_parts(parts, Body::from(bytes));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
 }
 
 /// What a request may do with its key.
@@ -218,45 +219,69 @@ async fn take_turn(state: &AppState, key_hash: &str, request_hash: &str) -> Resu
 }
 
 /// The recorded answer, opened, marked as replayed.
-fn replay(state: &AppState, scope: &str, recorded: &Recorded) -> Result<Response, ApiError> {
-    let body = open(&state.server_secret, scope, recorded).ok_or_else(ApiError::server_error)?;
+fn replay(state: &AppState, scope: &str, recorded: &Recorded) -> Response {
+    let opened = crypto::open(
+        &state.server_secret,
+        scope.as_bytes(),
+        b"",
+        &recorded.nonce,
+        &recorded.sealed_body,
+    );
+    let Some(body) = opened else {
+        return ApiError::server_error().into_response();
+    };
     let mut response = json_bytes(recorded.status, body.into());
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    Ok(response)
+    response
 }
 
 /// How long a repeat waits for the answer of its twin still in flight.
 const WAIT_FOR_TWIN: Duration = Duration::from_secs(10);
 const TWIN_POLL: Duration = Duration::from_millis(20);
 
-/// A claim this request holds. It is completed (`take`) or given back (`release`); dropped
-/// otherwise (the request's future dropped because the client went away), it gives the key back
-/// from a task of its own.
+/// A scope this request claimed. It is completed or given back; dropped otherwise, it gives the
+/// key back from a task of its own.
 struct Held {
-    store: Store,
+    state: AppState,
     key_hash: String,
+    scope: String,
+    request_hash: String,
+    ttl: i64,
     armed: bool,
 }
 
 impl Held {
-    fn new(store: &Store, key_hash: String) -> Self {
-        Self { store: store.clone(), key_hash, armed: true }
-    }
-
-    /// The key, for the caller to complete; dropping no longer gives it back.
-    fn take(mut self) -> String {
+    /// Records the answer, sealed under the scope, which includes the raw Idempotency-Key (or
+    /// signature): only a request that presents it again can open it. Too large to keep, or not
+    /// recorded, the key is given back.
+    async fn complete(mut self, status: u16, body: &[u8]) {
         self.armed = false;
-        std::mem::take(&mut self.key_hash)
+        let state = &self.state;
+        let sealed = (body.len() <= MAX_RECORDED)
+            .then(|| crypto::seal(&state.server_secret, self.scope.as_bytes(), b"", body))
+            .flatten();
+        let Some((nonce, sealed_body)) = sealed else {
+            give_back(&state.store, &self.key_hash).await;
+            return;
+        };
+        let request_hash = std::mem::take(&mut self.request_hash);
+        let recorded = Recorded { request_hash, status, nonce, sealed_body };
+        let now = state.clock.now();
+        let stored = state.store.complete_key(&self.key_hash, recorded, now, now + self.ttl);
+        if let Err(e) = stored.await {
+            tracing::warn!(error = %e, "could not record a response");
+            give_back(&state.store, &self.key_hash).await;
+        }
     }
 
-    async fn release(self) {
-        let store = self.store.clone();
-        give_back(store, self.take()).await;
+    async fn release(mut self) {
+        self.armed = false;
+        give_back(&self.state.store, &self.key_hash).await;
     }
 }
 
-async fn give_back(store: Store, key_hash: String) {
-    if let Err(e) = store.release_key(&key_hash).await {
+async fn give_back(store: &Store, key_hash: &str) {
+    if let Err(e) = store.release_key(key_hash).await {
         tracing::warn!(error = %e, "could not release an idempotency claim");
     }
 }
@@ -267,7 +292,8 @@ impl Drop for Held {
         if self.armed
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(give_back(self.store.clone(), std::mem::take(&mut self.key_hash)));
+            let (store, key_hash) = (self.state.store.clone(), std::mem::take(&mut self.key_hash));
+            runtime.spawn(async move { give_back(&store, &key_hash).await });
         }
     }
 }
@@ -275,14 +301,4 @@ impl Drop for Held {
 fn internal(e: crate::store::StoreError) -> ApiError {
     tracing::error!(error = %e, "idempotency lookup failed");
     ApiError::server_error()
-}
-
-/// Sealed under a key derived from the server secret and the scope, which includes the raw
-/// Idempotency-Key (or signature): only a request that presents it again can open its answer.
-fn seal(server_secret: &[u8], scope: &str, plaintext: &[u8]) -> Option<(String, String)> {
-    crypto::seal(server_secret, scope.as_bytes(), b"", plaintext)
-}
-
-fn open(server_secret: &[u8], scope: &str, recorded: &Recorded) -> Option<Vec<u8>> {
-    crypto::open(server_secret, scope.as_bytes(), b"", &recorded.nonce, &recorded.sealed_body)
 }

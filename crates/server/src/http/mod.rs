@@ -3,6 +3,7 @@
 
 pub(crate) mod account_requests;
 pub(crate) mod deep_links;
+pub mod extract;
 pub mod idempotency;
 mod inbound;
 mod introspect;

@@ -3,8 +3,10 @@
 //! Order: API-Version (absence allowed) → body → grant parsing → signature, verified when present →
 //! for `authorization_code`, no verifier and no signature → 401 before any lookup → the grant.
 
+use std::sync::Arc;
+
 use axum::{
-    extract::State,
+    extract::{FromRequest, Request, State},
     http::{HeaderMap, header},
     response::Response,
 };
@@ -19,8 +21,9 @@ use provisio_protocol::{
 };
 
 use super::{
+    extract::Edge,
     reply::{ApiError, json, no_store},
-    request::{RawBody, Target, verify_signature},
+    request::verify_signature,
 };
 use crate::{
     domain::{
@@ -32,66 +35,105 @@ use crate::{
     state::AppState,
 };
 
+/// A token request admitted in the spec's order (see the module).
+pub struct Admitted {
+    grant: Grant,
+    /// The orchestrator whose signature the request carried, if it carried one.
+    signed_by: Option<Arc<Orchestrator>>,
+}
+
+enum Grant {
+    Code { code: String, verifier: Option<String> },
+    Refresh { refresh_token: String },
+}
+
+impl FromRequest<AppState> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let edge = Edge::read(req, state).await?;
+        let version = edge.headers.get(provisio_protocol::API_VERSION_HEADER);
+        provisio_protocol::version::check_optional(version.map(|v| v.as_bytes()))
+            .map_err(ApiError::from)?;
+        let grant = grant(parse(&edge.headers, &edge.body)?)?;
+        // Optional here, but a present signature must be valid.
+        let signed_by = match edge.headers.contains_key(SIGNATURE_HEADER) {
+            true => {
+                let signed =
+                    verify_signature(state, &edge.headers, &edge.body, &edge.target, "").await?;
+                Some(signed.orchestrator)
+            }
+            false => None,
+        };
+        if let Grant::Code { verifier: None, .. } = grant
+            && signed_by.is_none()
+        {
+            return Err(
+                ApiError::from(OAuthError::unauthenticated("Authentication required")).into()
+            );
+        }
+        Ok(Self { grant, signed_by })
+    }
+}
+
+/// The grant the body asks for, with its required fields.
+fn grant(request: TokenRequest) -> Result<Grant, ApiError> {
+    let required = |value: Option<String>, message: &str| {
+        value.filter(|v| !v.is_empty()).ok_or_else(|| invalid_request(message))
+    };
+    match request.grant_type.as_deref() {
+        None | Some("") => Err(invalid_request("grant_type is required")),
+        Some("authorization_code") => Ok(Grant::Code {
+            code: required(request.code, "code is required")?,
+            verifier: request.code_verifier.filter(|v| !v.is_empty()),
+        }),
+        Some("refresh_token") => Ok(Grant::Refresh {
+            refresh_token: required(request.refresh_token, "refresh_token is required")?,
+        }),
+        Some(other) => Err(OAuthError::new(
+            OAuthCode::UnsupportedGrantType,
+            format!("Unsupported grant_type: {other}"),
+        )
+        .into()),
+    }
+}
+
 pub async fn token(
     State(state): State<AppState>,
-    target: Target,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    Admitted { grant, signed_by }: Admitted,
 ) -> Result<Response, ApiError> {
-    let version = headers.get(provisio_protocol::API_VERSION_HEADER).map(|v| v.as_bytes());
-    provisio_protocol::version::check_optional(version)?;
-    let request = parse(&headers, &body)?;
-    let now = state.clock.now();
-    let answer = match request.grant_type.as_deref() {
-        None | Some("") => return Err(invalid_request("grant_type is required")),
-        Some("authorization_code") => {
-            let code = required(request.code.as_deref(), "code is required")?;
-            let signed_by = verified_if_present(&state, &headers, &body, &target).await?;
-            let verifier = request.code_verifier.as_deref().filter(|v| !v.is_empty());
-            if verifier.is_none() && signed_by.is_none() {
-                return Err(OAuthError::unauthenticated("Authentication required").into());
-            }
+    let (store, orchestrators, now) = (&state.store, &state.orchestrators, state.clock.now());
+    let answer = match grant {
+        Grant::Code { code, verifier } => {
+            let signed_by = signed_by.as_deref();
             let redeemed = oauth::redeem_code(
-                &state.store,
-                &state.orchestrators,
-                code,
-                verifier,
+                store,
+                orchestrators,
+                &code,
+                verifier.as_deref(),
                 signed_by,
                 now,
             )
             .await
             .map_err(grant_error)?;
+            let available_teams = redeemed.available_teams.into_iter().map(|t| Team {
+                id: t.id,
+                name: t.name,
+                organization_id: t.organization_id,
+                organization_name: t.organization_name,
+            });
             let account = TokenAccount {
                 id: redeemed.organization_id,
                 payment_credentials: PAYMENT_CREDENTIALS_ORCHESTRATOR.into(),
-                available_teams: redeemed
-                    .available_teams
-                    .into_iter()
-                    .map(|t| Team {
-                        id: t.id,
-                        name: t.name,
-                        organization_id: t.organization_id,
-                        organization_name: t.organization_name,
-                    })
-                    .collect(),
+                available_teams: available_teams.collect(),
             };
             token_response(redeemed.tokens, Some(account))
         }
-        Some("refresh_token") => {
-            let refresh_token =
-                required(request.refresh_token.as_deref(), "refresh_token is required")?;
-            verified_if_present(&state, &headers, &body, &target).await?;
-            let tokens = oauth::refresh(&state.store, &state.orchestrators, refresh_token, now)
+        Grant::Refresh { refresh_token } => {
+            let tokens = oauth::refresh(store, orchestrators, &refresh_token, now)
                 .await
                 .map_err(grant_error)?;
             token_response(tokens, None)
-        }
-        Some(other) => {
-            return Err(OAuthError::new(
-                OAuthCode::UnsupportedGrantType,
-                format!("Unsupported grant_type: {other}"),
-            )
-            .into());
         }
     };
     Ok(no_store(json(200, &answer)))
@@ -114,27 +156,8 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, Ap
     parsed.ok_or_else(|| invalid_request("Malformed request body"))
 }
 
-fn required<'a>(value: Option<&'a str>, message: &str) -> Result<&'a str, ApiError> {
-    value.filter(|v| !v.is_empty()).ok_or_else(|| invalid_request(message))
-}
-
 fn invalid_request(message: &str) -> ApiError {
     OAuthError::new(OAuthCode::InvalidRequest, message).into()
-}
-
-/// The signature is optional here, but a present one must be valid.
-async fn verified_if_present<'s>(
-    state: &'s AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-    target: &Target,
-) -> Result<Option<&'s Orchestrator>, ApiError> {
-    if headers.contains_key(SIGNATURE_HEADER) {
-        let signed = verify_signature(state, headers, body, target, "").await?;
-        Ok(Some(signed.orchestrator))
-    } else {
-        Ok(None)
-    }
 }
 
 fn grant_error(e: GrantError) -> ApiError {

@@ -58,6 +58,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Extractors reject with a response: an error in its envelope, or an answer recorded earlier.
+impl From<ApiError> for Response {
+    fn from(e: ApiError) -> Self {
+        e.into_response()
+    }
+}
+
 /// A JSON response with the given status.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
     match serde_json::to_vec(body) {

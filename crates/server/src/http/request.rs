@@ -3,10 +3,12 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Request},
+    extract::{FromRequest, Request},
     http::{HeaderMap, request::Parts},
 };
 use provisio_protocol::{FlatError, envelope::FlatCode, signature::SIGNATURE_HEADER};
+
+use std::sync::Arc;
 
 use super::reply::ApiError;
 use crate::{crypto::token_hash, orchestrators::Orchestrator, state::AppState};
@@ -39,17 +41,15 @@ impl Target {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Target {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(format!("{} {}", parts.method, parts.uri.path())))
+impl Target {
+    pub fn of(parts: &Parts) -> Self {
+        Self(format!("{} {}", parts.method, parts.uri.path()))
     }
 }
 
 /// A request whose signature verified.
-pub struct Signed<'s> {
-    pub orchestrator: &'s Orchestrator,
+pub struct Verified {
+    pub orchestrator: Arc<Orchestrator>,
     /// Names what was signed — the orchestrator, the timestamp and the body — whatever else the
     /// header carried (extra or upper-case `v1` values, spaces), so a reworded header is the same
     /// signed request.
@@ -67,13 +67,13 @@ pub struct Signed<'s> {
 /// (401 flat `invalid_signature`, saying so). Reads are never refused (a read changes nothing,
 /// and an orchestrator may read several resources in one second), but they bind too, so the
 /// signature of a captured read cannot rotate or remove.
-pub async fn verify_signature<'s>(
-    state: &'s AppState,
+pub async fn verify_signature(
+    state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
     target: &Target,
     caller: &str,
-) -> Result<Signed<'s>, ApiError> {
+) -> Result<Verified, ApiError> {
     refresh_signing_secrets(state).await;
     if !state.orchestrators.has_secrets() {
         return Err(no_secret());
@@ -89,7 +89,8 @@ pub async fn verify_signature<'s>(
             ApiError::from(FlatError::invalid_signature())
         })?;
     crate::request_scope::note_signer(&orchestrator.name);
-    let signed = Signed { orchestrator, id: signed_id(&orchestrator.name, timestamp, body) };
+    let id = signed_id(&orchestrator.name, timestamp, body);
+    let signed = Verified { orchestrator: Arc::clone(orchestrator), id };
     // Kept while the signature verifies: |now - timestamp| <= tolerance.
     let expires_at =
         timestamp.saturating_add(i64::try_from(tolerance).unwrap_or(i64::MAX)).saturating_add(1);
@@ -213,7 +214,7 @@ pub async fn authenticate_signed(
 pub struct SignedCall {
     /// Who the bearer speaks for.
     pub principal: crate::domain::auth::Principal,
-    /// The name of the signed request ([`Signed::id`]).
+    /// The name of the signed request ([`Verified::id`]).
     pub signed_id: String,
 }
 

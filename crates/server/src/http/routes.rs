@@ -101,7 +101,7 @@ pub fn table() -> Vec<Route> {
                 (429, "rate_limited (typed)"),
                 (500, "account_creation_failed (typed)"),
             ],
-            handler: || post(account_requests::create),
+            handler: || once(post(account_requests::create)),
         },
         Route {
             method: "post",
@@ -131,7 +131,7 @@ pub fn table() -> Vec<Route> {
                 (409, "idempotency_conflict (status)"),
                 (429, "rate_limited (status)"),
             ],
-            handler: || post(resources::create),
+            handler: || once(post(resources::create)),
         },
         Route {
             method: "get",
@@ -161,7 +161,7 @@ pub fn table() -> Vec<Route> {
                 (403, "forbidden (status)"),
                 (409, "invalid_state (status)"),
             ],
-            handler: || post(resources::update_service),
+            handler: || once(post(resources::update_service)),
         },
         Route {
             method: "post",
@@ -176,7 +176,7 @@ pub fn table() -> Vec<Route> {
                 (409, "invalid_state (status)"),
                 (500, "credential_rotation_failed (status)"),
             ],
-            handler: || post(resources::rotate_credentials),
+            handler: || once(post(resources::rotate_credentials)),
         },
         Route {
             method: "post",
@@ -186,7 +186,7 @@ pub fn table() -> Vec<Route> {
             auth: Auth::BearerAndSignature,
             body: None,
             responses: &[(200, "removed"), (403, "forbidden (status)")],
-            handler: || post(resources::remove),
+            handler: || once(post(resources::remove)),
         },
         Route {
             method: "post",
@@ -200,7 +200,7 @@ pub fn table() -> Vec<Route> {
                 (400, "unsupported_purpose (flat)"),
                 (403, "forbidden (flat)"),
             ],
-            handler: || post(deep_links::create),
+            handler: || once(post(deep_links::create)),
         },
         Route {
             method: "get",
@@ -414,6 +414,12 @@ pub fn table() -> Vec<Route> {
             handler: || get(ops::openapi),
         },
     ]
+}
+
+/// The route answers each request once: replay safety, and `Idempotency-Key` where the caller is a
+/// bearer (the idempotency layer).
+fn once(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.layer(axum::middleware::from_fn(super::idempotency::answer_once))
 }
 
 /// Path parameters and the pattern of their values.
