@@ -46,15 +46,17 @@ macro_rules! codes {
         #[cfg(feature = "openapi")]
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::Type::String)
-                    .enum_values(Some([$($wire),+]))
-                    .into()
+                $crate::string_enum(&[$($wire),+])
             }
         }
 
+        /// Named `…ErrorCode` in a document: `OAuthCode` is also the account request's grant.
         #[cfg(feature = "openapi")]
-        impl utoipa::ToSchema for $name {}
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).replace("Code", "ErrorCode").into()
+            }
+        }
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -14,3 +14,12 @@ pub mod version;
 
 pub use envelope::{FlatError, OAuthError, StatusError, TypedError};
 pub use version::{API_VERSION, API_VERSION_HEADER};
+
+/// The JSON Schema of a string whose values are `wire` (the wire enums and the error codes).
+#[cfg(feature = "openapi")]
+fn string_enum(wire: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(wire.iter().copied()))
+        .into()
+}

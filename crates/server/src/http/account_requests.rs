@@ -59,6 +59,22 @@ impl FromRequest<AppState> for Admitted {
 
 /// Past the extractor: orchestrator account → rate limit → `team_id` and the configuration →
 /// account work.
+#[utoipa::path(
+    post,
+    path = "/provisioning/account_requests",
+    tag = "protocol",
+    summary = "Create or link an account for a verified email",
+    security(("stripeSignature" = [])),
+    request_body = AccountRequest,
+    responses(
+        (status = 200, description = "an oauth code, credentials or requires_auth", body = AccountRequestResponse),
+        (status = 400, description = "typed error", body = TypedError),
+        (status = 401, description = "unauthorized (typed): no signature", body = TypedError),
+        (status = 429, description = "rate_limited (typed)", body = TypedError),
+        (status = 500, description = "account_creation_failed (typed)", body = TypedError),
+        (status = 503, description = "provider_unavailable (typed): the SaaS did not answer", body = TypedError),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Admitted { orchestrator, request }: Admitted,

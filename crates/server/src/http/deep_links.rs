@@ -1,7 +1,9 @@
 //! `POST /provisioning/deep_links` (spec 5.10), behind [`BearerSigned`] in the flat envelope:
 //! bearer (its failures in the status envelope) → signature → API-Version → body.
 
+use super::openapi::IdempotencyKey;
 use axum::{extract::State, response::Response};
+use provisio_protocol::StatusError;
 use provisio_protocol::{
     FlatError,
     envelope::FlatCode,
@@ -17,6 +19,23 @@ use crate::{
     state::AppState,
 };
 
+#[utoipa::path(
+    post,
+    path = "/provisioning/deep_links",
+    tag = "protocol",
+    summary = "A one-time dashboard link",
+    security(("stripeSignature" = [], "bearer" = [])),
+    params(IdempotencyKey),
+    request_body = DeepLinkRequest,
+    responses(
+        (status = 200, description = "the link", body = DeepLinkResponse),
+        (status = 400, description = "unsupported_purpose or invalid_request (flat)", body = FlatError),
+        (status = 401, description = "unauthorized (status): the bearer", body = StatusError),
+        (status = 403, description = "forbidden (flat)", body = FlatError),
+        (status = 409, description = "idempotency_conflict (flat)", body = FlatError),
+        (status = 429, description = "rate_limited (flat)", body = FlatError),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     call: BearerSigned<DeepLinkRequest, InFlat>,

@@ -3,6 +3,7 @@
 //! (`Authorization: Bearer …`); with none configured the endpoints do not exist (404, as an unknown
 //! path). Each answers `200 {"ok":true}`, also for ids provisio never saw.
 
+use super::openapi::{InboundAnswers, SaasProjectPath, UserPath};
 use axum::{
     extract::{Path, State, rejection::PathRejection},
     http::{HeaderMap, HeaderValue, header},
@@ -20,6 +21,15 @@ use crate::{
     state::AppState,
 };
 
+#[utoipa::path(
+    post,
+    path = "/v1/connector/users/{user_id}/revoke",
+    tag = "connector",
+    summary = "The SaaS revokes a user: every token family, unused code, consent request, deep link and session of the user dies",
+    security(("operator" = [])),
+    params(UserPath),
+    responses(InboundAnswers)
+)]
 pub async fn revoke_user(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -32,6 +42,15 @@ pub async fn revoke_user(
     answer(inbound(&state).revoke_user(&user_id, state.clock.now()).await, "revoke")
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/connector/projects/{project_id}/removed",
+    tag = "connector",
+    summary = "The SaaS removed a project: the resource living in it is marked removed",
+    security(("operator" = [])),
+    params(SaasProjectPath),
+    responses(InboundAnswers)
+)]
 pub async fn project_removed(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -44,6 +63,15 @@ pub async fn project_removed(
     answer(inbound(&state).project_removed(project_id, state.clock.now()).await, "removed")
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/connector/users/{user_id}/erase",
+    tag = "connector",
+    summary = "The SaaS erases a user: revoked as above, then its personal data pseudonymized",
+    security(("operator" = [])),
+    params(UserPath),
+    responses(InboundAnswers)
+)]
 pub async fn erase_user(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -9,7 +9,6 @@ use axum::{
 };
 use provisio_protocol::{FlatError, envelope::FlatCode};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{
     reply::{ApiError, json, no_store},
@@ -20,11 +19,38 @@ use crate::{
     state::AppState,
 };
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct IntrospectRequest {
+    /// The key asked about.
     token: Option<String>,
 }
 
+/// The answer: `{"active":false}`, or what a live key reaches.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Introspection {
+    active: bool,
+    /// `personal_key` or `project_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organization_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project_id: Option<i64>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/keys/introspect",
+    tag = "operator",
+    summary = "Is a project key or personal key live, and what does it reach (RFC 7662 style)",
+    security(("operator" = [])),
+    request_body(content = IntrospectRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "active or not", body = Introspection),
+        (status = 400, description = "invalid_request (flat)", body = FlatError),
+        (status = 401, description = "unauthorized (flat)", body = FlatError),
+    )
+)]
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -62,10 +88,18 @@ pub async fn introspect(
         ApiError::server_error()
     })?;
     let answer = match reach {
-        Some(KeyReach { kind, organization_id, project_id, active: true }) => {
-            json!({"active": true, "token_type": kind.label(), "organization_id": organization_id, "project_id": project_id})
-        }
-        _ => json!({"active": false}),
+        Some(KeyReach { kind, organization_id, project_id, active: true }) => Introspection {
+            active: true,
+            token_type: Some(kind.label()),
+            organization_id: Some(organization_id),
+            project_id: Some(project_id),
+        },
+        _ => Introspection {
+            active: false,
+            token_type: None,
+            organization_id: None,
+            project_id: None,
+        },
     };
     Ok(no_store(json(200, &answer)))
 }

@@ -9,6 +9,7 @@ mod inbound;
 mod introspect;
 mod middleware;
 pub(crate) mod oauth;
+pub(crate) mod openapi;
 mod ops;
 mod protocol;
 pub mod reply;
@@ -25,9 +26,8 @@ use reply::ApiError;
 pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
     let emit_events = state.events.is_some();
-    let routes = routes::table()
-        .into_iter()
-        .fold(Router::new(), |router, route| router.route(route.path, (route.handler)()))
+    let (routes, _) = routes::table().split_for_parts();
+    let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

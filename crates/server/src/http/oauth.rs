@@ -98,6 +98,20 @@ fn grant(request: TokenRequest) -> Result<Grant, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "protocol",
+    summary = "Exchange a code or rotate a refresh token",
+    security((), ("stripeSignature" = [])),
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "tokens", body = TokenResponse),
+        (status = 400, description = "oauth error", body = OAuthError),
+        (status = 401, description = "invalid_request (oauth): neither a verifier nor a signature", body = OAuthError),
+        (status = 500, description = "server_error (oauth)", body = OAuthError),
+    )
+)]
 pub async fn token(
     State(state): State<AppState>,
     Admitted { grant, signed_by }: Admitted,
@@ -187,6 +201,13 @@ fn token_response(tokens: IssuedTokens, account: Option<TokenAccount>) -> TokenR
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414). The orchestrator authenticates with
 /// its `Stripe-Signature` rather than a client secret, hence `none` as the auth method.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    summary = "RFC 8414 metadata",
+    responses((status = 200, description = "metadata", body = AuthorizationServerMetadata))
+)]
 pub async fn metadata(State(state): State<AppState>) -> Response {
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
     json(

@@ -3,6 +3,7 @@
 
 use axum::{extract::State, response::Response};
 use provisio_protocol::types::HealthResponse;
+use provisio_protocol::types::ServicesResponse;
 
 use super::{
     extract::Signed,
@@ -10,10 +11,26 @@ use super::{
 };
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/provisioning/health",
+    tag = "protocol",
+    summary = "Health of the provider",
+    security(("stripeSignature" = [])),
+    responses((status = 200, description = "ok", body = HealthResponse))
+)]
 pub async fn health(_: Signed) -> Response {
     json(200, &HealthResponse::ok())
 }
 
+#[utoipa::path(
+    get,
+    path = "/provisioning/services",
+    tag = "protocol",
+    summary = "The service catalog",
+    security(("stripeSignature" = [])),
+    responses((status = 200, description = "the catalog", body = ServicesResponse))
+)]
 pub async fn services(State(state): State<AppState>, _: Signed) -> Response {
     json_bytes(200, state.services_body.clone())
 }

@@ -2,6 +2,7 @@
 //! `rotate_credentials` and `remove` actions (spec 5.5–5.9). Check order: bearer → signature →
 //! API-Version → path id → body; every error in the status envelope.
 
+use super::openapi::{IdempotencyKey, ResourcePath};
 use axum::{extract::State, response::Response};
 use provisio_protocol::{
     StatusError,
@@ -19,6 +20,25 @@ use crate::{
     state::AppState,
 };
 
+#[utoipa::path(
+    post,
+    path = "/provisioning/resources",
+    tag = "protocol",
+    summary = "Provision a resource (idempotent by project_id and Idempotency-Key)",
+    security(("stripeSignature" = [], "bearer" = [])),
+    params(IdempotencyKey),
+    request_body = CreateResourceRequest,
+    responses(
+        (status = 200, description = "complete with credentials", body = ResourceResponse),
+        (status = 400, description = "status error", body = StatusError),
+        (status = 401, description = "unauthorized (status)", body = StatusError),
+        (status = 403, description = "forbidden (status): a project_id the token does not reach", body = StatusError),
+        (status = 409, description = "idempotency_conflict (status)", body = StatusError),
+        (status = 429, description = "rate_limited (status)", body = StatusError),
+        (status = 500, description = "server_error (status)", body = StatusError),
+        (status = 503, description = "provider_unavailable (status)", body = StatusError),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     call: BearerSigned<CreateResourceRequest>,
@@ -46,6 +66,24 @@ pub async fn create(
     answer(view, "", StatusCode::ServerError, CREATE_REFUSALS)
 }
 
+#[utoipa::path(
+    get,
+    path = "/provisioning/resources/{id}",
+    tag = "protocol",
+    summary = "Read a resource",
+    security(("stripeSignature" = [], "bearer" = [])),
+    params(ResourcePath),
+    responses(
+        (status = 200, description = "complete or removed", body = ResourceResponse),
+        (status = 400, description = "invalid_resource_id (status)", body = StatusError),
+        (status = 401, description = "unauthorized (status)", body = StatusError),
+        (status = 403, description = "forbidden (status)", body = StatusError),
+        (status = 404, description = "not_found (status)", body = StatusError),
+        (status = 429, description = "rate_limited (status)", body = StatusError),
+        (status = 500, description = "server_error (status)", body = StatusError),
+        (status = 503, description = "provider_unavailable (status)", body = StatusError),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     call: ResourceCall<NoBody>,
@@ -54,6 +92,26 @@ pub async fn get(
     answer(view, &call.raw_id, StatusCode::ServerError, &[])
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisioning/resources/{id}/update_service",
+    tag = "protocol",
+    summary = "Move a resource to another service",
+    security(("stripeSignature" = [], "bearer" = [])),
+    params(ResourcePath, IdempotencyKey),
+    request_body = UpdateServiceRequest,
+    responses(
+        (status = 200, description = "complete", body = ResourceResponse),
+        (status = 400, description = "status error", body = StatusError),
+        (status = 401, description = "unauthorized (status)", body = StatusError),
+        (status = 403, description = "forbidden (status)", body = StatusError),
+        (status = 404, description = "not_found (status)", body = StatusError),
+        (status = 409, description = "invalid_state or idempotency_conflict (status)", body = StatusError),
+        (status = 429, description = "rate_limited (status)", body = StatusError),
+        (status = 500, description = "server_error (status)", body = StatusError),
+        (status = 503, description = "provider_unavailable (status)", body = StatusError),
+    )
+)]
 pub async fn update_service(
     State(state): State<AppState>,
     call: ResourceCall<UpdateServiceRequest>,
@@ -72,6 +130,25 @@ pub async fn update_service(
     answer(view, &call.raw_id, StatusCode::ServerError, UPDATE_REFUSALS)
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisioning/resources/{id}/rotate_credentials",
+    tag = "protocol",
+    summary = "Replace a resource's credentials",
+    security(("stripeSignature" = [], "bearer" = [])),
+    params(ResourcePath, IdempotencyKey),
+    responses(
+        (status = 200, description = "complete with new credentials", body = ResourceResponse),
+        (status = 400, description = "invalid_resource_id or invalid_request (status)", body = StatusError),
+        (status = 401, description = "unauthorized (status)", body = StatusError),
+        (status = 403, description = "forbidden (status)", body = StatusError),
+        (status = 404, description = "not_found (status)", body = StatusError),
+        (status = 409, description = "invalid_state or idempotency_conflict (status)", body = StatusError),
+        (status = 429, description = "rate_limited (status)", body = StatusError),
+        (status = 500, description = "credential_rotation_failed (status)", body = StatusError),
+        (status = 503, description = "provider_unavailable (status)", body = StatusError),
+    )
+)]
 pub async fn rotate_credentials(
     State(state): State<AppState>,
     call: ResourceCall<NoBody>,
@@ -82,6 +159,25 @@ pub async fn rotate_credentials(
     answer(view, &call.raw_id, StatusCode::CredentialRotationFailed, refusable)
 }
 
+#[utoipa::path(
+    post,
+    path = "/provisioning/resources/{id}/remove",
+    tag = "protocol",
+    summary = "Remove a resource (idempotent)",
+    security(("stripeSignature" = [], "bearer" = [])),
+    params(ResourcePath, IdempotencyKey),
+    responses(
+        (status = 200, description = "removed", body = ResourceResponse),
+        (status = 400, description = "invalid_resource_id or invalid_request (status)", body = StatusError),
+        (status = 401, description = "unauthorized (status)", body = StatusError),
+        (status = 403, description = "forbidden (status)", body = StatusError),
+        (status = 404, description = "not_found (status)", body = StatusError),
+        (status = 409, description = "idempotency_conflict (status)", body = StatusError),
+        (status = 429, description = "rate_limited (status)", body = StatusError),
+        (status = 500, description = "server_error (status)", body = StatusError),
+        (status = 503, description = "provider_unavailable (status)", body = StatusError),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     call: ResourceCall<NoBody>,

@@ -4,6 +4,7 @@
 //! /consent/confirm` and `POST /consent/decline` (back to the orchestrator's `callback_url`).
 //! Every form carries an anti-forgery value bound to its consent; no JavaScript.
 
+use crate::http::openapi::{ConsentFormAnswers, ConsentPageAnswers};
 use axum::{
     Form,
     extract::{Query, State},
@@ -44,7 +45,7 @@ pub struct ConsentQuery {
 }
 
 /// Every form: which consent, and its anti-forgery value.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ConsentForm {
     consent: String,
     csrf: String,
@@ -53,6 +54,14 @@ pub struct ConsentForm {
 }
 
 /// `GET /consent?token=…`.
+#[utoipa::path(
+    get,
+    path = "/consent",
+    tag = "consent",
+    summary = "Consent leg: who asks, for which email; start proving the address",
+    params(("token" = Option<String>, Query, description = "The consent request")),
+    responses(ConsentPageAnswers)
+)]
 pub async fn show(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
     let Some(leg) = leg(&state) else { return unavailable(&state) };
     let token = query.token.unwrap_or_default();
@@ -63,6 +72,14 @@ pub async fn show(State(state): State<AppState>, Query(query): Query<TokenQuery>
 }
 
 /// `POST /consent/link`: emails the sign-in link, within the limits per consent and per address.
+#[utoipa::path(
+    post,
+    path = "/consent/link",
+    tag = "consent",
+    summary = "Consent leg: email a one-time sign-in link (15 minutes)",
+    request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(ConsentFormAnswers)
+)]
 pub async fn send_link(State(state): State<AppState>, Form(form): Form<ConsentForm>) -> Response {
     let Some(leg) = leg(&state) else { return unavailable(&state) };
     if !leg.form_is_genuine(&form.consent, &form.csrf) {
@@ -95,6 +112,19 @@ pub async fn send_link(State(state): State<AppState>, Form(form): Form<ConsentFo
 
 /// `GET /consent/verify?token=…`: spends the emailed link, sets the proof cookie, and goes on to
 /// the choice.
+#[utoipa::path(
+    get,
+    path = "/consent/verify",
+    tag = "consent",
+    summary = "Consent leg: the emailed link; proves the address in this browser",
+    params(("token" = Option<String>, Query, description = "The emailed link's token")),
+    responses(
+        (status = 303, description = "to the choice, with the proof cookie"),
+        (status = 404, description = "unknown", content_type = "text/html", body = String),
+        (status = 410, description = "link used or expired", content_type = "text/html", body = String),
+        (status = 502, description = "connector mode: the SaaS failed", content_type = "text/html", body = String),
+    )
+)]
 pub async fn verify(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
     let Some(leg) = leg(&state) else { return unavailable(&state) };
     let token = query.token.unwrap_or_default();
@@ -119,6 +149,14 @@ pub async fn verify(State(state): State<AppState>, Query(query): Query<TokenQuer
 }
 
 /// `GET /consent/choose?consent=…`.
+#[utoipa::path(
+    get,
+    path = "/consent/choose",
+    tag = "consent",
+    summary = "Consent leg: choose the project the orchestrator may reach",
+    params(("consent" = Option<String>, Query, description = "The consent request")),
+    responses(ConsentPageAnswers)
+)]
 pub async fn choose(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -135,6 +173,14 @@ pub async fn choose(
 }
 
 /// `POST /consent/confirm`: 302 to `callback_url?code=…&state=…`.
+#[utoipa::path(
+    post,
+    path = "/consent/confirm",
+    tag = "consent",
+    summary = "Consent leg: mint the code and return to the orchestrator",
+    request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(ConsentFormAnswers)
+)]
 pub async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -149,6 +195,14 @@ pub async fn confirm(
 }
 
 /// `POST /consent/decline`: 302 to `callback_url?error=access_denied&state=…`.
+#[utoipa::path(
+    post,
+    path = "/consent/decline",
+    tag = "consent",
+    summary = "Consent leg: decline and return to the orchestrator",
+    request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(ConsentFormAnswers)
+)]
 pub async fn decline(State(state): State<AppState>, Form(form): Form<ConsentForm>) -> Response {
     let Some(leg) = leg(&state) else { return unavailable(&state) };
     if !leg.form_is_genuine(&form.consent, &form.csrf) {

@@ -6,6 +6,7 @@ pub mod brand;
 pub mod consent;
 mod pages;
 
+use crate::http::openapi::ProjectPath;
 use std::net::SocketAddr;
 
 use axum::{
@@ -36,6 +37,19 @@ pub struct LoginQuery {
 /// `GET /login?token=…&project_id=…`: the link's own project decides where the user lands.
 /// Limited per client address (behind trusted proxies, the one they forward), so link tokens
 /// cannot be guessed at speed.
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = "dashboard",
+    summary = "Open a dashboard link: sets the session cookie and redirects",
+    params(("token" = Option<String>, Query, description = "The link's one-time token")),
+    responses(
+        (status = 302, description = "connector mode: to the SaaS's own dashboard"),
+        (status = 303, description = "to the project page, or to / with an error"),
+        (status = 429, description = "too many attempts", content_type = "text/html", body = String),
+        (status = 502, description = "connector mode: the SaaS could not open the session", content_type = "text/html", body = String),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     extensions: Extensions,
@@ -104,6 +118,15 @@ pub struct HomeQuery {
 }
 
 /// `GET /`: the user's projects, or why there is no session.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "dashboard",
+    summary = "The user's projects",
+    security(("session" = []), ()),
+    params(("error" = Option<String>, Query, description = "Why the last step failed")),
+    responses((status = 200, description = "HTML", content_type = "text/html", body = String), (status = 500, description = "HTML", content_type = "text/html", body = String))
+)]
 pub async fn home(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -134,6 +157,20 @@ pub async fn home(
 }
 
 /// `GET /projects/{id}`.
+#[utoipa::path(
+    get,
+    path = "/projects/{id}",
+    tag = "dashboard",
+    summary = "One project with its keys",
+    security(("session" = [])),
+    params(ProjectPath),
+    responses(
+        (status = 200, description = "HTML", content_type = "text/html", body = String),
+        (status = 303, description = "no session: to /"),
+        (status = 404, description = "not the user's", content_type = "text/html", body = String),
+        (status = 500, description = "HTML", content_type = "text/html", body = String),
+    )
+)]
 pub async fn project(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -162,6 +199,14 @@ pub async fn project(
 }
 
 /// `POST /logout`. The cookie is SameSite=Lax, so another site cannot post this form for the user.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "dashboard",
+    summary = "End the session",
+    security(("session" = [])),
+    responses((status = 303, description = "to /"), (status = 403, description = "another site's form", content_type = "text/html", body = String))
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // A browser names the page a form came from: another site's form is refused, whatever
     // SameSite does for the cookie (older browsers, same-site subdomains).

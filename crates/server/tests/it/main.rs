@@ -11,6 +11,7 @@ mod connector_resources;
 mod consent;
 mod dashboard;
 mod dashboard_brand;
+mod documented;
 mod email;
 mod fuzz_corpus;
 mod idempotency;

@@ -376,8 +376,9 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
+        let (method, path) = (request.method().to_string(), request.uri().path().to_string());
         let response = self.router.clone().oneshot(request).await.unwrap();
-        Reply::read(response).await
+        Reply::read(response, &method, &path).await
     }
 
     /// A signed account request with this body.
@@ -416,10 +417,12 @@ impl TestApp {
 
     /// Any answer, HTML included: status, headers, body text.
     pub async fn raw(&self, request: Request<Body>) -> (u16, axum::http::HeaderMap, String) {
+        let (method, path) = (request.method().to_string(), request.uri().path().to_string());
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        crate::documented::check(&method, &path, status, content_type(&headers), &bytes);
         (status, headers, String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -689,6 +692,10 @@ impl Req {
     }
 }
 
+fn content_type(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
@@ -697,10 +704,11 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn read(response: Response<Body>) -> Self {
+    async fn read(response: Response<Body>, method: &str, path: &str) -> Self {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        crate::documented::check(method, path, status, content_type(&headers), &bytes);
         let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             panic!("status {status}: body is not JSON: {:?}", String::from_utf8_lossy(&bytes))
         });
