@@ -1,17 +1,16 @@
 //! `POST /provisioning/deep_links` (spec 5.10), behind [`BearerSigned`] in the flat envelope:
 //! bearer (its failures in the status envelope) → signature → API-Version → body.
 
-use super::openapi::IdempotencyKey;
 use axum::{extract::State, response::Response};
-use provisio_protocol::StatusError;
 use provisio_protocol::{
-    FlatError,
+    FlatError, StatusError,
     envelope::FlatCode,
     types::{DEEP_LINK_PURPOSE_DASHBOARD, DeepLinkRequest, DeepLinkResponse},
 };
 
 use super::{
     extract::{BearerSigned, InFlat},
+    openapi::IdempotencyKey,
     reply::{ApiError, json},
 };
 use crate::{

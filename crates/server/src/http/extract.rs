@@ -6,7 +6,9 @@
 //! * [`BearerSigned`]: bearer → signature → API-Version → the per-token rate limit → answered once
 //!   → body (`deep_links`, `POST /provisioning/resources`);
 //! * [`ResourceCall`]: the same with the path's resource id checked before the body
-//!   (`/provisioning/resources/{id}…`).
+//!   (`/provisioning/resources/{id}…`);
+//! * [`Operator`]: one of the operator tokens from configuration (introspection, the inbound
+//!   connector calls).
 //!
 //! `account_requests` and `/oauth/token` have orders of their own, written beside their handlers
 //! with the same pieces. "Answered once" is the idempotency layer's: where the route has it, the
@@ -17,8 +19,8 @@ use std::{marker::PhantomData, sync::Arc};
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request},
-    http::HeaderMap,
-    response::Response,
+    http::{HeaderMap, HeaderValue, header, request::Parts},
+    response::{IntoResponse, Response},
 };
 use provisio_protocol::{
     FlatError, StatusError,
@@ -31,8 +33,8 @@ use super::{
     idempotency::{AnsweredOnce, idempotency_key},
     reply::ApiError,
     request::{
-        RawBody, SignedCall, Target, authenticate_signed, check_api_version, limit_token,
-        verify_signature,
+        RawBody, SignedCall, Target, authenticate_signed, bearer_is_one_of, check_api_version,
+        limit_token, verify_signature,
     },
 };
 use crate::{domain::auth::Principal, orchestrators::Orchestrator, state::AppState};
@@ -188,6 +190,60 @@ impl<T: RequestBody> FromRequest<AppState> for ResourceCall<T> {
             .map_err(|message| InStatus::invalid_request(&edge.raw_id, message))?;
         let idempotency_key = edge.idempotency_key();
         Ok(Self { id, principal: call.principal, body, idempotency_key, raw_id: edge.raw_id })
+    }
+}
+
+/// A request that carries one of the operator tokens `T` names (`Authorization: Bearer`, any case
+/// of the scheme, its hash compared with every configured one in constant time). A missing or wrong
+/// token answers 401 flat `unauthorized` with `WWW-Authenticate`; where no token is configured and
+/// `T` says so, the endpoint does not exist (404 flat, as an unknown path).
+pub struct Operator<T>(PhantomData<T>);
+
+/// Which operator tokens admit a request.
+pub trait OperatorTokens: Send + Sync + 'static {
+    fn tokens(state: &AppState) -> &[String];
+    /// Whether the endpoints are absent (404) while no token is configured.
+    const HIDDEN_WITHOUT_TOKENS: bool;
+}
+
+/// `[introspection] tokens`.
+pub struct IntrospectionTokens;
+
+impl OperatorTokens for IntrospectionTokens {
+    fn tokens(state: &AppState) -> &[String] {
+        &state.introspection_tokens
+    }
+    const HIDDEN_WITHOUT_TOKENS: bool = false;
+}
+
+/// The tokens with which the SaaS calls `/v1/connector/…`.
+pub struct ConnectorTokens;
+
+impl OperatorTokens for ConnectorTokens {
+    fn tokens(state: &AppState) -> &[String] {
+        &state.operator_tokens
+    }
+    const HIDDEN_WITHOUT_TOKENS: bool = true;
+}
+
+impl<T: OperatorTokens> FromRequestParts<AppState> for Operator<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let tokens = T::tokens(state);
+        if tokens.is_empty() && T::HIDDEN_WITHOUT_TOKENS {
+            return Err(
+                ApiError::from(FlatError::new(FlatCode::NotFound, "No such endpoint")).into()
+            );
+        }
+        if bearer_is_one_of(&parts.headers, tokens) {
+            return Ok(Self(PhantomData));
+        }
+        let refused = FlatError::new(FlatCode::Unauthorized, "A valid operator token is required");
+        let mut response = ApiError::from(refused).into_response();
+        let challenge = HeaderValue::from_static("Bearer realm=\"provisio\"");
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        Err(response)
     }
 }
 

@@ -3,16 +3,17 @@
 //! (`Authorization: Bearer …`); with none configured the endpoints do not exist (404, as an unknown
 //! path). Each answers `200 {"ok":true}`, also for ids provisio never saw.
 
-use super::openapi::{InboundAnswers, SaasProjectPath, UserPath};
 use axum::{
     extract::{Path, State, rejection::PathRejection},
-    http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use provisio_protocol::{FlatError, envelope::FlatCode};
-use serde_json::json;
 
-use super::reply::{ApiError, json, no_store};
+use super::{
+    extract::{ConnectorTokens, Operator},
+    openapi::{Acknowledged, InboundAnswers, SaasProjectPath, UserPath},
+    reply::{ApiError, json, no_store},
+};
 use crate::{
     domain::{
         Internal,
@@ -32,10 +33,10 @@ use crate::{
 )]
 pub async fn revoke_user(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Operator<ConnectorTokens>,
     user_id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let user_id = match authorize(&state, &headers).and_then(|()| user(user_id)) {
+    let user_id = match user(user_id) {
         Ok(user_id) => user_id,
         Err(refusal) => return refusal.into_response(),
     };
@@ -53,10 +54,10 @@ pub async fn revoke_user(
 )]
 pub async fn project_removed(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Operator<ConnectorTokens>,
     project_id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let project_id = match authorize(&state, &headers).and_then(|()| project(project_id)) {
+    let project_id = match project(project_id) {
         Ok(project_id) => project_id,
         Err(refusal) => return refusal.into_response(),
     };
@@ -74,10 +75,10 @@ pub async fn project_removed(
 )]
 pub async fn erase_user(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Operator<ConnectorTokens>,
     user_id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let user_id = match authorize(&state, &headers).and_then(|()| user(user_id)) {
+    let user_id = match user(user_id) {
         Ok(user_id) => user_id,
         Err(refusal) => return refusal.into_response(),
     };
@@ -90,7 +91,7 @@ fn inbound(state: &AppState) -> Inbound<'_> {
 
 fn answer(outcome: Result<(), Internal>, call: &'static str) -> Response {
     match outcome {
-        Ok(()) => no_store(json(200, &json!({"ok": true}))),
+        Ok(()) => no_store(json(200, &Acknowledged { ok: true })),
         Err(e) => {
             tracing::error!(error = %e, call, "inbound connector call failed");
             ApiError::server_error().into_response()
@@ -98,48 +99,21 @@ fn answer(outcome: Result<(), Internal>, call: &'static str) -> Response {
     }
 }
 
-/// Why a call is not carried out.
+/// A path id that is not one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
-    /// No operator token is configured: the endpoints do not exist.
-    NoSuchEndpoint,
-    Unauthorized,
     BadUserId,
     BadProjectId,
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let (code, message) = match self {
-            Self::NoSuchEndpoint => (FlatCode::NotFound, "No such endpoint"),
-            Self::Unauthorized => (FlatCode::Unauthorized, "A valid operator token is required"),
-            Self::BadUserId => (
-                FlatCode::InvalidRequest,
-                "user_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
-            ),
-            Self::BadProjectId => {
-                (FlatCode::InvalidRequest, "project_id must be a positive integer below 2^53")
-            }
+        let message = match self {
+            Self::BadUserId => "user_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
+            Self::BadProjectId => "project_id must be a positive integer below 2^53",
         };
-        let mut response = ApiError::from(FlatError::new(code, message)).into_response();
-        if self == Self::Unauthorized {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"provisio\""),
-            );
-        }
-        response
+        ApiError::from(FlatError::new(FlatCode::InvalidRequest, message)).into_response()
     }
-}
-
-/// No operator token configured: 404 as for an unknown path; a missing or wrong token: 401.
-/// The presented token's hash is compared with every configured one in constant time.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
-    if state.operator_tokens.is_empty() {
-        return Err(Refusal::NoSuchEndpoint);
-    }
-    let authorized = super::request::bearer_is_one_of(headers, &state.operator_tokens);
-    if authorized { Ok(()) } else { Err(Refusal::Unauthorized) }
 }
 
 fn user(raw: Result<Path<String>, PathRejection>) -> Result<String, Refusal> {

@@ -4,13 +4,14 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderValue, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, header},
+    response::Response,
 };
 use provisio_protocol::{FlatError, envelope::FlatCode};
 use serde::Deserialize;
 
 use super::{
+    extract::{IntrospectionTokens, Operator},
     reply::{ApiError, json, no_store},
     request::RawBody,
 };
@@ -53,21 +54,10 @@ struct Introspection {
 )]
 pub async fn introspect(
     State(state): State<AppState>,
+    _: Operator<IntrospectionTokens>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    if !operator_authorized(&state, &headers) {
-        let mut response = ApiError::from(FlatError::new(
-            FlatCode::Unauthorized,
-            "A valid operator token is required",
-        ))
-        .into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"provisio\""),
-        );
-        return Ok(response);
-    }
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -102,9 +92,4 @@ pub async fn introspect(
         },
     };
     Ok(no_store(json(200, &answer)))
-}
-
-/// One of the configured operator tokens (any case of the `Bearer` scheme).
-fn operator_authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    super::request::bearer_is_one_of(headers, &state.introspection_tokens)
 }

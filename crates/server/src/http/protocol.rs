@@ -2,8 +2,7 @@
 //! signature → API-Version.
 
 use axum::{extract::State, response::Response};
-use provisio_protocol::types::HealthResponse;
-use provisio_protocol::types::ServicesResponse;
+use provisio_protocol::types::{HealthResponse, ServicesResponse};
 
 use super::{
     extract::Signed,

@@ -2,7 +2,6 @@
 //! `rotate_credentials` and `remove` actions (spec 5.5–5.9). Check order: bearer → signature →
 //! API-Version → path id → body; every error in the status envelope.
 
-use super::openapi::{IdempotencyKey, ResourcePath};
 use axum::{extract::State, response::Response};
 use provisio_protocol::{
     StatusError,
@@ -12,6 +11,7 @@ use provisio_protocol::{
 
 use super::{
     extract::{BearerSigned, NoBody, ResourceCall},
+    openapi::{IdempotencyKey, ResourcePath},
     reply::{ApiError, json},
     request::too_long,
 };

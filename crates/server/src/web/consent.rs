@@ -4,7 +4,6 @@
 //! /consent/confirm` and `POST /consent/decline` (back to the orchestrator's `callback_url`).
 //! Every form carries an anti-forgery value bound to its consent; no JavaScript.
 
-use crate::http::openapi::{ConsentFormAnswers, ConsentPageAnswers};
 use axum::{
     Form,
     extract::{Query, State},
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use super::{branded, harden, page, pages};
 use crate::{
     domain::accounts::consent::{ConsentError, ConsentLeg, ConsentPage},
+    http::openapi::{ConsentFormAnswers, ConsentPageAnswers},
     rate_limit::Scope,
     state::AppState,
 };

@@ -6,7 +6,6 @@ pub mod brand;
 pub mod consent;
 mod pages;
 
-use crate::http::openapi::ProjectPath;
 use std::net::SocketAddr;
 
 use axum::{
@@ -19,6 +18,7 @@ use serde::Deserialize;
 use crate::{
     client_addr::limit_key,
     domain::dashboard::{self, DashboardError},
+    http::openapi::ProjectPath,
     rate_limit::Scope,
     state::AppState,
     store::StoreError,

@@ -35,7 +35,8 @@ async fn the_openapi_document_matches_its_snapshot_and_is_served() {
 }
 
 /// Each operation of the document, called as a stranger would (no credentials, an empty body),
-/// answers one of the answers it documents, in the documented shape (checked by the test app).
+/// answers one of the answers it documents, in the documented shape (checked by the test app), and
+/// one that requires credentials does not serve the stranger.
 #[backend_test]
 async fn every_documented_operation_answers_as_documented() {
     let document = provisio_server::http::routes::openapi();
@@ -53,6 +54,13 @@ async fn every_documented_operation_answers_as_documented() {
                 .unwrap();
             let (status, _, _) = app.raw(request).await;
             assert!(status < 500 || status == 502, "{method} {path}: {status}");
+            // An operation that documents credentials as required serves nobody without them.
+            let security = item[method]["security"].as_array();
+            let required = security.is_some_and(|s| s.iter().all(|r| r != &serde_json::json!({})));
+            assert!(
+                !(required && (200..300).contains(&status)),
+                "{method} {path} served a stranger"
+            );
             called += 1;
         }
     }
