@@ -20,7 +20,7 @@ use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{
-    extract::Edge,
+    extract::{Edge, object},
     reply::{ApiError, json},
     request::{
         MAX_SCOPES, check_api_version, require_signature_header, too_long, verify_signature,
@@ -200,13 +200,7 @@ fn invalid(message: &str) -> ApiError {
 /// Body validation: a JSON object; email present and well-formed; `expires_at` well-formed, then
 /// not past; PKCE method and challenge.
 pub(crate) fn validate_body(body: &[u8], now: i64) -> Result<AccountRequest, ApiError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|_| invalid("Request body must be a JSON object"))?;
-    if !value.is_object() {
-        return Err(invalid("Request body must be a JSON object"));
-    }
-    let request: AccountRequest = serde_json::from_value(value)
-        .map_err(|e| invalid(&format!("Malformed account request: {e}")))?;
+    let request: AccountRequest = object(body).map_err(|message| invalid(&message))?;
     let stripe = request.orchestrator.as_ref().and_then(|o| o.stripe.as_ref());
     let scopes = request.scopes.as_deref().unwrap_or_default();
     if scopes.len() > MAX_SCOPES {

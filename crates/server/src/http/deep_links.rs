@@ -9,7 +9,7 @@ use provisio_protocol::{
 };
 
 use super::{
-    extract::{BearerSigned, InFlat},
+    extract::{BearerSigned, InFlat, parse_resource_id},
     openapi::IdempotencyKey,
     reply::{ApiError, json},
 };
@@ -65,14 +65,11 @@ pub async fn create(
     ))
 }
 
-/// The resource the link opens, if the request names one: a resource (project) id.
+/// The resource the link opens, if the request names one.
 fn project_id(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     match raw {
         None | Some("") => Ok(None),
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|&id| id > 0 && raw.bytes().all(|b| b.is_ascii_digit()))
+        Some(raw) => parse_resource_id(raw)
             .map(Some)
             .ok_or_else(|| flat(FlatCode::InvalidRequest, format!("Invalid resource_id: {raw}"))),
     }

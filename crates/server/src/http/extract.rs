@@ -247,13 +247,16 @@ impl<T: OperatorTokens> FromRequestParts<AppState> for Operator<T> {
     }
 }
 
-/// Resource ids are the decimal ids of projects.
-fn resource_id(raw: &str) -> Result<i64, ApiError> {
-    let id = (!raw.is_empty() && raw.len() <= 18 && raw.bytes().all(|b| b.is_ascii_digit()))
+/// Resource ids are the decimal ids of projects: 1 to 18 digits, above zero.
+pub(crate) fn parse_resource_id(raw: &str) -> Option<i64> {
+    (!raw.is_empty() && raw.len() <= 18 && raw.bytes().all(|b| b.is_ascii_digit()))
         .then(|| raw.parse::<i64>().ok())
         .flatten()
-        .filter(|&id| id > 0);
-    id.ok_or_else(|| {
+        .filter(|&id| id > 0)
+}
+
+fn resource_id(raw: &str) -> Result<i64, ApiError> {
+    parse_resource_id(raw).ok_or_else(|| {
         StatusError::new(raw, StatusCode::InvalidResourceId, format!("Invalid resource id: {raw}"))
             .into()
     })
