@@ -32,6 +32,14 @@ pub fn insert(conn: &mut dyn Conn, e: &AuditEvent) -> Result<(), StoreError> {
     )
 }
 
+/// One user's events since `$1`, oldest first, at most `$3` of them: found through
+/// `audit_events_user` (a single statement with `$2 IS NULL OR user_id = $2` could use no index).
+pub const LIST_OF_USER: &str = "SELECT at, event, orchestrator, user_id, organization_id, project_id, request_id, detail \
+     FROM audit_events WHERE user_id = $2 AND at >= $1 ORDER BY id LIMIT $3";
+/// Every event since `$1`, oldest first, at most `$2` of them.
+const LIST_ALL: &str = "SELECT at, event, orchestrator, user_id, organization_id, project_id, request_id, detail \
+     FROM audit_events WHERE at >= $1 ORDER BY id LIMIT $2";
+
 /// Events since `since` (Unix seconds), optionally of one user, oldest first.
 pub fn list(
     conn: &mut dyn Query,
@@ -39,23 +47,22 @@ pub fn list(
     user_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    conn.query(
-        "SELECT at, event, orchestrator, user_id, organization_id, project_id, request_id, detail FROM audit_events \
-         WHERE at >= $1 AND ($2 IS NULL OR user_id = $2) ORDER BY id LIMIT $3",
-        &[since.into(), user_id.into(), limit.into()],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(AuditEvent {
-            at: r.int(0)?,
-            event: r.text(1)?,
-            orchestrator: r.opt_text(2)?,
-            user_id: r.opt_text(3)?,
-            organization_id: r.opt_text(4)?,
-            project_id: r.opt_int(5)?,
-            request_id: r.opt_text(6)?,
-            detail: r.opt_text(7)?,
+    let rows = match user_id {
+        Some(user_id) => conn.query(LIST_OF_USER, &[since.into(), user_id.into(), limit.into()])?,
+        None => conn.query(LIST_ALL, &[since.into(), limit.into()])?,
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEvent {
+                at: r.int(0)?,
+                event: r.text(1)?,
+                orchestrator: r.opt_text(2)?,
+                user_id: r.opt_text(3)?,
+                organization_id: r.opt_text(4)?,
+                project_id: r.opt_int(5)?,
+                request_id: r.opt_text(6)?,
+                detail: r.opt_text(7)?,
+            })
         })
-    })
-    .collect()
+        .collect()
 }

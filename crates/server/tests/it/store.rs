@@ -261,6 +261,27 @@ async fn the_sqlite_wal_is_started_over_while_writes_go_on() {
 /// A rotation revokes a project's live keys by the index on (project_id, revoked_at), reading only
 /// the live ones: a project's revoked keys (one per rotation, forever) cost it nothing.
 #[backend_test]
+async fn one_users_audit_events_are_found_through_their_index() {
+    use provisio_server::store::audit::LIST_OF_USER;
+    let app = TestApp::new().await;
+    if app.state.store.backend() != Backend::Sqlite {
+        return; // PostgreSQL plans by table size; the index is the same there
+    }
+    let sql = format!("EXPLAIN QUERY PLAN {}", LIST_OF_USER.replace('$', "?"));
+    let plan = app
+        .state
+        .store
+        .read(move |conn| {
+            let rows = conn.query(&sql, &[0.into(), "usr_1".into(), 10.into()])?;
+            rows.iter().map(|r| r.text(3)).collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(plan.contains("USING INDEX audit_events_user (user_id=? AND at>?)"), "{plan}");
+}
+
+#[backend_test]
 async fn revoking_live_keys_reads_only_the_live_ones() {
     use provisio_server::store::resources::REVOKE_PERSONAL_KEYS;
     let app = TestApp::new().await;
