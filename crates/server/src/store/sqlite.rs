@@ -314,15 +314,16 @@ fn sqlite_placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
     if !sql.contains('$') {
         return sql.into();
     }
+    // Copied in spans between the `$`s (a character at a time cost 3% of the writer).
     let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('?');
-        } else {
-            out.push(c);
-        }
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let next_is_digit = rest.as_bytes().get(at + 1).is_some_and(u8::is_ascii_digit);
+        out.push(if next_is_digit { '?' } else { '$' });
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
     out.into()
 }
 
@@ -390,5 +391,6 @@ mod tests {
             "SELECT ?2, ?1, ?10 WHERE a = '$'"
         );
         assert_eq!(sqlite_placeholders("SELECT 1"), "SELECT 1");
+        assert_eq!(sqlite_placeholders("SELECT 'é$', $$3$"), "SELECT 'é$', $?3$");
     }
 }
