@@ -244,7 +244,15 @@ fn create_private(path: &str) -> Result<(), StoreError> {
 /// Page caches (KiB). The writer touches every table's growing end and the indexes it inserts into;
 /// the readers' hot pages (the rows of live resources and tokens) are few, and what they miss the
 /// operating system's page cache answers. Together they bound the server's memory under load.
-const WRITER_CACHE_KIB: i64 = 16_000;
+///
+/// The writer's is small on purpose. When SQLite splits a b-tree page into siblings out of order,
+/// it swaps their numbers through the lock-byte page (number 262,145 at 4 KiB pages) as a
+/// temporary key; the page cache then remembers that key as its largest, and at the `COMMIT` after
+/// it (two commits in three, under the new-user flow) truncating the cache to the database's size
+/// scans its whole hash table, in proportion to the cache's size, while the database is under
+/// 1 GiB: 7.0% of the writer at 16 MB, 2.2% at 4 MB (perf). What the writer misses at 4 MB the
+/// operating system's page cache answers (docs/benchmarks.md).
+const WRITER_CACHE_KIB: i64 = 4_000;
 const READER_CACHE_KIB: i64 = 4_000;
 /// A checkpoint copies frames without the page cache.
 const CHECKPOINTER_CACHE_KIB: i64 = 500;
