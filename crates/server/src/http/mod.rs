@@ -1,5 +1,6 @@
-//! The HTTP surface: the route table and its middleware. Handlers are thin: they check the request
-//! in the spec's order, call the domain and answer in the endpoint's envelope.
+//! The HTTP surface: the route table (each endpoint declared once, on its handler), its middleware
+//! and the OpenAPI document. Extractors check a request in its endpoint's order and answer failures
+//! in its envelope; handlers are thin: the domain, then the answer.
 
 pub(crate) mod account_requests;
 pub(crate) mod deep_links;

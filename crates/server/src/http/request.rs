@@ -1,5 +1,7 @@
-//! What a handler needs from a request before the domain sees it: the raw body (the signature covers
-//! its exact bytes) and the orchestrator's signature.
+//! The checks a request passes before the domain sees it, one function each: the raw body (the
+//! signature covers its exact bytes), the orchestrator's signature and its binding, API-Version, the
+//! bearer, the per-token limit, operator tokens. The extractors (`extract`) run them in each
+//! endpoint's order.
 
 use axum::{
     body::Bytes,
