@@ -201,6 +201,7 @@ fn rotate(
         return Err(INVALID);
     };
     sql::revoke_access_tokens(conn, &family_id, now)?;
+    sql::prune_family(conn, &family_id, now)?;
     actor.grant(conn, "token.refreshed", &grant, now)?;
     Ok(Ok(issue_pair(conn, family_id, &orchestrator.tokens, now)?))
 }

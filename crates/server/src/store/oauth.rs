@@ -258,6 +258,29 @@ pub fn revoke_access_tokens(
     Ok(())
 }
 
+/// How long a rotated refresh token is kept, so that presenting it again is recognised as a reuse
+/// (and revokes its family), and a replaced access token is kept at all. A stolen token that the
+/// thief rotated first shows when the rightful client next refreshes — within an access token's
+/// life, hours — so a week is far beyond any real detection; past it a rotated token is merely
+/// unknown (`invalid_grant`, nothing revoked).
+pub const ROTATED_KEPT_SECS: i64 = 7 * 24 * 3600;
+
+/// Deletes the family's refresh tokens rotated, and access tokens replaced, more than
+/// [`ROTATED_KEPT_SECS`] before `now`. Run at each refresh, through the family's indexes: a family
+/// refreshed every hour for years keeps a week of rows, and its refreshes do not read the rest.
+pub fn prune_family(conn: &mut dyn Conn, family_id: &str, now: i64) -> Result<(), StoreError> {
+    let before = now - ROTATED_KEPT_SECS;
+    conn.execute(
+        "DELETE FROM refresh_tokens WHERE family_id = $1 AND rotated_at <= $2",
+        &[family_id.into(), before.into()],
+    )?;
+    conn.execute(
+        "DELETE FROM access_tokens WHERE family_id = $1 AND revoked_at <= $2",
+        &[family_id.into(), before.into()],
+    )?;
+    Ok(())
+}
+
 /// What a live access token reaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BearerRow {

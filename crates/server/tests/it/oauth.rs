@@ -7,7 +7,7 @@ use provisio_server::domain::auth::AuthError;
 use provisio_testkit::backend_test;
 use serde_json::{Value, json};
 
-use crate::support::{Req, TestApp, account_body, unique_id};
+use crate::support::{Req, SECRET, TestApp, account_body, unique_id};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
@@ -264,6 +264,38 @@ async fn a_reused_refresh_token_revokes_the_whole_family() {
     .await
     .assert(400, oauth("invalid_grant", "Invalid refresh token"));
     assert_eq!(app.scalar_text("SELECT revoked_reason FROM token_families").await, "refresh_reuse");
+}
+
+/// A family refreshed for weeks keeps a week of replaced tokens: a rotated refresh token presented
+/// again within the week revokes the family; one rotated longer ago is merely unknown.
+#[backend_test]
+async fn refreshing_keeps_a_week_of_replaced_tokens() {
+    use provisio_server::store::oauth::ROTATED_KEPT_SECS;
+    let app = TestApp::new().await;
+    let mut tokens = app.tokens_for("weeks@example.com").await;
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let day = 24 * 3600;
+    for _ in 0..14 {
+        app.state.clock.advance(day);
+        tokens = refresh(&app, tokens["refresh_token"].as_str().unwrap()).await.json;
+        assert!(tokens["access_token"].is_string(), "{tokens}");
+    }
+    // Rotated within the week (the last seven) and the live one; replaced access tokens likewise.
+    let kept = ROTATED_KEPT_SECS / day;
+    assert_eq!(app.count("refresh_tokens").await, kept + 1);
+    assert_eq!(app.count("access_tokens").await, kept + 1);
+    // The first token, rotated two weeks ago, is forgotten: unknown, the family lives on.
+    refresh(&app, &first_refresh)
+        .await
+        .assert(400, oauth("invalid_grant", "Invalid refresh token"));
+    assert!(app.principal(tokens["access_token"].as_str().unwrap()).await.is_ok());
+}
+
+/// A refresh signed at the test clock's now.
+async fn refresh(app: &TestApp, token: &str) -> crate::support::Reply {
+    let form = format!("grant_type=refresh_token&refresh_token={token}");
+    app.send(Req::form("/oauth/token", &form).signed_with(&[SECRET], app.state.clock.now()).build())
+        .await
 }
 
 #[backend_test]
