@@ -1,8 +1,8 @@
 //! Deleting rows that have expired: recorded responses, browser sessions, refilled rate-limit
-//! buckets, signatures' bindings (PostgreSQL), consents and their sign-in links a day after they expired, and — after a week —
-//! delivered events and the record of connector calls. Lookups
-//! already ignore expired rows; this only keeps the tables small (and delivered events, which hold
-//! emails, no longer than they are useful).
+//! buckets, signatures' bindings (PostgreSQL) and account requests once they expired; consents and
+//! their sign-in links a day after; authorization codes, delivered events and the record of
+//! connector calls a week after. Lookups already ignore expired rows; this keeps the tables small,
+//! and what holds an email no longer than it is useful.
 
 use super::{Backend, Conn, StoreError, rate_limits};
 
@@ -35,6 +35,13 @@ pub fn sweep(
         conn.execute("DELETE FROM consent_links WHERE expires_at <= $1", &[day_ago.into()])?;
     deleted +=
         conn.execute("DELETE FROM pending_consents WHERE expires_at <= $1", &[day_ago.into()])?;
+    // An account request's id means nothing once expired (a new request may take it), and it
+    // holds an email. A code is kept a week past its expiry, so that one redeemed again within
+    // that time still revokes what it issued (spec: a reused code revokes its tokens).
+    deleted +=
+        conn.execute("DELETE FROM account_requests WHERE expires_at <= $1", &[now.into()])?;
+    deleted +=
+        conn.execute("DELETE FROM authorization_codes WHERE expires_at <= $1", &[before.into()])?;
     if backend == Backend::Postgres {
         deleted += rate_limits::forget_full(conn, now_ms)?;
         deleted +=

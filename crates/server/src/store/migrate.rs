@@ -72,6 +72,11 @@ const SQLITE: &[Migration] = &[
         name: "live_keys",
         sql: include_str!("../../migrations/sqlite/0012_live_keys.sql"),
     },
+    Migration {
+        version: 13,
+        name: "expiry",
+        sql: include_str!("../../migrations/sqlite/0013_expiry.sql"),
+    },
 ];
 
 /// Every PostgreSQL migration, in order: SQLite's, plus the tables only several instances need
@@ -146,6 +151,11 @@ const POSTGRES: &[Migration] = &[
         version: 14,
         name: "live_keys",
         sql: include_str!("../../migrations/postgres/0014_live_keys.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "expiry",
+        sql: include_str!("../../migrations/postgres/0015_expiry.sql"),
     },
 ];
 

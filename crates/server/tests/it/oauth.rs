@@ -291,6 +291,32 @@ async fn refreshing_keeps_a_week_of_replaced_tokens() {
     assert!(app.principal(tokens["access_token"].as_str().unwrap()).await.is_ok());
 }
 
+/// Housekeeping forgets an account request once it expired, and a code a week after it expired:
+/// until then a code redeemed again is still recognised as used.
+#[backend_test]
+async fn housekeeping_forgets_account_requests_and_codes() {
+    let app = TestApp::new().await;
+    let code = app.code_for("sweep@example.com").await;
+    app.redeem(&code).await;
+    let (now, day) = (app.state.clock.now(), 24 * 3600);
+    let sweep = |at: i64| app.state.store.sweep(at, at * 1000);
+    sweep(now).await.unwrap();
+    assert_eq!(
+        (app.count("account_requests").await, app.count("authorization_codes").await),
+        (1, 1)
+    );
+    sweep(now + day + 1).await.unwrap();
+    assert_eq!(
+        (app.count("account_requests").await, app.count("authorization_codes").await),
+        (0, 1)
+    );
+    app.token(&format!("grant_type=authorization_code&code={code}"))
+        .await
+        .assert(400, oauth("invalid_grant", "Authorization code has already been used"));
+    sweep(now + 300 + 7 * day + 1).await.unwrap();
+    assert_eq!(app.count("authorization_codes").await, 0);
+}
+
 /// A refresh signed at the test clock's now.
 async fn refresh(app: &TestApp, token: &str) -> crate::support::Reply {
     let form = format!("grant_type=refresh_token&refresh_token={token}");

@@ -261,6 +261,31 @@ async fn the_sqlite_wal_is_started_over_while_writes_go_on() {
 /// A rotation revokes a project's live keys by the index on (project_id, revoked_at), reading only
 /// the live ones: a project's revoked keys (one per rotation, forever) cost it nothing.
 #[backend_test]
+async fn housekeeping_finds_expired_requests_and_codes_through_their_indexes() {
+    let app = TestApp::new().await;
+    if app.state.store.backend() != Backend::Sqlite {
+        return; // PostgreSQL plans by table size; the indexes are the same there
+    }
+    for (table, index) in [
+        ("account_requests", "account_requests_expiry"),
+        ("authorization_codes", "authorization_codes_expiry"),
+    ] {
+        let sql = format!("EXPLAIN QUERY PLAN DELETE FROM {table} WHERE expires_at <= ?1");
+        let plan = app
+            .state
+            .store
+            .read(move |conn| {
+                let rows = conn.query(&sql, &[0.into()])?;
+                rows.iter().map(|r| r.text(3)).collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .unwrap()
+            .join("\n");
+        assert!(plan.contains(&format!("USING INDEX {index} (expires_at<?)")), "{plan}");
+    }
+}
+
+#[backend_test]
 async fn one_users_audit_events_are_found_through_their_index() {
     use provisio_server::store::audit::LIST_OF_USER;
     let app = TestApp::new().await;
