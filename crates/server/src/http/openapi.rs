@@ -171,7 +171,6 @@ pub struct SaasProjectPath {
 enum Carries {
     Nothing,
     Html,
-    Text,
     Schema(&'static str),
 }
 
@@ -182,7 +181,6 @@ fn answers(list: &[(u16, &str, Carries)]) -> BTreeMap<String, RefOr<response::Re
         match carries {
             Carries::Nothing => builder,
             Carries::Html => builder.content("text/html", Content::new(Some(String::schema()))),
-            Carries::Text => builder.content("text/plain", Content::new(Some(String::schema()))),
             Carries::Schema(name) => builder
                 .content("application/json", Content::new(Some(Ref::from_schema_name(*name)))),
         }
@@ -239,12 +237,10 @@ impl IntoResponses for ConsentFormAnswers {
         answers(&[
             (200, "HTML: check your inbox (the link form)", Carries::Html),
             (302, "to callback_url with code and state, or error=access_denied", Carries::Nothing),
-            (403, "forged form or no proof of the email", Carries::Html),
+            (403, "forged or incomplete form, or no proof of the email", Carries::Html),
             (404, "unknown, or the consent leg is not set up", Carries::Html),
             (409, "not one of the projects offered", Carries::Html),
             (410, "expired, used or superseded", Carries::Html),
-            (415, "not a form (Content-Type)", Carries::Text),
-            (422, "a form without its fields", Carries::Text),
             (429, "too many emails", Carries::Html),
             (502, "connector mode: the SaaS failed", Carries::Html),
         ])

@@ -6,7 +6,7 @@
 
 use axum::{
     Form,
-    extract::{Query, State},
+    extract::{Query, State, rejection::FormRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
@@ -80,11 +80,9 @@ pub async fn show(State(state): State<AppState>, Query(query): Query<TokenQuery>
     request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
     responses(ConsentFormAnswers)
 )]
-pub async fn send_link(State(state): State<AppState>, Form(form): Form<ConsentForm>) -> Response {
+pub async fn send_link(State(state): State<AppState>, form: Posted) -> Response {
     let Some(leg) = leg(&state) else { return unavailable(&state) };
-    if !leg.form_is_genuine(&form.consent, &form.csrf) {
-        return refused(ConsentError::Forbidden);
-    }
+    let Some(form) = genuine(&leg, form) else { return refused(ConsentError::Forbidden) };
     let now = state.clock.now();
     let address = match leg.address_of(&form.consent, now).await {
         Ok(address) => address,
@@ -181,15 +179,9 @@ pub async fn choose(
     request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
     responses(ConsentFormAnswers)
 )]
-pub async fn confirm(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<ConsentForm>,
-) -> Response {
+pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Response {
     let Some(leg) = leg(&state) else { return unavailable(&state) };
-    if !leg.form_is_genuine(&form.consent, &form.csrf) {
-        return refused(ConsentError::Forbidden);
-    }
+    let Some(form) = genuine(&leg, form) else { return refused(ConsentError::Forbidden) };
     let answer = leg.confirm(&form.consent, proof(&headers), &form.choice, state.clock.now()).await;
     to_callback(answer)
 }
@@ -203,12 +195,19 @@ pub async fn confirm(
     request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
     responses(ConsentFormAnswers)
 )]
-pub async fn decline(State(state): State<AppState>, Form(form): Form<ConsentForm>) -> Response {
+pub async fn decline(State(state): State<AppState>, form: Posted) -> Response {
     let Some(leg) = leg(&state) else { return unavailable(&state) };
-    if !leg.form_is_genuine(&form.consent, &form.csrf) {
-        return refused(ConsentError::Forbidden);
-    }
+    let Some(form) = genuine(&leg, form) else { return refused(ConsentError::Forbidden) };
     to_callback(leg.decline(&form.consent, state.clock.now()).await)
+}
+
+/// A posted consent form, as the browser sent it.
+type Posted = Result<Form<ConsentForm>, FormRejection>;
+
+/// The form, if it is one of the leg's own: complete, and its anti-forgery value bound to its
+/// consent. Anything else (fields missing, not a form at all, a forged value) is a forged form.
+fn genuine(leg: &ConsentLeg<'_>, form: Posted) -> Option<ConsentForm> {
+    form.ok().map(|Form(form)| form).filter(|form| leg.form_is_genuine(&form.consent, &form.csrf))
 }
 
 fn to_callback(answer: Result<String, ConsentError>) -> Response {

@@ -218,10 +218,21 @@ async fn forged_forms_and_missing_proof_are_refused() {
     let path = request_consent(&app, "req_csrf", "csrf@example.com").await;
     let (_, _, html) = app.browse(&path, None).await;
     let consent = field(&html, "consent");
-    for form in [format!("consent={consent}&csrf=forged"), format!("consent={consent}")] {
-        let (status, _, _) = post_form(&app, "/consent/link", &form, None).await;
-        assert!(status == 403 || status == 422, "{status} for {form}");
+    // A forged value, a missing one, or no form at all: the forged-form page, never an email.
+    for form in
+        [format!("consent={consent}&csrf=forged"), format!("consent={consent}"), String::new()]
+    {
+        for path in ["/consent/link", "/consent/confirm", "/consent/decline"] {
+            let (status, _, html) = post_form(&app, path, &form, None).await;
+            assert_eq!(status, 403, "{path} {form}");
+            assert!(html.contains("This browser has not proved the address"), "{html}");
+        }
     }
+    let not_a_form = axum::http::Request::post("/consent/link")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(format!(r#"{{"consent":"{consent}"}}"#)))
+        .unwrap();
+    assert_eq!(app.raw(not_a_form).await.0, 403);
     assert!(smtp.received().is_empty(), "no email for a forged form");
     let csrf = field(&html, "csrf");
     // Without the proof cookie, neither the choice nor the confirmation.
