@@ -108,13 +108,13 @@ impl Edge {
         call: &SignedCall,
         id: Option<i64>,
     ) -> Result<(), Response> {
+        let principal = &call.principal;
+        self.replay_safe(state, &call.signed_id, &principal.family_id, id).await?;
         let Some(once) = &self.once else {
             return Ok(());
         };
-        let (route, principal) = (self.route_of(id), &call.principal);
-        once.replay_safe(state, &call.signed_id, &principal.family_id, &route, &self.body).await?;
         let conflict = || E::idempotency_conflict(&self.raw_id);
-        once.by_key(state, &self.headers, principal, &route, &self.body, conflict).await
+        once.by_key(state, &self.headers, principal, &self.route_of(id), &self.body, conflict).await
     }
 
     fn route_of(&self, id: Option<i64>) -> String {
