@@ -139,18 +139,14 @@ impl AnsweredOnce {
         }
         if !response.status().is_success() {
             // Given back before answering, so a retry that follows at once runs.
-            for claim in held {
-                claim.release().await;
-            }
+            release_all(held).await;
             return response;
         }
         let (parts, body) = response.into_parts();
         // The answer is ours, already made: it is answered whatever its size (the work is done),
         // and recorded only when it is small enough to keep.
         let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-            for claim in held {
-                claim.release().await;
-            }
+            release_all(held).await;
             return ApiError::server_error().into_response();
         };
         if bytes.len() > MAX_RECORDED {
@@ -165,6 +161,12 @@ impl AnsweredOnce {
         let mut response = Response::from_parts(parts, Body::from(bytes));
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+async fn release_all(held: Vec<Held>) {
+    for claim in held {
+        claim.release().await;
     }
 }
 

@@ -57,13 +57,12 @@ impl FromRequest<AppState> for Admitted {
             .map_err(ApiError::from)?;
         let grant = grant(parse(&edge.headers, &edge.body)?)?;
         // Optional here, but a present signature must be valid.
-        let signed_by = match edge.headers.contains_key(SIGNATURE_HEADER) {
-            true => {
-                let signed =
-                    verify_signature(state, &edge.headers, &edge.body, &edge.target, "").await?;
-                Some(signed.orchestrator)
-            }
-            false => None,
+        let signed_by = if edge.headers.contains_key(SIGNATURE_HEADER) {
+            let signed =
+                verify_signature(state, &edge.headers, &edge.body, &edge.target, "").await?;
+            Some(signed.orchestrator)
+        } else {
+            None
         };
         if let Grant::Code { verifier: None, .. } = grant
             && signed_by.is_none()

@@ -65,21 +65,17 @@ pub fn complete(generated: utoipa::openapi::OpenApi) -> Value {
 }
 
 fn complete_operation(operation: &mut serde_json::Map<String, Value>) {
-    let schemes = |operation: &serde_json::Map<String, Value>| -> Vec<String> {
+    let (signed, optional) = {
         let requirements = operation.get("security").and_then(Value::as_array);
-        requirements
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object)
-            .flat_map(|r| r.keys().cloned())
-            .collect()
+        let requirements: Vec<_> =
+            requirements.into_iter().flatten().filter_map(Value::as_object).collect();
+        // The token endpoint's signature is optional (an empty requirement), and so is its
+        // API-Version.
+        (
+            requirements.iter().any(|r| r.contains_key("stripeSignature")),
+            requirements.iter().any(|r| r.is_empty()),
+        )
     };
-    let schemes = schemes(operation);
-    let signed = schemes.iter().any(|s| s == "stripeSignature");
-    // The token endpoint's signature is optional, and so is its API-Version.
-    let optional = operation.get("security").and_then(Value::as_array).is_some_and(|r| {
-        r.iter().any(|requirement| requirement.as_object().is_some_and(serde_json::Map::is_empty))
-    });
     let mut edge = vec![
         ("413", "request_too_large (flat)"),
         ("500", "server_error (flat)"),
