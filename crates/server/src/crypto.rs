@@ -1,5 +1,6 @@
-//! Random tokens and their at-rest form. Tokens are `<prefix>_<base64url of 32 random bytes>`; only
-//! their SHA-256 is ever stored. Values that must be read back (recorded answers, signing secrets)
+//! Random tokens and their at-rest form. Tokens are `<prefix>_<base64url of 32 random bytes>`, and
+//! those looked up by hash also say when they were made ([`ordered_token`]); only their hash is
+//! ever stored ([`token_hash`]). Values that must be read back (recorded answers, signing secrets)
 //! are sealed instead ([`seal`]).
 
 use base64::{
@@ -25,9 +26,28 @@ pub fn random_secret() -> Result<String, RandomError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The length of [`random_secret`].
+const SECRET_CHARS: usize = 43;
+/// The hex digits that say when something was made: the second (8), then the moment within it (4).
+const WHEN_DIGITS: usize = 12;
+
 /// A prefixed random token, e.g. `whsec_…`.
 pub fn random_token(prefix: &str) -> Result<String, RandomError> {
     Ok(format!("{prefix}_{}", random_secret()?))
+}
+
+/// A secret that says when it was made: [`WHEN_DIGITS`] hex digits (as in [`random_id`]), then a
+/// [`random_secret`]. For secrets stored by their hash and looked up by it: [`token_hash`] keeps
+/// those digits in front of the hash, so the index of a table of them takes new ones at its end
+/// instead of changing a page of its own somewhere in the middle for each (what the SQLite write
+/// path pays for). The 32 random bytes are the secret; when it was made is not.
+pub fn ordered_secret() -> Result<String, RandomError> {
+    Ok(format!("{}{}", when(now_secs(), now_nanos()), random_secret()?))
+}
+
+/// [`ordered_secret`] with a prefix, e.g. `pvat_6b0d2e5a8000…`.
+pub fn ordered_token(prefix: &str) -> Result<String, RandomError> {
+    Ok(format!("{prefix}_{}", ordered_secret()?))
 }
 
 /// A public identifier such as `org_692b8c3e00a1f3a9c0b2d4e6`, not secret: the second it was made
@@ -37,21 +57,48 @@ pub fn random_token(prefix: &str) -> Result<String, RandomError> {
 /// of rows, instead of each insert changing a page of its own (the SQLite write path writes every
 /// changed page).
 pub fn random_id(prefix: &str, now: i64) -> Result<String, RandomError> {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let mut bytes = [0u8; 6];
     getrandom::fill(&mut bytes).map_err(|e| RandomError(e.to_string()))?;
-    Ok(id_at(prefix, now, nanos, bytes))
+    Ok(format!("{prefix}_{}{}", when(now, now_nanos()), hex::encode(bytes)))
 }
 
-fn id_at(prefix: &str, now: i64, nanos: u32, random: [u8; 6]) -> String {
-    let second = u32::try_from(now.max(0)).unwrap_or(u32::MAX);
+/// `second` (8 hex digits), then `nanos` into it in 65,536ths (4).
+fn when(second: i64, nanos: u32) -> String {
+    let second = u32::try_from(second.max(0)).unwrap_or(u32::MAX);
     let moment = u64::from(nanos.min(999_999_999)) * 65_536 / 1_000_000_000;
-    format!("{prefix}_{second:08x}{moment:04x}{}", hex::encode(random))
+    format!("{second:08x}{moment:04x}")
 }
 
-/// The at-rest form of a token: lowercase hex SHA-256.
+fn since_epoch() -> std::time::Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
+}
+
+fn now_nanos() -> u32 {
+    since_epoch().subsec_nanos()
+}
+
+/// The at-rest form of a token: lowercase hex SHA-256, behind the digits of when it was made for
+/// one from [`ordered_secret`]. Such a token is known by its shape: [`WHEN_DIGITS`] lowercase hex
+/// digits right before the [`SECRET_CHARS`] random characters it ends with, where any other token
+/// has its prefix's `_`, or nothing.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    let hash = sha256_hex(token.as_bytes());
+    let start = token.len().checked_sub(SECRET_CHARS + WHEN_DIGITS);
+    match start.and_then(|start| token.get(start..start + WHEN_DIGITS)) {
+        Some(when) if when.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+            format!("{when}{hash}")
+        }
+        _ => hash,
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Seals `plaintext` with ChaCha20-Poly1305 under the key HMAC-SHA256(`server_secret`, `context`),
@@ -106,7 +153,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(token_hash(&a), token_hash(&a));
         assert_eq!(
-            token_hash("abc"),
+            sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
@@ -118,14 +165,36 @@ mod tests {
         assert!(a[4..].bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
         assert_ne!(a, random_id("org", 0x692b_8c3e).unwrap());
         assert!(random_id("org", 0x692b_8c3f).unwrap() > a);
-        let at = |second, nanos, last| id_at("usr", second, nanos, [0xff, 0, 0, 0, 0, last]);
-        assert_eq!(at(0x692b_8c3e, 0, 1), "usr_692b8c3e0000ff0000000001");
-        assert_eq!(at(0x692b_8c3e, 500_000_000, 1), "usr_692b8c3e8000ff0000000001");
-        assert_eq!(at(0x692b_8c3e, 999_999_999, 1), "usr_692b8c3effffff0000000001");
-        // Later in the same second sorts later, whatever the random bytes.
-        assert!(at(0x692b_8c3e, 20_000, 0) > at(0x692b_8c3e, 0, 9));
-        assert!(at(0x692b_8c3f, 0, 0) > at(0x692b_8c3e, 999_999_999, 9));
-        assert_eq!(at(-5, 0, 0), "usr_000000000000ff0000000000");
+        assert_eq!(when(0x692b_8c3e, 0), "692b8c3e0000");
+        assert_eq!(when(0x692b_8c3e, 500_000_000), "692b8c3e8000");
+        assert_eq!(when(0x692b_8c3e, 999_999_999), "692b8c3effff");
+        assert_eq!(when(0x692b_8c3e, 1_500_000_000), "692b8c3effff");
+        assert!(when(0x692b_8c3e, 20_000) > when(0x692b_8c3e, 0));
+        assert!(when(0x692b_8c3f, 0) > when(0x692b_8c3e, 999_999_999));
+        assert_eq!(when(-5, 0), "000000000000");
+    }
+
+    #[test]
+    fn ordered_tokens_keep_when_they_were_made_in_front_of_their_hash() {
+        let token = ordered_token("pvat").unwrap();
+        assert!(token.starts_with("pvat_") && token.len() == 5 + 12 + 43, "{token}");
+        let hash = token_hash(&token);
+        assert_eq!(hash, format!("{}{}", &token[5..17], sha256_hex(token.as_bytes())));
+        let code = ordered_secret().unwrap();
+        assert_eq!(code.len(), 12 + 43);
+        assert_eq!(token_hash(&code), format!("{}{}", &code[..12], sha256_hex(code.as_bytes())));
+        // Tokens made before keep the plain hash, whatever their prefix: the character before
+        // their 43 random ones is the prefix's `_`, or there is none.
+        for old in [
+            format!("pvat_{}", random_secret().unwrap()),
+            random_secret().unwrap(),
+            format!("0123456789abcdef_{}", random_secret().unwrap()),
+            format!("x{}", random_secret().unwrap()),
+        ] {
+            assert_eq!(token_hash(&old), sha256_hex(old.as_bytes()), "{old}");
+        }
+        assert_eq!(token_hash("abc"), sha256_hex(b"abc"));
+        assert_eq!(token_hash("é".repeat(40).as_str()).len(), 64, "not on a character boundary");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 pub use crate::store::admin::{ProjectView, UserSummary};
 use crate::{
-    crypto::random_token,
+    crypto::ordered_token,
     domain::accounts::normalize_email,
     store::{Query, Store, StoreError, accounts as sql, admin as admin_sql},
 };
@@ -81,7 +81,7 @@ pub async fn create_demo_project(
             if !admin_sql::organization_exists(conn, &org)? {
                 return Err(AdminError::NotFound(format!("organization {org}")));
             }
-            Ok(sql::insert_project(conn, &org, &name, true, &random_token("pub")?, now)?)
+            Ok(sql::insert_project(conn, &org, &name, true, &ordered_token("pub")?, now)?)
         })
         .await
 }

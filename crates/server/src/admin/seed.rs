@@ -2,7 +2,7 @@
 //! projects) so benchmarks can measure linking against a populated database.
 
 use crate::{
-    crypto::{RandomError, random_token},
+    crypto::{RandomError, ordered_token},
     store::{Store, StoreError, accounts as sql},
 };
 
@@ -95,7 +95,7 @@ async fn batch(
                         &org_id,
                         &format!("Project {p}"),
                         false,
-                        &random_token("pub")?,
+                        &ordered_token("pub")?,
                         now,
                     )?;
                     first.get_or_insert(id);

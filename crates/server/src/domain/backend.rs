@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::resources::ResourceError;
 use crate::{
-    crypto::{random_token, token_hash},
+    crypto::{ordered_token, token_hash},
     store::{
         Conn, accounts as accounts_sql,
         resources::{self as sql, ResourceRow},
@@ -95,7 +95,7 @@ impl ResourceBackend for Analytics {
                 organization_id,
                 name,
                 false,
-                &random_token("pub")?,
+                &ordered_token("pub")?,
                 now,
             )?),
         }
@@ -116,8 +116,10 @@ impl ResourceBackend for Analytics {
         now: i64,
     ) -> Result<Access, ResourceError> {
         sql::revoke_personal_keys(conn, resource.project_id, Some(PROVISIONING), now)?;
-        let key = random_token(PERSONAL_KEY_PREFIX)?;
-        let prefix: String = key.chars().take(PERSONAL_KEY_PREFIX.len() + 8).collect();
+        let key = ordered_token(PERSONAL_KEY_PREFIX)?;
+        // Shown in the dashboard: the prefix, when the key was made (nearly unique on its own)
+        // and 4 of its random characters.
+        let prefix: String = key.chars().take(PERSONAL_KEY_PREFIX.len() + 1 + 12 + 4).collect();
         let label = format!("Provisioned by {label}");
         sql::insert_personal_key(
             conn,
@@ -172,7 +174,7 @@ fn new_project_key(
         conn,
         resource.project_id,
         &resource.api_key,
-        &random_token("pub")?,
+        &ordered_token("pub")?,
         now,
     )?;
     Ok(())

@@ -155,7 +155,10 @@ async fn stripe_payment_intent(
         .bearer_auth(secret_key)
         .header(
             "Idempotency-Key",
-            format!("provisio-{organization_id}-{service_id}-{}", crate::crypto::token_hash(token)),
+            format!(
+                "provisio-{organization_id}-{service_id}-{}",
+                crate::crypto::sha256_hex(token.as_bytes())
+            ),
         )
         .form(&form)
         .send()

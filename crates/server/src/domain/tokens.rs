@@ -2,7 +2,7 @@
 
 use super::Internal;
 use crate::{
-    crypto::{random_id, random_token, token_hash},
+    crypto::{ordered_token, random_id, token_hash},
     orchestrators::TokenSettings,
     store::{
         Conn,
@@ -40,8 +40,8 @@ pub fn issue_pair(
     settings: &TokenSettings,
     now: i64,
 ) -> Result<IssuedTokens, Internal> {
-    let access_token = random_token(&settings.access_token_prefix)?;
-    let refresh_token = random_token(&settings.refresh_token_prefix)?;
+    let access_token = ordered_token(&settings.access_token_prefix)?;
+    let refresh_token = ordered_token(&settings.refresh_token_prefix)?;
     let expires_in = settings.access_token_ttl_secs;
     sql::insert_access_token(
         conn,

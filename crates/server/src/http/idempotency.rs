@@ -24,11 +24,10 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use sha2::Sha256;
 
 use super::reply::{ApiError, json_bytes};
 use crate::{
-    crypto::{self, token_hash},
+    crypto,
     domain::auth::Principal,
     metrics,
     state::AppState,
@@ -114,8 +113,8 @@ impl AnsweredOnce {
         ttl: i64,
         conflict: impl FnOnce() -> ApiError,
     ) -> Result<(), Response> {
-        let key_hash = token_hash(&scope);
-        let request_hash = hex::encode(<Sha256 as sha2::Digest>::digest(body));
+        let key_hash = crypto::sha256_hex(scope.as_bytes());
+        let request_hash = crypto::sha256_hex(body);
         match take_turn(state, &key_hash, &request_hash).await {
             Ok(Turn::Run) => {}
             Ok(Turn::Replay(recorded)) => return Err(replay(state, &scope, &recorded)),

@@ -13,7 +13,7 @@ use provisio_protocol::{FlatError, envelope::FlatCode, signature::SIGNATURE_HEAD
 use std::sync::Arc;
 
 use super::reply::ApiError;
-use crate::{crypto::token_hash, orchestrators::Orchestrator, state::AppState};
+use crate::{crypto, orchestrators::Orchestrator, state::AppState};
 
 /// The request body exactly as received, within the configured size limit.
 pub struct RawBody(pub Bytes);
@@ -96,7 +96,7 @@ pub async fn verify_signature(
     // Kept while the signature verifies: |now - timestamp| <= tolerance.
     let expires_at =
         timestamp.saturating_add(i64::try_from(tolerance).unwrap_or(i64::MAX)).saturating_add(1);
-    let use_hash = token_hash(&format!("{caller}\n{}", signed.id));
+    let use_hash = crypto::sha256_hex(format!("{caller}\n{}", signed.id).as_bytes());
     let (store, now) = (&state.store, state.clock.now());
     let bound = if target.changes_state() {
         store.bind_signature(&use_hash, &target.0, now, expires_at).await

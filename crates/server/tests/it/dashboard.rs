@@ -135,7 +135,7 @@ async fn a_link_opens_one_session_and_the_project_page() {
         rotated.json["complete"]["access_configuration"]["api_key"].as_str().unwrap().to_string();
     let (_, _, html) = app.browse(&format!("/projects/{id}"), Some(&cookie)).await;
     assert!(html.contains(&new_key) && !html.contains(&old_key));
-    let old_row = html.split("<tr>").find(|row| row.contains(&personal[..12])).unwrap();
+    let old_row = html.split("<tr>").find(|row| row.contains(&personal[..21])).unwrap();
     assert!(
         old_row.contains("2026-01-01T00:00:00Z</td><td>2026-01-01T00:00:00Z"),
         "revoked at rotation: {old_row}"

@@ -40,7 +40,7 @@ async fn create_answers_the_primary_project_with_fresh_credentials() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(personal.starts_with("pvpk_") && personal.len() == 48);
+    assert!(personal.starts_with("pvpk_") && personal.len() == 5 + 12 + 43);
     assert_eq!(
         reply.json,
         json!({"status":"complete","id":primary,"complete":{"access_configuration":{
@@ -52,7 +52,7 @@ async fn create_answers_the_primary_project_with_fresh_credentials() {
         app.scalar_text("SELECT key_hash FROM personal_keys").await,
         provisio_server::crypto::token_hash(&personal)
     );
-    assert_eq!(app.scalar_text("SELECT prefix FROM personal_keys").await, personal[..12]);
+    assert_eq!(app.scalar_text("SELECT prefix FROM personal_keys").await, personal[..21]);
 
     // Again without project_id: the same resource, a new personal key, the old one revoked.
     let again = app.provision(&access, &json!({})).await;

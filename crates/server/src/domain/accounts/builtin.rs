@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     audit::Actor,
-    crypto::{random_id, random_token},
+    crypto::{ordered_token, random_id},
     orchestrators::{LinkingPolicy, Orchestrator},
     store::{
         Conn, Store,
@@ -131,7 +131,7 @@ pub(super) fn new_project(
     name: &str,
     now: i64,
 ) -> Result<ProjectRef, AccountError> {
-    let api_key = random_token("pub")?;
+    let api_key = ordered_token("pub")?;
     let id = sql::insert_project(conn, organization_id, name, false, &api_key, now)?;
     Ok(ProjectRef { id, organization_id: organization_id.to_string() })
 }
