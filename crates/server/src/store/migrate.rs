@@ -77,6 +77,11 @@ const SQLITE: &[Migration] = &[
         name: "expiry",
         sql: include_str!("../../migrations/sqlite/0013_expiry.sql"),
     },
+    Migration {
+        version: 14,
+        name: "code_family",
+        sql: include_str!("../../migrations/sqlite/0014_code_family.sql"),
+    },
 ];
 
 /// Every PostgreSQL migration, in order: SQLite's, plus the tables only several instances need
@@ -156,6 +161,11 @@ const POSTGRES: &[Migration] = &[
         version: 15,
         name: "expiry",
         sql: include_str!("../../migrations/postgres/0015_expiry.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "code_family",
+        sql: include_str!("../../migrations/postgres/0016_code_family.sql"),
     },
 ];
 

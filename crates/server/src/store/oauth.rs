@@ -137,6 +137,13 @@ pub fn insert_family(
          scopes, code_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[&[family_id.into()], &grant.params()[..], &[code_hash.into(), now.into()]].concat(),
     )?;
+    if let Some(code_hash) = code_hash {
+        // The code's row was just claimed: naming the family there writes no other page.
+        conn.defer(
+            "UPDATE authorization_codes SET family_id = $2 WHERE code_hash = $1",
+            &[code_hash.into(), family_id.into()],
+        )?;
+    }
     add_family_project(conn, family_id, grant.project_id)
 }
 
@@ -206,8 +213,19 @@ pub fn rotated_refresh_family(
     .transpose()
 }
 
-/// The families issued from a code.
+/// The families issued from a code: the one its row names. A code redeemed before codes named
+/// their family (by a version older than migration `code_family`, which named them for the codes
+/// it found; afterwards only by an older instance still running beside a newer one) is looked up
+/// the old way, among the families that remember it: a scan, since that index is gone, for a
+/// code that is deleted a week after it expired.
 pub fn families_of_code(conn: &mut dyn Conn, code_hash: &str) -> Result<Vec<String>, StoreError> {
+    let named = conn.query_opt(
+        "SELECT family_id FROM authorization_codes WHERE code_hash = $1 AND family_id IS NOT NULL",
+        &[code_hash.into()],
+    )?;
+    if let Some(row) = named {
+        return Ok(vec![row.text(0)?]);
+    }
     conn.query("SELECT id FROM token_families WHERE code_hash = $1", &[code_hash.into()])?
         .iter()
         .map(|r| r.text(0))

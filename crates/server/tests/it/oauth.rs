@@ -210,6 +210,38 @@ async fn a_second_redemption_fails_and_revokes_what_the_first_issued() {
     .assert(400, oauth("invalid_grant", "Invalid refresh token"));
 }
 
+/// A redeemed code names its family, which a second redemption revokes through the code's row.
+/// A code redeemed before codes named their family is still traced to it (the families remember
+/// their code), and migration `code_family` names the family for such codes.
+#[backend_test]
+async fn a_redeemed_code_names_its_family_and_older_redemptions_are_still_traced() {
+    let app = TestApp::new().await;
+    let code = app.code_for("named@example.com").await;
+    let first = app.redeem(&code).await;
+    let family = app.scalar_text("SELECT id FROM token_families").await;
+    let named = "SELECT family_id FROM authorization_codes";
+    assert_eq!(app.scalar_text(named).await, family);
+
+    // As a redemption by an older version left it: the family remembers the code, the code
+    // names nothing.
+    app.exec("UPDATE authorization_codes SET family_id = NULL").await;
+    let migration = include_str!("../../migrations/sqlite/0014_code_family.sql");
+    assert_eq!(migration, include_str!("../../migrations/postgres/0016_code_family.sql"));
+    let backfill = migration.split(';').find(|s| s.trim_start().starts_with("UPDATE")).unwrap();
+    app.exec(backfill).await;
+    assert_eq!(app.scalar_text(named).await, family, "the migration names the family");
+
+    app.exec("UPDATE authorization_codes SET family_id = NULL").await;
+    app.token(&format!("grant_type=authorization_code&code={code}"))
+        .await
+        .assert(400, oauth("invalid_grant", "Authorization code has already been used"));
+    assert!(matches!(
+        app.principal(first["access_token"].as_str().unwrap()).await,
+        Err(AuthError::Invalid)
+    ));
+    assert_eq!(app.scalar_text("SELECT revoked_reason FROM token_families").await, "code_reuse");
+}
+
 #[backend_test]
 async fn refresh_rotates_both_tokens_and_kills_the_old_access_token_at_once() {
     let app = TestApp::new().await;
