@@ -41,8 +41,10 @@ pub fn random_token(prefix: &str) -> Result<String, RandomError> {
 /// those digits in front of the hash, so the index of a table of them takes new ones at its end
 /// instead of changing a page of its own somewhere in the middle for each (what the SQLite write
 /// path pays for). The 32 random bytes are the secret; when it was made is not.
-pub fn ordered_secret() -> Result<String, RandomError> {
-    Ok(format!("{}{}", when(now_secs(), now_nanos()), random_secret()?))
+fn ordered_secret() -> Result<String, RandomError> {
+    let now = since_epoch();
+    let second = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    Ok(format!("{}{}", when(second, now.subsec_nanos()), random_secret()?))
 }
 
 /// [`ordered_secret`] with a prefix, e.g. `pvat_6b0d2e5a8000…`.
@@ -59,7 +61,7 @@ pub fn ordered_token(prefix: &str) -> Result<String, RandomError> {
 pub fn random_id(prefix: &str, now: i64) -> Result<String, RandomError> {
     let mut bytes = [0u8; 6];
     getrandom::fill(&mut bytes).map_err(|e| RandomError(e.to_string()))?;
-    Ok(format!("{prefix}_{}{}", when(now, now_nanos()), hex::encode(bytes)))
+    Ok(format!("{prefix}_{}{}", when(now, since_epoch().subsec_nanos()), hex::encode(bytes)))
 }
 
 /// `second` (8 hex digits), then `nanos` into it in 65,536ths (4).
@@ -71,14 +73,6 @@ fn when(second: i64, nanos: u32) -> String {
 
 fn since_epoch() -> std::time::Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
-}
-
-fn now_secs() -> i64 {
-    i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
-}
-
-fn now_nanos() -> u32 {
-    since_epoch().subsec_nanos()
 }
 
 /// The at-rest form of a token: lowercase hex SHA-256, behind the digits of when it was made for
