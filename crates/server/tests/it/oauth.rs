@@ -195,6 +195,21 @@ async fn a_second_redemption_fails_and_revokes_what_the_first_issued() {
     let app = TestApp::new().await;
     let code = app.code_for("twice@example.com").await;
     let first = app.redeem(&code).await;
+    redeem_again_and_see_the_first_tokens_revoked(&app, &code, &first).await;
+    app.token(&format!(
+        "grant_type=refresh_token&refresh_token={}",
+        first["refresh_token"].as_str().unwrap()
+    ))
+    .await
+    .assert(400, oauth("invalid_grant", "Invalid refresh token"));
+}
+
+/// A second redemption of `code` is refused, and the access token the first issued is dead.
+async fn redeem_again_and_see_the_first_tokens_revoked(
+    app: &TestApp,
+    code: &str,
+    first: &serde_json::Value,
+) {
     app.token(&format!("grant_type=authorization_code&code={code}"))
         .await
         .assert(400, oauth("invalid_grant", "Authorization code has already been used"));
@@ -202,12 +217,6 @@ async fn a_second_redemption_fails_and_revokes_what_the_first_issued() {
         app.principal(first["access_token"].as_str().unwrap()).await,
         Err(AuthError::Invalid)
     ));
-    app.token(&format!(
-        "grant_type=refresh_token&refresh_token={}",
-        first["refresh_token"].as_str().unwrap()
-    ))
-    .await
-    .assert(400, oauth("invalid_grant", "Invalid refresh token"));
 }
 
 /// A redeemed code names its family, which a second redemption revokes through the code's row.
@@ -232,13 +241,7 @@ async fn a_redeemed_code_names_its_family_and_older_redemptions_are_still_traced
     assert_eq!(app.scalar_text(named).await, family, "the migration names the family");
 
     app.exec("UPDATE authorization_codes SET family_id = NULL").await;
-    app.token(&format!("grant_type=authorization_code&code={code}"))
-        .await
-        .assert(400, oauth("invalid_grant", "Authorization code has already been used"));
-    assert!(matches!(
-        app.principal(first["access_token"].as_str().unwrap()).await,
-        Err(AuthError::Invalid)
-    ));
+    redeem_again_and_see_the_first_tokens_revoked(&app, &code, &first).await;
     assert_eq!(app.scalar_text("SELECT revoked_reason FROM token_families").await, "code_reuse");
 }
 
